@@ -1,0 +1,2 @@
+// Importing this module registers every op definition.
+import "./elementwise.js";

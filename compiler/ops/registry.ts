@@ -1,0 +1,116 @@
+import type { AttrSchema, AttrValue, Attrs } from "../ir/attrs.js";
+import { attr, optAttr } from "../ir/attrs.js";
+import type { Dim } from "../ir/sym.js";
+import type { Tensor } from "../ir/tensor.js";
+import type { TensorType } from "../ir/types.js";
+
+/** An error in an op's use (bad shapes, bad attributes); the caller adds the node's location. */
+export class OpError extends Error {}
+
+export interface PortSpec {
+  readonly name: string;
+  /** May be absent (null input, or fewer outputs requested). */
+  readonly optional?: boolean;
+  /** Takes all remaining inputs (Concat, Max...). Only the last port may be variadic. */
+  readonly variadic?: boolean;
+}
+
+/** What shape inference sees of a node. */
+export interface InferCtx {
+  readonly op: string;
+  readonly attrs: Attrs;
+  readonly inputs: readonly (TensorType | null)[];
+  /** How many outputs the node has (ops with optional outputs look at this). */
+  readonly numOutputs: number;
+  /** Attribute with the schema default applied. */
+  attr<T extends AttrValue>(name: string): T;
+  optAttr<T extends AttrValue>(name: string): T | undefined;
+  /**
+   * The element values of input `i` when known at compile time (constants and shape
+   * arithmetic such as Shape -> Gather -> Concat), possibly symbolic. Only for small integer tensors.
+   */
+  known(i: number): readonly Dim[] | undefined;
+  /**
+   * A data-dependent dimension (e.g. an adaptive keep count) of output `output`, axis `axis`,
+   * bounded by `capacity`. Inference mints a fresh graph symbol; verification returns the declared one.
+   */
+  dataDim(output: number, axis: number, capacity: Dim, hint: string): Dim;
+  fail(message: string): never;
+}
+
+/** What a reference implementation sees besides its inputs. */
+export interface RefCtx {
+  readonly attrs: Attrs;
+  readonly numOutputs: number;
+  attr<T extends AttrValue>(name: string): T;
+  optAttr<T extends AttrValue>(name: string): T | undefined;
+}
+
+/**
+ * Everything about one op, declared once: ports, attribute schema, symbolic shape/type
+ * inference and the reference semantics every backend is checked against.
+ */
+export interface OpDef {
+  readonly name: string;
+  readonly doc: string;
+  readonly inputs: readonly PortSpec[];
+  readonly outputs: readonly PortSpec[];
+  readonly attrs: AttrSchema;
+  /** Output types, one per output of the node. Throws (via ctx.fail) on invalid use. */
+  infer(ctx: InferCtx): TensorType[];
+  /** The executable spec: computes outputs from concrete inputs (null for absent optionals). */
+  reference(inputs: readonly (Tensor | null)[], ctx: RefCtx): Tensor[];
+  /**
+   * Compile-time evaluation over known small integer values (shape arithmetic); returns the
+   * element values of output 0, or undefined when they cannot be known.
+   */
+  symbolic?(ctx: InferCtx): readonly Dim[] | undefined;
+  /** Multiply-add count ×2 (or elementwise op count) for reports; inputs/outputs are inferred types. */
+  flops?(ctx: InferCtx, outputs: readonly TensorType[]): Dim;
+  /** Ops with no side effects and deterministic results may be constant-folded and removed when dead. */
+  readonly pure?: boolean;
+}
+
+const REGISTRY = new Map<string, OpDef>();
+
+export function registerOp(def: OpDef): OpDef {
+  if (REGISTRY.has(def.name)) throw new Error(`op '${def.name}' is defined twice`);
+  const variadic = def.inputs.findIndex((p) => p.variadic);
+  if (variadic >= 0 && variadic !== def.inputs.length - 1)
+    throw new Error(`op '${def.name}': only the last input may be variadic`);
+  REGISTRY.set(def.name, def);
+  return def;
+}
+
+export function getOp(name: string): OpDef | undefined {
+  return REGISTRY.get(name);
+}
+
+export function allOps(): readonly OpDef[] {
+  return [...REGISTRY.values()];
+}
+
+/** A RefCtx for an op definition and attrs. */
+export function refCtx(def: OpDef, attrs: Attrs, numOutputs: number): RefCtx {
+  return {
+    attrs,
+    numOutputs,
+    attr: <T extends AttrValue>(name: string) => attr<T>(def.attrs, attrs, name),
+    optAttr: <T extends AttrValue>(name: string) => optAttr<T>(def.attrs, attrs, name),
+  };
+}
+
+/** Checks the number of inputs/outputs against the op's ports; returns problems. */
+export function checkArity(def: OpDef, numInputs: number, numOutputs: number): string[] {
+  const errs: string[] = [];
+  const req = (ps: readonly PortSpec[]) => ps.filter((p) => !p.optional && !p.variadic).length;
+  const variadic = def.inputs.some((p) => p.variadic);
+  if (numInputs < req(def.inputs)) errs.push(`${def.name} needs at least ${req(def.inputs)} inputs, got ${numInputs}`);
+  if (!variadic && numInputs > def.inputs.length)
+    errs.push(`${def.name} takes at most ${def.inputs.length} inputs, got ${numInputs}`);
+  if (numOutputs < req(def.outputs))
+    errs.push(`${def.name} needs at least ${req(def.outputs)} outputs, got ${numOutputs}`);
+  if (numOutputs > def.outputs.length)
+    errs.push(`${def.name} has at most ${def.outputs.length} outputs, got ${numOutputs}`);
+  return errs;
+}
