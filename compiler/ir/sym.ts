@@ -173,7 +173,7 @@ export function ceildiv(a: Dim, b: Dim): Dim {
 function divide(k: "floordiv" | "ceildiv", a: Dim, b: Dim): Dim {
   if (typeof b === "number") {
     if (b <= 0) throw new DimError(`${k} by non-positive ${b}`);
-    if (typeof a === "number") return k === "floordiv" ? Math.floor(a / b) : Math.ceil(a / b);
+    if (typeof a === "number") return checkInt(k === "floordiv" ? Math.floor(a / b) : Math.ceil(a / b));
     if (b === 1) return a;
     // Pull out terms (and the constant's multiple of b) that b divides exactly.
     const q = Math.floor(a.c / b);
@@ -345,7 +345,7 @@ function evalAtom(a: Atom, env: DimEnv): number {
       const x = evalDim(a.a, env);
       const y = evalDim(a.b, env);
       if (y <= 0) throw new DimError(`${a.k} by non-positive ${y}`);
-      return a.k === "floordiv" ? Math.floor(x / y) : Math.ceil(x / y);
+      return checkInt(a.k === "floordiv" ? Math.floor(x / y) : Math.ceil(x / y));
     }
     case "min":
       return Math.min(...a.args.map((x) => evalDim(x, env)));

@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { DType } from "../../compiler/ir/dtype.js";
+import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
+
+/** The repository root, found from this file whether it runs from test/ (tsx) or dist/test/ (compiled). */
+export const repoRoot: string = (() => {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, "package.json"))) {
+    const up = dirname(d);
+    if (up === d) throw new Error("package.json not found above " + fileURLToPath(import.meta.url));
+    d = up;
+  }
+  return d;
+})();
+
+/** `../shared` beside the repository (real models and data). */
+export const sharedDir = join(repoRoot, "..", "shared");
+
+export function t(dtype: DType, shape: number[], values: number[]): Tensor {
+  return makeTensor(dtype, shape, values);
+}
+
+/** Asserts dtype, shape and values within `tol` (absolute + relative), reporting the first mismatch. */
+export function assertClose(actual: Tensor, expected: Tensor, tol = 1e-5, what = "tensor"): void {
+  assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
+  assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
+  for (let i = 0; i < expected.data.length; i++) {
+    const a = actual.data[i];
+    const e = expected.data[i];
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (a === e) continue;
+    const ok = Math.abs(a - e) <= tol * (1 + Math.abs(e));
+    if (!ok) assert.fail(`${what}: element ${i} is ${a}, expected ${e} (tol ${tol})`);
+  }
+}
