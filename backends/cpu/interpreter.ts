@@ -89,7 +89,7 @@ export function runGraph(g: Graph, inputs: ReadonlyMap<string, Tensor>, opts: Ru
     const args = n.inputs.map((v) => (v ? vals.get(v)! : null));
     let outs: Tensor[];
     try {
-      outs = def.reference(args, refCtx(def, n.attrs, n.outputs.length));
+      outs = def.reference(args, refCtx(def, n.attrs, n.outputs.length, env));
     } catch (e) {
       if (e instanceof OpError) throw new RunError(`${where}: ${n.op}: ${e.message}`);
       throw e;

@@ -1,6 +1,6 @@
 import type { AttrSchema, AttrValue, Attrs } from "../ir/attrs.js";
 import { attr, optAttr } from "../ir/attrs.js";
-import type { Dim } from "../ir/sym.js";
+import type { Dim, DimEnv } from "../ir/sym.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { TensorType } from "../ir/types.js";
 
@@ -44,6 +44,8 @@ export interface RefCtx {
   readonly numOutputs: number;
   attr<T extends AttrValue>(name: string): T;
   optAttr<T extends AttrValue>(name: string): T | undefined;
+  /** Symbol bindings of the run, for ops whose attributes are symbolic dims (tokens.prune `keep`). */
+  readonly env?: DimEnv;
 }
 
 /**
@@ -91,10 +93,11 @@ export function allOps(): readonly OpDef[] {
 }
 
 /** A RefCtx for an op definition and attrs. */
-export function refCtx(def: OpDef, attrs: Attrs, numOutputs: number): RefCtx {
+export function refCtx(def: OpDef, attrs: Attrs, numOutputs: number, env?: DimEnv): RefCtx {
   return {
     attrs,
     numOutputs,
+    ...(env ? { env } : {}),
     attr: <T extends AttrValue>(name: string) => attr<T>(def.attrs, attrs, name),
     optAttr: <T extends AttrValue>(name: string) => optAttr<T>(def.attrs, attrs, name),
   };
