@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { DType } from "../../compiler/ir/dtype.js";
 import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
+import { repoRootFrom } from "../../scripts/paths.js";
 
 /** The repository root, found from this file whether it runs from test/ (tsx) or dist/test/ (compiled). */
-export const repoRoot: string = (() => {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, "package.json"))) {
-    const up = dirname(d);
-    if (up === d) throw new Error("package.json not found above " + fileURLToPath(import.meta.url));
-    d = up;
-  }
-  return d;
-})();
+export const repoRoot: string = repoRootFrom(import.meta.url);
 
 /** `../shared` beside the repository (real models and data). */
 export const sharedDir = join(repoRoot, "..", "shared");
