@@ -1,2 +1,5 @@
 // Importing this module registers every op definition.
 import "./elementwise.js";
+import "./linalg.js";
+import "./norm.js";
+import "./reduce.js";
