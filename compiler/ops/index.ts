@@ -3,3 +3,5 @@ import "./elementwise.js";
 import "./linalg.js";
 import "./norm.js";
 import "./reduce.js";
+import "./attention.js";
+import "./tokens.js";

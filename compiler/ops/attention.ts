@@ -1,0 +1,186 @@
+import { isFloat } from "../ir/dtype.js";
+import { type Dim, add, dimEquals, mod, mul, printDim } from "../ir/sym.js";
+import { makeTensor, type Tensor } from "../ir/tensor.js";
+import { tensorType, type TensorType } from "../ir/types.js";
+import { type InferCtx, registerOp } from "./registry.js";
+import { broadcastIndex, input, shapeStr } from "./util.js";
+
+/** Which per-key importance score the fused attention also emits (see the `attention` doc). */
+export type ScoreKind = "none" | "cls" | "colsum";
+
+/** Fails unless `dims` broadcasts to exactly `target` (numpy rules, aligned right). */
+export function requireBroadcastableTo(
+  ctx: InferCtx,
+  what: string,
+  dims: readonly Dim[],
+  target: readonly Dim[],
+): void {
+  const off = target.length - dims.length;
+  const ok = off >= 0 && dims.every((d, i) => d === 1 || dimEquals(d, target[off + i]));
+  if (!ok) ctx.fail(`${what} of shape ${shapeStr(dims)} does not broadcast to ${shapeStr(target)}`);
+}
+
+function rank4(ctx: InferCtx, i: number, name: string): TensorType {
+  const t = input(ctx, i);
+  if (t.dims.length !== 4) ctx.fail(`${name} must have rank 4 [B, H, N, D], got ${shapeStr(t.dims)}`);
+  if (!isFloat(t.dtype)) ctx.fail(`${name} must be a float tensor, got ${t.dtype}`);
+  return t;
+}
+
+function same(ctx: InferCtx, what: string, a: Dim, b: Dim): void {
+  if (!dimEquals(a, b)) ctx.fail(`${what} differ: ${printDim(a)} and ${printDim(b)}`);
+}
+
+/**
+ * `attention(q, k, v, mask?, bias?) -> out, importance?`, fused scaled-dot-product attention.
+ *
+ * Shapes: q `[B, Hq, Nq, D]`, k `[B, Hkv, Nk, D]`, v `[B, Hkv, Nk, Dv]` (heads already split),
+ * `Hq % Hkv == 0`; query head `h` reads kv head `floor(h / (Hq / Hkv))` (grouped-query attention).
+ * `mask` (bool) and `bias` (float, any float dtype) broadcast to `[B, Hq, Nq, Nk]`.
+ *
+ * For each (b, h, i): `s_j = scale * dot(q[b,h,i], k[b,g,j]) + bias[b,h,i,j]` over the *allowed*
+ * keys j: `mask[b,h,i,j]` is true (or no mask) and, when `causal`, `j <= i + (Nk - Nq)`.
+ * `p_j = exp(s_j - m) / sum_j' exp(s_j' - m)` with `m` the max allowed score, 0 for other keys;
+ * `out[b,h,i] = sum_j p_j v[b,g,j]`. A row with no allowed key, or whose allowed scores are all
+ * -inf, has p = 0 and out = 0 (never NaN). `scale` defaults to `1/sqrt(D)`.
+ *
+ * `importance` (f32 `[B, Nk]`, present iff `scores != "none"`): `"cls"` gives
+ * `(1/Hq) sum_h p[b,h,0,j]` (query 0 is the CLS token); `"colsum"` gives
+ * `(1/Hq) sum_h sum_i p[b,h,i,j]` (H2O / SnapKV column sums). `out` has q's dtype; the
+ * reference accumulates in f64.
+ */
+export const attentionDef = registerOp({
+  name: "attention",
+  doc: "Fused multi-head (grouped-query) scaled-dot-product attention with optional mask, additive bias, causal masking and per-key importance scores.",
+  inputs: [
+    { name: "q" },
+    { name: "k" },
+    { name: "v" },
+    { name: "mask", optional: true },
+    { name: "bias", optional: true },
+  ],
+  outputs: [{ name: "out" }, { name: "importance", optional: true }],
+  attrs: {
+    scale: { kind: "float", optional: true, doc: "Score multiplier; 1/sqrt(D) when absent." },
+    causal: { kind: "bool", default: false, doc: "Query i attends keys j <= i + (Nk - Nq)." },
+    scores: {
+      kind: "string",
+      default: "none",
+      oneOf: ["none", "cls", "colsum"],
+      doc: "Importance output kind.",
+    },
+  },
+  pure: true,
+  infer(ctx) {
+    const q = rank4(ctx, 0, "q");
+    const k = rank4(ctx, 1, "k");
+    const v = rank4(ctx, 2, "v");
+    const [B, Hq, Nq, D] = q.dims;
+    const [, Hkv, Nk] = k.dims;
+    if (k.dtype !== q.dtype || v.dtype !== q.dtype)
+      ctx.fail(`q, k, v dtypes differ: ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+    same(ctx, "batch sizes of q and k", B, k.dims[0]);
+    same(ctx, "batch sizes of q and v", B, v.dims[0]);
+    same(ctx, "head dims of q and k", D, k.dims[3]);
+    same(ctx, "kv head counts of k and v", Hkv, v.dims[1]);
+    same(ctx, "key counts of k and v", Nk, v.dims[2]);
+    if (Hkv === 0) ctx.fail("k has no heads");
+    const rem = mod(Hq, Hkv);
+    if (typeof rem === "number" && rem !== 0)
+      ctx.fail(`Hq = ${printDim(Hq)} is not a multiple of Hkv = ${printDim(Hkv)}`);
+    const target = [B, Hq, Nq, Nk];
+    const mask = ctx.inputs[3];
+    if (mask) {
+      if (mask.dtype !== "bool") ctx.fail(`mask must be bool, got ${mask.dtype}`);
+      requireBroadcastableTo(ctx, "mask", mask.dims, target);
+    }
+    const bias = ctx.inputs[4];
+    if (bias) {
+      if (!isFloat(bias.dtype)) ctx.fail(`bias must be a float tensor, got ${bias.dtype}`);
+      requireBroadcastableTo(ctx, "bias", bias.dims, target);
+    }
+    const scores = ctx.attr<ScoreKind>("scores");
+    if (ctx.numOutputs === 2 && scores === "none")
+      ctx.fail(`the importance output needs scores = "cls" or "colsum"`);
+    if (ctx.numOutputs === 1 && scores !== "none")
+      ctx.fail(`scores = "${scores}" needs the importance output`);
+    const out = tensorType(q.dtype, [B, Hq, Nq, v.dims[3]], q.axes);
+    const importance = tensorType("f32", [B, Nk], k.axes ? [k.axes[0], k.axes[2]] : undefined);
+    return ctx.numOutputs === 2 ? [out, importance] : [out];
+  },
+  reference([q, k, v, mask, bias], ctx) {
+    return attentionReference(q!, k!, v!, mask ?? null, bias ?? null, {
+      scale: ctx.optAttr<number>("scale"),
+      causal: ctx.attr<boolean>("causal"),
+      scores: ctx.attr<ScoreKind>("scores"),
+    });
+  },
+  flops(ctx, outs) {
+    const [B, Hq, Nq, D] = input(ctx, 0).dims;
+    const Nk = input(ctx, 1).dims[2];
+    const Dv = outs[0].dims[3];
+    const pairs = mul(B, Hq, Nq, Nk);
+    // Two matmuls (2*D and 2*Dv per pair), plus ~5 per pair for scale/bias, max, exp, sum, divide.
+    return add(mul(2, pairs, add(D, Dv)), mul(5, pairs));
+  },
+});
+
+export interface AttentionOptions {
+  readonly scale?: number;
+  readonly causal: boolean;
+  readonly scores: ScoreKind;
+}
+
+/** The reference semantics of `attention` on concrete tensors (exported for backends' tests). */
+export function attentionReference(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  bias: Tensor | null,
+  opts: AttentionOptions,
+): Tensor[] {
+  const [B, Hq, Nq, D] = q.shape;
+  const [, Hkv, Nk] = k.shape;
+  const Dv = v.shape[3];
+  const group = Hq / Hkv;
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const full = [B, Hq, Nq, Nk];
+  const mIdx = mask ? broadcastIndex(mask.shape, full) : undefined;
+  const bIdx = bias ? broadcastIndex(bias.shape, full) : undefined;
+  const out = new Float64Array(B * Hq * Nq * Dv);
+  const imp = new Float64Array(B * Nk);
+  const s = new Float64Array(Nk);
+  const allowed = new Uint8Array(Nk);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < Hq; h++) {
+      const g = Math.floor(h / group);
+      const kBase = (b * Hkv + g) * Nk;
+      for (let i = 0; i < Nq; i++) {
+        const row = (b * Hq + h) * Nq + i;
+        let m = -Infinity;
+        for (let j = 0; j < Nk; j++) {
+          const flat = row * Nk + j;
+          allowed[j] =
+            (!mIdx || mask!.data[mIdx[flat]] !== 0) && (!opts.causal || j <= i + (Nk - Nq)) ? 1 : 0;
+          if (!allowed[j]) continue;
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q.data[row * D + d] * k.data[(kBase + j) * D + d];
+          s[j] = scale * dot + (bIdx ? bias!.data[bIdx[flat]] : 0);
+          if (s[j] > m) m = s[j];
+        }
+        if (m === -Infinity) continue; // nothing to attend: zeros
+        let sum = 0;
+        for (let j = 0; j < Nk; j++) if (allowed[j]) sum += s[j] = Math.exp(s[j] - m);
+        for (let j = 0; j < Nk; j++) {
+          if (!allowed[j]) continue;
+          const p = s[j] / sum;
+          for (let d = 0; d < Dv; d++) out[row * Dv + d] += p * v.data[(kBase + j) * Dv + d];
+          if (opts.scores === "colsum" || (opts.scores === "cls" && i === 0)) imp[b * Nk + j] += p / Hq;
+        }
+      }
+    }
+  const res = [makeTensor(q.dtype, [B, Hq, Nq, Dv], out)];
+  if (opts.scores !== "none") res.push(makeTensor("f32", [B, Nk], imp));
+  return res;
+}
