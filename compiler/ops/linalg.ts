@@ -1,7 +1,7 @@
 import { type Dim, add, ceildiv, dimEquals, floordiv, mul, printDim, sub } from "../ir/sym.js";
 import { numel } from "../ir/tensor.js";
 import { type AxisRole, type TensorType, printType, tensorType } from "../ir/types.js";
-import { dropRoles, fromF64, numelDim, requireFloat } from "./numeric.js";
+import { asF64, dropRoles, fromF64, numelDim, requireFloat } from "./numeric.js";
 import { type InferCtx, OpError, registerOp } from "./registry.js";
 import { broadcastAxes, broadcastDims, broadcastIndex, concreteBroadcast, input, shapeStr } from "./util.js";
 
@@ -19,15 +19,16 @@ function innerMismatch(ctx: InferCtx, a: TensorType, ka: Dim, b: TensorType, kb:
 }
 
 /**
- * out[p] (+)= A[i, k] * B[k, j] for one M×K by K×N product; `out` holds f64 sums.
- * i-k-j order keeps the innermost loop contiguous in both B and out.
+ * out[oo + i*N + j] += sum_k A[i, k] * B[k, j] for one M×K by K×N product, in f64.
+ * i-k-j order keeps the innermost loop contiguous in B and out; four k steps per pass quarter
+ * the loads and stores of out. Operands are f64 copies so the loop sees one array type.
  */
 function gemmInto(
   out: Float64Array,
   oo: number,
-  ad: ArrayLike<number>,
+  ad: Float64Array,
   ao: number,
-  bd: ArrayLike<number>,
+  bd: Float64Array,
   bo: number,
   M: number,
   K: number,
@@ -36,7 +37,20 @@ function gemmInto(
   for (let i = 0; i < M; i++) {
     const orow = oo + i * N;
     const arow = ao + i * K;
-    for (let k = 0; k < K; k++) {
+    let k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const a0 = ad[arow + k];
+      const a1 = ad[arow + k + 1];
+      const a2 = ad[arow + k + 2];
+      const a3 = ad[arow + k + 3];
+      const b0 = bo + k * N;
+      const b1 = b0 + N;
+      const b2 = b1 + N;
+      const b3 = b2 + N;
+      for (let j = 0; j < N; j++)
+        out[orow + j] += a0 * bd[b0 + j] + a1 * bd[b1 + j] + a2 * bd[b2 + j] + a3 * bd[b3 + j];
+    }
+    for (; k < K; k++) {
       const av = ad[arow + k];
       const brow = bo + k * N;
       for (let j = 0; j < N; j++) out[orow + j] += av * bd[brow + j];
@@ -96,8 +110,9 @@ registerOp({
     const bi = broadcastIndex(bB, batch);
     const nb = numel(batch);
     const out = new Float64Array(nb * M * N);
-    for (let p = 0; p < nb; p++)
-      gemmInto(out, p * M * N, A.data, ai[p] * M * K, B.data, bi[p] * K * N, M, K, N);
+    const ad = asF64(A.data);
+    const bd = asF64(B.data);
+    for (let p = 0; p < nb; p++) gemmInto(out, p * M * N, ad, ai[p] * M * K, bd, bi[p] * K * N, M, K, N);
     const shape = [...batch, ...(A.shape.length === 1 ? [] : [M]), ...(B.shape.length === 1 ? [] : [N])];
     return [fromF64(A.dtype, shape, out)];
   },
@@ -157,8 +172,8 @@ registerOp({
     const [M, K] = ta ? [A.shape[1], A.shape[0]] : A.shape;
     const [K2, N] = tb ? [B.shape[1], B.shape[0]] : B.shape;
     if (K !== K2) throw new OpError(`inner dimensions differ: ${K} and ${K2}`);
-    const ad = ta ? transposed(A.data, K, M) : A.data;
-    const bd = tb ? transposed(B.data, N, K) : B.data;
+    const ad = ta ? transposed(A.data, K, M) : asF64(A.data);
+    const bd = tb ? transposed(B.data, N, K) : asF64(B.data);
     const out = new Float64Array(M * N);
     gemmInto(out, 0, ad, 0, bd, 0, M, K, N);
     const alpha = ctx.attr<number>("alpha");
@@ -315,8 +330,8 @@ registerOp({
     const outSp = X.shape.slice(2).map((len, i) => convOutDim(c, i, len, W.shape[2 + i]) as number);
     const [oH, oW] = sp === 1 ? [1, outSp[0]] : outSp;
     const Mg = M / c.group;
-    const xd = X.data;
-    const wd = W.data;
+    const xd = asF64(X.data);
+    const wd = asF64(W.data);
     const out = new Float64Array(N * M * oH * oW);
     let o = 0;
     for (let n = 0; n < N; n++)
@@ -326,16 +341,19 @@ registerOp({
         for (let oh = 0; oh < oH; oh++)
           for (let ow = 0; ow < oW; ow++) {
             let acc = b0;
+            // Taps kw in [lo, hi) fall inside the row; the rest read zero padding.
+            const iw0 = ow * sw - pl;
+            const lo = iw0 >= 0 ? 0 : Math.ceil(-iw0 / dw);
+            const hi = Math.min(kW, Math.floor((Wd - 1 - iw0) / dw) + 1);
             for (let ci = 0; ci < Cg; ci++) {
-              const xc = (n * C + g * Cg + ci) * H * Wd;
+              const xc = (n * C + g * Cg + ci) * H * Wd + iw0;
               const wc = (m * Cg + ci) * kH * kW;
               for (let kh = 0; kh < kH; kh++) {
                 const ih = oh * sh - pt + kh * dh;
                 if (ih < 0 || ih >= H) continue;
-                for (let kw = 0; kw < kW; kw++) {
-                  const iw = ow * sw - pl + kw * dw;
-                  if (iw >= 0 && iw < Wd) acc += xd[xc + ih * Wd + iw] * wd[wc + kh * kW + kw];
-                }
+                const xr = xc + ih * Wd;
+                const wr = wc + kh * kW;
+                for (let kw = lo; kw < hi; kw++) acc += xd[xr + kw * dw] * wd[wr + kw];
               }
             }
             out[o++] = acc;

@@ -1,7 +1,7 @@
 import { dimEquals, mul } from "../ir/sym.js";
 import type { Tensor } from "../ir/tensor.js";
 import { type TensorType, printType, tensorType } from "../ir/types.js";
-import { dropRoles, fromF64, numelDim, requireFloat, requireSameDtype, span } from "./numeric.js";
+import { asF64, dropRoles, fromF64, numelDim, requireFloat, requireSameDtype, span } from "./numeric.js";
 import { type InferCtx, registerOp } from "./registry.js";
 import { broadcastDims, broadcastIndex, input, normAxis, shapeStr } from "./util.js";
 
@@ -35,7 +35,7 @@ function normalizeRows(
 ): { y: Float64Array; mean: Float64Array; inv: Float64Array } {
   const D = span(X.shape, axis);
   const rows = span(X.shape, 0, axis);
-  const xd = X.data;
+  const xd = asF64(X.data);
   const si = affineIndex(scale, X);
   const bi = affineIndex(bias, X);
   const y = new Float64Array(rows * D);
@@ -151,7 +151,7 @@ registerOp({
     const outer = span(X.shape, 0, axis);
     const n = X.shape[axis];
     const inner = span(X.shape, axis + 1);
-    const xd = X.data;
+    const xd = asF64(X.data);
     const y = new Float64Array(xd.length);
     for (let o = 0; o < outer; o++)
       for (let i = 0; i < inner; i++) {

@@ -19,6 +19,11 @@ export function fromF64(dtype: DType, shape: readonly number[], acc: Float64Arra
   return makeTensorFrom(dtype, shape, out);
 }
 
+/** The values as f64 (no copy when they already are): hot loops then see one array type. */
+export function asF64(d: ArrayLike<number>): Float64Array {
+  return d instanceof Float64Array ? d : new Float64Array(d);
+}
+
 /** Product of `shape[from..to)`. */
 export function span(shape: readonly number[], from: number, to = shape.length): number {
   let n = 1;

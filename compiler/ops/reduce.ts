@@ -2,7 +2,7 @@ import type { Dim } from "../ir/sym.js";
 import type { Tensor } from "../ir/tensor.js";
 import { numel } from "../ir/tensor.js";
 import { type AxisRole, printType, tensorType } from "../ir/types.js";
-import { fromF64, numelDim } from "./numeric.js";
+import { asF64, fromF64, numelDim } from "./numeric.js";
 import { type InferCtx, type RefCtx, OpError, registerOp } from "./registry.js";
 import { broadcastIndex, input, normAxis, throwOp } from "./util.js";
 
@@ -60,7 +60,7 @@ function reduce(x: Tensor, axes: readonly number[], kind: Kind): Float64Array {
   // Broadcasting the kept shape back over x maps every input element to its output slot.
   const slot = broadcastIndex(kept, x.shape);
   const acc = new Float64Array(numel(kept)).fill(kind === "max" ? -Infinity : 0);
-  const xd = x.data;
+  const xd = asF64(x.data);
   if (kind === "max") {
     for (let k = 0; k < xd.length; k++) {
       const v = xd[k];
