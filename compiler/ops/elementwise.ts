@@ -1,9 +1,10 @@
 import { type DType, isDType, isFloat, isInt } from "../ir/dtype.js";
-import { mul as dimMul, type Dim } from "../ir/sym.js";
+import { add as dimAdd, floordiv, mul as dimMul, neg, sub as dimSub, type Dim } from "../ir/sym.js";
 import { castScalar } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
 import { type InferCtx, type OpDef, registerOp } from "./registry.js";
-import { broadcastType, input, mapBroadcast } from "./util.js";
+import { concreteDims, symbolicSafe } from "./known.js";
+import { broadcastIndex, broadcastType, concreteBroadcast, input, mapBroadcast } from "./util.js";
 
 /** Elementwise ops are one table: name, scalar function, and dtype rule. */
 
@@ -26,7 +27,11 @@ export function erf(x: number): number {
               (0.37409196 +
                 t *
                   (0.09678418 +
-                    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 +
+                            t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? 1 - r : r - 1;
 }
@@ -68,7 +73,41 @@ function defineUnary(name: string, doc: string, f: (x: number) => number, floatO
   });
 }
 
-function defineBinary(name: string, doc: string, f: (a: number, b: number, dt: DType) => number, rule: DTypeRule): OpDef {
+/** Shape arithmetic on known integer values (Shape -> Gather -> Mul -> Concat); undefined = unknown. */
+type DimFn = (a: Dim, b: Dim) => Dim | undefined;
+
+function binarySymbolic(g: DimFn): (ctx: InferCtx) => readonly Dim[] | undefined {
+  return symbolicSafe((ctx) => {
+    const [a, b] = [input(ctx, 0), input(ctx, 1)];
+    const [va, vb] = [ctx.known(0), ctx.known(1)];
+    const [sa, sb] = [concreteDims(a), concreteDims(b)];
+    if (!va || !vb || !sa || !sb || !isInt(a.dtype)) return undefined;
+    const out = concreteBroadcast([sa, sb]);
+    const [ia, ib] = [broadcastIndex(sa, out), broadcastIndex(sb, out)];
+    const vals: Dim[] = [];
+    for (let k = 0; k < ia.length; k++) {
+      const v = g(va[ia[k]], vb[ib[k]]);
+      if (v === undefined) return undefined;
+      vals.push(v);
+    }
+    return vals;
+  });
+}
+
+/** Integer Div truncates; on dims (non-negative) that is floordiv. */
+function divDim(a: Dim, b: Dim): Dim | undefined {
+  if (typeof a === "number" && typeof b === "number") return b === 0 ? undefined : intDiv(a, b);
+  if (typeof b !== "number") return floordiv(a, b);
+  return b > 0 ? floordiv(a, b) : b < 0 ? neg(floordiv(a, -b)) : undefined;
+}
+
+function defineBinary(
+  name: string,
+  doc: string,
+  f: (a: number, b: number, dt: DType) => number,
+  rule: DTypeRule,
+  symbolic?: DimFn,
+): OpDef {
   return registerOp({
     name,
     doc,
@@ -88,6 +127,7 @@ function defineBinary(name: string, doc: string, f: (a: number, b: number, dt: D
       return [mapBroadcast([a!, b!], dt, (x, y) => f(x, y, a!.dtype))];
     },
     flops: (ctx, outs) => numelDim(outs[0]),
+    ...(symbolic ? { symbolic: binarySymbolic(symbolic) } : {}),
   });
 }
 
@@ -96,7 +136,9 @@ defineUnary("Exp", "e^x.", Math.exp);
 defineUnary("Log", "Natural logarithm.", Math.log);
 defineUnary("Erf", "Gauss error function.", erf);
 defineUnary("Tanh", "Hyperbolic tangent.", Math.tanh);
-defineUnary("Sigmoid", "1 / (1 + e^-x).", (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))));
+defineUnary("Sigmoid", "1 / (1 + e^-x).", (x) =>
+  x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)),
+);
 defineUnary("Relu", "max(x, 0).", (x) => (x > 0 ? x : 0), false);
 defineUnary("Neg", "-x.", (x) => -x, false);
 defineUnary("Reciprocal", "1 / x.", (x) => 1 / x);
@@ -120,7 +162,7 @@ registerOp({
 
 registerOp({
   name: "Gelu",
-  doc: "GELU: x * Phi(x) with `approximate = \"none\"` (erf form) or the tanh approximation.",
+  doc: 'GELU: x * Phi(x) with `approximate = "none"` (erf form) or the tanh approximation.',
   inputs: [{ name: "x" }],
   outputs: [{ name: "y" }],
   attrs: { approximate: { kind: "string", default: "none", oneOf: ["none", "tanh"] } },
@@ -141,10 +183,16 @@ function intDiv(a: number, b: number): number {
   return Math.trunc(a / b);
 }
 
-defineBinary("Add", "a + b with broadcasting.", (a, b) => a + b, "same");
-defineBinary("Sub", "a - b with broadcasting.", (a, b) => a - b, "same");
-defineBinary("Mul", "a * b with broadcasting.", (a, b) => a * b, "same");
-defineBinary("Div", "a / b with broadcasting; integer division truncates.", (a, b, dt) => (isInt(dt) ? intDiv(a, b) : a / b), "same");
+defineBinary("Add", "a + b with broadcasting.", (a, b) => a + b, "same", dimAdd);
+defineBinary("Sub", "a - b with broadcasting.", (a, b) => a - b, "same", dimSub);
+defineBinary("Mul", "a * b with broadcasting.", (a, b) => a * b, "same", dimMul);
+defineBinary(
+  "Div",
+  "a / b with broadcasting; integer division truncates.",
+  (a, b, dt) => (isInt(dt) ? intDiv(a, b) : a / b),
+  "same",
+  divDim,
+);
 defineBinary("Pow", "a ^ b with broadcasting; the result has a's dtype.", (a, b) => Math.pow(a, b), "same");
 defineBinary("Equal", "a == b, bool result.", (a, b) => (a === b ? 1 : 0), "bool");
 defineBinary("Less", "a < b, bool result.", (a, b) => (a < b ? 1 : 0), "bool");

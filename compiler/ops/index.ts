@@ -5,3 +5,5 @@ import "./norm.js";
 import "./reduce.js";
 import "./attention.js";
 import "./tokens.js";
+import "./shape.js";
+import "./gather.js";

@@ -11,7 +11,7 @@ export interface PortSpec {
   readonly name: string;
   /** May be absent (null input, or fewer outputs requested). */
   readonly optional?: boolean;
-  /** Takes all remaining inputs (Concat, Max...). Only the last port may be variadic. */
+  /** Takes all remaining inputs (Concat, Max...) or outputs (Split). Only the last port may be variadic. */
   readonly variadic?: boolean;
 }
 
@@ -113,7 +113,7 @@ export function checkArity(def: OpDef, numInputs: number, numOutputs: number): s
     errs.push(`${def.name} takes at most ${def.inputs.length} inputs, got ${numInputs}`);
   if (numOutputs < req(def.outputs))
     errs.push(`${def.name} needs at least ${req(def.outputs)} outputs, got ${numOutputs}`);
-  if (numOutputs > def.outputs.length)
+  if (!def.outputs.some((p) => p.variadic) && numOutputs > def.outputs.length)
     errs.push(`${def.name} has at most ${def.outputs.length} outputs, got ${numOutputs}`);
   return errs;
 }

@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { runGraph } from "../../backends/cpu/interpreter.js";
+import { GraphBuilder } from "../../compiler/builder.js";
+import { computeKnown, symbolicValue } from "../../compiler/infer.js";
+import type { Attrs } from "../../compiler/ir/attrs.js";
+import type { Graph, Value } from "../../compiler/ir/graph.js";
+import type { Dim } from "../../compiler/ir/sym.js";
+import type { Tensor } from "../../compiler/ir/tensor.js";
+import { formatDiagnostic, verifyGraph } from "../../compiler/verify.js";
+import { getOp, type OpDef, refCtx } from "../../compiler/ops/registry.js";
+
+/** Test drivers for the shape ops: one node on concrete inputs, run through the whole stack. */
+
+/** An argument: a tensor fed as a graph input, a constant (`{ c }`, so its values are known), or absent. */
+export type Arg = Tensor | { readonly c: Tensor } | null;
+
+export function c(t: Tensor): { readonly c: Tensor } {
+  return { c: t };
+}
+
+/** Known values of every value, derived the way the verifier does. */
+export function knownValues(g: Graph): Map<Value, readonly Dim[]> {
+  const known = computeKnown(g);
+  for (const n of g.nodes) {
+    const sv = symbolicValue(g, getOp(n.op)!, n, { known, dataDims: "declared" });
+    if (sv) known.set(n.outputs[0], sv);
+  }
+  return known;
+}
+
+/**
+ * Builds a one-node graph (types inferred), verifies it, runs the CPU interpreter (which checks
+ * results against the inferred types) and, where the op evaluated output 0 at compile time,
+ * checks those values equal the computed ones. Returns the outputs.
+ */
+export function runOp(op: string, args: readonly Arg[], attrs: Attrs = {}, numOutputs = 1): Tensor[] {
+  const b = new GraphBuilder("t");
+  const feeds = new Map<string, Tensor>();
+  const vals = args.map((a, i) => {
+    if (a === null) return null;
+    if ("c" in a) return b.constant(a.c, `c${i}`);
+    feeds.set(`x${i}`, a);
+    return b.input(`x${i}`, a.dtype, a.shape);
+  });
+  const outs = b.ops(op, vals, attrs, numOutputs);
+  const g = b.output(...outs);
+  assert.deepEqual(verifyGraph(g).map(formatDiagnostic), []);
+  const res = runGraph(g, feeds);
+  const got = outs.map((o) => res.get(o.name)!);
+  const k = knownValues(g).get(outs[0]);
+  if (k) assert.deepEqual([...k], Array.from(got[0].data), `${op}: compile-time values differ from the run`);
+  return got;
+}
+
+/** Whether output 0 of a single-node run is known at compile time (for checking symbolic coverage). */
+export function knownOf(g: Graph, v: Value): readonly Dim[] | undefined {
+  return knownValues(g).get(v);
+}
+
+export function opDef(name: string): OpDef {
+  const def = getOp(name);
+  if (!def) throw new Error(`op ${name} is not registered`);
+  return def;
+}
+
+/** Calls an op's reference implementation directly (for dtypes or inputs a graph cannot type). */
+export function refRun(
+  op: string,
+  inputs: readonly (Tensor | null)[],
+  attrs: Attrs = {},
+  numOutputs = 1,
+): Tensor[] {
+  const def = opDef(op);
+  return def.reference(inputs, refCtx(def, attrs, numOutputs));
+}
