@@ -77,6 +77,16 @@ function unknownMessage(name: string): string {
   return `unknown pass '${name}'; known passes: ${passes}; pipelines: ${pipelines}`;
 }
 
+/** One line per pass and pipeline (`name  description`), for CLI help. */
+export function describePasses(): string {
+  const rows = [
+    ...allPasses().map((p) => [p.name, p.description]),
+    ...allPipelines().map((p) => [p.name, `${p.description} (${p.passes.join(",")})`]),
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  return rows.map(([n, d]) => `${n.padEnd(w)}  ${d}`).join("\n");
+}
+
 export interface PassManagerOptions {
   /** Verify the graph after every pass (default true). The input is not verified: its producer does that. */
   readonly verify?: boolean;

@@ -3,7 +3,14 @@ import { describe, it } from "node:test";
 import { GraphBuilder } from "../../compiler/builder.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { tensorType } from "../../compiler/ir/types.js";
-import { type Pass, PassError, PassManager, parsePipeline, PipelineError } from "../../passes/manager.js";
+import {
+  describePasses,
+  type Pass,
+  PassError,
+  PassManager,
+  parsePipeline,
+  PipelineError,
+} from "../../passes/manager.js";
 
 /** x: f32[4] -> Relu -> %y (output), plus a dead Exp. */
 function small(): Graph {
@@ -98,6 +105,7 @@ describe("pass manager", () => {
       ["dce", "shape-infer", "canonicalize", "fold-constants", "dce"],
     );
     assert.deepEqual(parsePipeline(""), []);
+    assert.match(describePasses(), /^default\s+.*\(shape-infer,canonicalize,fold-constants,dce\)$/m);
   });
 
   it("records one timing per pass with its change flag, and prints them", () => {

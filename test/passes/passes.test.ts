@@ -5,6 +5,7 @@ import { printType, tensorType } from "../../compiler/ir/types.js";
 import { sym } from "../../compiler/ir/sym.js";
 import { assertValid } from "../../compiler/verify.js";
 import { PassError, PassManager } from "../../passes/manager.js";
+import { type Pattern, rewritePatterns } from "../../passes/rewrite.js";
 
 // Cases that need graph surgery the text form cannot express (stale types, options);
 // the rest live in the .ir files next to this one.
@@ -87,5 +88,39 @@ describe("fold-constants", () => {
     });
     assert.equal(new PassManager("fold-constants", { verify: false }).run(g), false);
     assert.equal(g.nodes.length, 1);
+  });
+});
+
+describe("rewritePatterns", () => {
+  it("a pattern that always fires fails loudly instead of looping", () => {
+    const b = new GraphBuilder("g");
+    const g = b.output(b.op("Neg", [b.input("x", "f32", [2])]));
+    const spin: Pattern = { name: "spin", op: "Neg", match: (n) => (gr) => gr.setAttrs(n, n.attrs) };
+    assert.throws(() => rewritePatterns(g, [spin]), /no fixpoint after 100 sweeps \(patterns spin\)/);
+  });
+
+  it("replacement values take over the node's uses and its dead producers go", () => {
+    const b = new GraphBuilder("g");
+    const x = b.input("x", "f32", [2]);
+    const n1 = b.op("Neg", [x], {}, { names: ["n1"] });
+    const n2 = b.op("Neg", [n1], {}, { names: ["n2"] });
+    const g = b.output(b.op("Exp", [n2], {}, { names: ["y"] }));
+    // -(-x) = x: the outer Neg is replaced, the inner one is then unused.
+    const negNeg: Pattern = {
+      name: "neg-neg",
+      op: "Neg",
+      match: (n, gr) => {
+        const p = n.inputs[0] && gr.producer(n.inputs[0]);
+        return p?.op === "Neg" ? [p.inputs[0]!] : undefined;
+      },
+    };
+    const remarks: string[] = [];
+    assert.equal(rewritePatterns(g, [negNeg], remarks), true);
+    assert.deepEqual(
+      g.nodes.map((n) => `${n.op}(${n.inputs.map((v) => v!.name).join()})`),
+      ["Exp(x)"],
+    );
+    assert.deepEqual(remarks, ["neg-neg: %n2 = Neg"]);
+    assert.equal(rewritePatterns(g, [negNeg]), false);
   });
 });
