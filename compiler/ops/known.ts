@@ -5,12 +5,12 @@ import {
   DimError,
   add,
   ceildiv,
-  compareLE,
   dimEquals,
   floordiv,
   max,
   min,
   mul,
+  neg,
   printDim,
   provablyNonNeg,
   sub,
@@ -162,9 +162,9 @@ export function sliceAxis(
 const SENTINEL = 2 ** 31 - 1;
 
 /**
- * Output length of one sliced axis whose size or bounds are symbolic. Symbolic sizes are
- * assumed large enough that constant in-range indices are not clamped (`x[:, 1:]` on N tokens
- * gives N - 1); the interpreter checks every shape at run time.
+ * Output length of one sliced axis whose size or bounds are symbolic. Symbolic sizes are taken
+ * to be larger than the constant indices, so those are not clamped (`x[:, 1:]` on N tokens gives
+ * N - 1, `x[:, -2:3]` gives 0); the interpreter checks every shape at run time.
  */
 export function sliceAxisSym(d: Dim, start: Dim, end: Dim, step: number, fail: (m: string) => never): Dim {
   if (typeof d === "number" && typeof start === "number" && typeof end === "number")
@@ -183,15 +183,19 @@ export function sliceAxisSym(d: Dim, start: Dim, end: Dim, step: number, fail: (
   };
   const s = bound(start, true);
   const e = bound(end, false);
-  const span = step > 0 ? sub(e, s) : sub(s, e);
-  if (typeof span === "number") return Math.max(0, Math.ceil(span / Math.abs(step)));
-  if (compareLE(span, 0) === true) return 0;
-  try {
-    return ceildiv(span, Math.abs(step));
-  } catch (err) {
-    if (err instanceof DimError) fail(`cannot size the slice: ${err.message}`);
-    throw err;
-  }
+  return dimSafe(fail, () => stepCount(step > 0 ? sub(e, s) : sub(s, e), Math.abs(step)));
+}
+
+/**
+ * max(ceil(span / step), 0) for a positive step, where symbols are taken to be large: N - 1
+ * counts as positive and 5 - N as negative; mixed spans keep the max.
+ */
+export function stepCount(span: Dim, step: number): Dim {
+  if (typeof span === "number") return Math.max(0, Math.ceil(span / step));
+  const sym = sub(span, span.c);
+  if (provablyNonNeg(sym)) return ceildiv(span, step);
+  if (provablyNonNeg(neg(sym))) return 0;
+  return max(0, ceildiv(span, step));
 }
 
 /** Rebuilds an atom as a Dim (used when dividing monomials). */

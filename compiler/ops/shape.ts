@@ -1,5 +1,5 @@
 import { type DType, isInt } from "../ir/dtype.js";
-import { type Dim, add, compareLE, ceildiv, dimEquals, mul, printDim, sub } from "../ir/sym.js";
+import { type Dim, add, dimEquals, mul, printDim, sub } from "../ir/sym.js";
 import { type Tensor, makeTensor, numel } from "../ir/tensor.js";
 import { type AxisRole, type TensorType, tensorType } from "../ir/types.js";
 import {
@@ -9,6 +9,7 @@ import {
   knownInts,
   requireInts,
   requireKnown,
+  stepCount,
   symbolicSafe,
   takeKnown,
   takeTensor,
@@ -347,15 +348,13 @@ registerOp({
   },
 });
 
-/** Element count of Range, assuming symbolic spans are non-negative (like Slice). */
+/** Element count of Range; symbolic bounds are sized as in Slice (symbols taken to be large). */
 function rangeLength(start: Dim, limit: Dim, delta: number, fail: (m: string) => never): Dim {
   if (delta === 0 || !Number.isFinite(delta)) fail(`Range delta must be non-zero, got ${delta}`);
   if (typeof start === "number" && typeof limit === "number")
     return Math.max(Math.ceil((limit - start) / delta), 0);
   if (!Number.isInteger(delta)) fail(`Range with a symbolic bound needs an integer delta, got ${delta}`);
-  const span = dimSafe(fail, () => (delta > 0 ? sub(limit, start) : sub(start, limit)));
-  if (compareLE(span, 0) === true) return 0;
-  return dimSafe(fail, () => ceildiv(span, Math.abs(delta)));
+  return dimSafe(fail, () => stepCount(delta > 0 ? sub(limit, start) : sub(start, limit), Math.abs(delta)));
 }
 
 registerOp({

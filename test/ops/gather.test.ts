@@ -157,6 +157,8 @@ test("Slice: symbolic dims (constant indices are assumed in range)", () => {
   assert.deepEqual(inferOne("Slice", ["f32[B, N]", [-1], [I64_MIN], [1], [-1]]), ["f32[B, N]"]);
   assert.deepEqual(inferOne("Slice", ["f32[N]", [0], [I64_MAX], [0], [2]]), ["f32[ceildiv(N, 2)]"]);
   assert.deepEqual(inferOne("Slice", ["f32[N, 8]", [0, 2], [-2, 100], [0, 1]]), ["f32[N - 2, 6]"]);
+  // From N - 2 up to 3 is empty once N > 5.
+  assert.deepEqual(inferOne("Slice", ["f32[N]", [-2], [3]]), ["f32[0]"]);
   assert.throws(() => inferOne("Slice", ["f32[N]", "i64[1]", [1]]), /Slice starts \(input 1\) must be known/);
   assert.throws(
     () => inferOne("Slice", ["f32[N]", [0], [1], "i64[1]"]),
