@@ -24,17 +24,13 @@ export const foldConstantsPass: Pass = {
     let changed = false;
     for (const n of [...g.nodes]) {
       const def = getOp(n.op);
-      if (
-        !def?.pure ||
-        !n.outputs.every((o) => isStatic(o.type) && staticNumel(o.type) <= ctx.foldMaxElements)
-      )
-        continue;
-      const tensors = evaluate(g, def, n) ?? fromSymbolic(g, def, n, mode);
-      if (!tensors) {
-        const sv = symbolicValue(g, def, n, mode);
-        if (sv) known.set(n.outputs[0], sv);
-        continue;
-      }
+      if (!def) continue;
+      const sv = symbolicValue(g, def, n, mode);
+      if (sv) known.set(n.outputs[0], sv);
+      const fits = n.outputs.every((o) => isStatic(o.type) && staticNumel(o.type) <= ctx.foldMaxElements);
+      if (!def.pure || !fits) continue;
+      const tensors = evaluate(g, def, n) ?? fromSymbolic(n, sv);
+      if (!tensors) continue;
       for (const [v, t] of replaceByConstants(g, n, tensors))
         if (!isFloat(t.dtype) && t.data.length <= MAX_KNOWN_ELEMENTS) known.set(v, Array.from(t.data));
       ctx.remarks.push(`fold-constants: folded ${nodeLabel(n)}`);
@@ -88,9 +84,8 @@ function evaluate(g: Graph, def: OpDef, n: Node): Tensor[] | undefined {
 }
 
 /** A single-output node whose value is fully known as plain numbers (no symbols) becomes a constant. */
-function fromSymbolic(g: Graph, def: OpDef, n: Node, mode: InferMode): Tensor[] | undefined {
+function fromSymbolic(n: Node, sv: readonly Dim[] | undefined): Tensor[] | undefined {
   if (n.outputs.length !== 1) return undefined;
-  const sv = symbolicValue(g, def, n, mode);
   const t = n.outputs[0].type;
   if (!sv || !sv.every((d: Dim) => typeof d === "number") || sv.length !== staticNumel(t)) return undefined;
   return [makeTensor(t.dtype, t.dims as number[], sv as number[])];
