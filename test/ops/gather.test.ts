@@ -188,6 +188,12 @@ test("Gather: negative indices, scalar index drops the axis, out of range fails"
   const data = t("f32", [3, 2], [1, 2, 3, 4, 5, 6]);
   assertClose(runOp("Gather", [data, c(t("i64", [2], [-1, 0]))])[0], t("f32", [2, 2], [5, 6, 1, 2]));
   assertClose(runOp("Gather", [data, c(t("i32", [], [-1]))], { axis: -1 })[0], t("f32", [3], [2, 4, 6]));
+  // Integer data is also gathered at compile time (runOp checks those values against the run).
+  const ints = c(t("i64", [2, 3], [0, 1, 2, 3, 4, 5]));
+  assertClose(
+    runOp("Gather", [ints, c(t("i64", [2], [2, -3]))], { axis: 1 })[0],
+    t("i64", [2, 2], [2, 0, 5, 3]),
+  );
   assert.throws(
     () => runOp("Gather", [data, c(t("i64", [1], [3]))]),
     /index 3 is out of range for axis 0 of size 3/,
