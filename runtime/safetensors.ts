@@ -16,6 +16,7 @@ export class SafetensorsError extends Error {
     readonly problem: string,
   ) {
     super(`${file}: ${problem}`);
+    this.name = "SafetensorsError";
   }
 }
 

@@ -1,0 +1,34 @@
+import { type CommandSpec, CliError } from "./cli.js";
+import { writeArtifact } from "./artifact.js";
+import { bindWeightsFile, inputKind, loadGraph } from "./load.js";
+import { notImplemented } from "./pending.js";
+
+export const TARGETS = ["cpu", "wgsl", "cuda"] as const;
+
+/** `tokr compile`: writes an artifact directory for a target. */
+export const compileCommand: CommandSpec = {
+  name: "compile",
+  summary:
+    "Compile a model into an artifact directory. For --target cpu: graph.ir (large constants as ref<>),\n" +
+    "weights.safetensors and manifest.json, runnable with `tokr run DIR`.",
+  synopsis: "INPUT --target cpu|wgsl|cuda -o DIR [--policy FILE] [--weights W.safetensors]",
+  options: {
+    target: { type: "string", arg: "cpu|wgsl|cuda", help: "backend to compile for" },
+    output: { type: "string", short: "o", arg: "DIR", help: "artifact directory to write" },
+    policy: { type: "string", arg: "FILE", help: "token-reduction policy to apply" },
+    weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
+  },
+  positionals: { min: 1, max: 1, names: "INPUT" },
+  run(args) {
+    const input = args.positionals[0];
+    const target = args.choice("target", TARGETS);
+    if (target === undefined) args.required("target");
+    const dir = args.required("output");
+    if (inputKind(args, input) === "artifact") throw new CliError(`${input}: is already a compiled artifact`);
+    if (target !== "cpu") throw notImplemented("gpu", `compile --target ${target}`);
+    const g = loadGraph(args, input);
+    if (args.string("policy") !== undefined) throw notImplemented("policy", "compile --policy");
+    bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
+    writeArtifact(args, dir, g, input);
+  },
+};

@@ -1,0 +1,99 @@
+import { computeKnown, type InferMode, makeInferCtx, symbolicValue } from "../infer.js";
+import type { Graph } from "../ir/graph.js";
+import { add, type Dim, printDim } from "../ir/sym.js";
+import { printType } from "../ir/types.js";
+import { getOp, OpError } from "../ops/registry.js";
+import type { CommandSpec } from "./cli.js";
+import { loadGraph } from "./load.js";
+import { notImplemented } from "./pending.js";
+
+/** One node of the report; `flops` is undefined when the op declares no count. */
+export interface NodeReport {
+  readonly index: number;
+  readonly op: string;
+  readonly outputs: readonly { readonly name: string; readonly type: string }[];
+  readonly flops?: Dim;
+}
+
+/** Per-node op, output types and FLOPs (symbols left symbolic), in graph order. */
+export function nodeReports(g: Graph): NodeReport[] {
+  const known = computeKnown(g);
+  const mode: InferMode = { known, dataDims: "declared" };
+  return g.nodes.map((n, index) => {
+    const def = getOp(n.op);
+    let flops: Dim | undefined;
+    if (def?.flops) {
+      try {
+        flops = def.flops(
+          makeInferCtx(g, def, n, n.outputs.length, mode),
+          n.outputs.map((o) => o.type),
+        );
+      } catch (e) {
+        if (!(e instanceof OpError)) throw e;
+      }
+    }
+    const sv = def ? symbolicValue(g, def, n, mode) : undefined;
+    if (sv) known.set(n.outputs[0], sv);
+    return {
+      index,
+      op: n.op,
+      outputs: n.outputs.map((o) => ({ name: o.name, type: printType(o.type) })),
+      ...(flops !== undefined ? { flops } : {}),
+    };
+  });
+}
+
+/** `tokr inspect`: a per-node report of a model. */
+export const inspectCommand: CommandSpec = {
+  name: "inspect",
+  summary: "Print each node's op, output types and FLOPs (symbolic where shapes are), with the total.",
+  synopsis: "INPUT [--policy FILE] [--json]",
+  options: {
+    policy: { type: "string", arg: "FILE", help: "apply a token-reduction policy first" },
+    json: { type: "boolean", help: "print the report as JSON" },
+  },
+  positionals: { min: 1, max: 1, names: "INPUT" },
+  run(args, io) {
+    const g = loadGraph(args, args.positionals[0]);
+    if (args.string("policy") !== undefined) throw notImplemented("policy", "inspect --policy");
+    const nodes = nodeReports(g);
+    const counted = nodes.filter((n) => n.flops !== undefined);
+    const total = add(0, ...counted.map((n) => n.flops!));
+    const uncounted = [...new Set(nodes.filter((n) => n.flops === undefined).map((n) => n.op))];
+    const sig = (vs: Graph["inputs"]) => vs.map((v) => ({ name: v.name, type: printType(v.type) }));
+    if (args.flag("json")) {
+      const report = {
+        graph: g.name,
+        inputs: sig(g.inputs),
+        outputs: sig(g.outputs),
+        nodes: nodes.map((n) => ({ ...n, flops: n.flops === undefined ? null : jsonDim(n.flops) })),
+        totalFlops: jsonDim(total),
+        opsWithoutFlops: uncounted,
+      };
+      io.stdout(JSON.stringify(report, null, 2) + "\n");
+      return;
+    }
+    const rows = nodes.map((n) => [
+      String(n.index),
+      n.op,
+      n.outputs.map((o) => `%${o.name}: ${o.type}`).join(", "),
+      n.flops === undefined ? "-" : printDim(n.flops),
+    ]);
+    const head = ["#", "op", "outputs", "flops"];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const line = (r: readonly string[]) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i])))
+        .join("  ")
+        .trimEnd();
+    io.stdout(`graph @${g.name}: ${nodes.length} nodes\n`);
+    io.stdout([head, ...rows].map(line).join("\n") + "\n");
+    const note = uncounted.length ? ` (not counted: ${uncounted.join(", ")})` : "";
+    io.stdout(`total flops: ${printDim(total)}${note}\n`);
+  },
+};
+
+/** Concrete counts as JSON numbers, symbolic ones as their printed form. */
+function jsonDim(d: Dim): number | string {
+  return typeof d === "number" ? d : printDim(d);
+}

@@ -1,0 +1,21 @@
+import { CliError } from "./cli.js";
+
+/**
+ * Features the CLI already accepts on its command line but that later issues build. One table,
+ * so that the issue that lands a feature deletes its row and every message stays accurate.
+ */
+export const PENDING = {
+  tokr: { issue: 3, what: "the .tokr frontend" },
+  onnx: { issue: 4, what: "the ONNX importer" },
+  gpu: { issue: 5, what: "the WGSL and CUDA backends" },
+  policy: { issue: 6, what: "token-reduction policies" },
+  bench: { issue: 7, what: "benchmarking" },
+} as const;
+
+export type PendingFeature = keyof typeof PENDING;
+
+/** The error for a feature that is not built yet: names the feature and the issue that builds it. */
+export function notImplemented(feature: PendingFeature, detail?: string): CliError {
+  const p = PENDING[feature];
+  return new CliError(`${detail ?? p.what}: not implemented yet (issue #${p.issue}: ${p.what})`);
+}

@@ -1,0 +1,69 @@
+import { bindInputs, RunError, runGraph } from "../../backends/cpu/interpreter.js";
+import { printType, tensorType } from "../ir/types.js";
+import type { Tensor } from "../ir/tensor.js";
+import { CliError, type CommandSpec } from "./cli.js";
+import { bindWeightsFile, loadGraph, readTensors, writeTensors } from "./load.js";
+
+/** Values printed per tensor when no output file is given. */
+const PRINT_LIMIT = 16;
+
+/** `tokr run`: executes a model on the CPU reference backend. */
+export const runCommand: CommandSpec = {
+  name: "run",
+  summary:
+    "Execute an IR file or a compiled CPU artifact on the reference backend. Tensors are named by the graph's\n" +
+    "input and output value names.",
+  synopsis: "INPUT [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors]",
+  options: {
+    inputs: { type: "string", arg: "IN.safetensors", help: "the graph's inputs, by input name" },
+    output: {
+      type: "string",
+      short: "o",
+      arg: "OUT.safetensors",
+      help: "write the outputs here (else print them)",
+    },
+    weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
+  },
+  positionals: { min: 1, max: 1, names: "INPUT" },
+  run(args, io) {
+    const input = args.positionals[0];
+    const g = loadGraph(args, input);
+    bindWeightsFile(args, g, args.string("weights"), `running ${input}`);
+    const inputsFile = args.string("inputs");
+    const inputs: ReadonlyMap<string, Tensor> =
+      inputsFile !== undefined ? readTensors(args, inputsFile) : new Map();
+    try {
+      bindInputs(g, inputs); // checked first so that every message can name the inputs file
+    } catch (e) {
+      if (!(e instanceof RunError)) throw e;
+      const where = inputsFile ?? "inputs (no --inputs file given)";
+      throw new CliError(
+        e.message
+          .split("\n")
+          .map((l) => `${where}: ${l}`)
+          .join("\n"),
+      );
+    }
+    const outputs = runGraph(g, inputs);
+    const out = args.string("output");
+    if (out !== undefined) writeTensors(args, out, outputs);
+    else for (const [name, t] of outputs) io.stdout(`%${name}: ${describe(t)}\n`);
+  },
+};
+
+function describe(t: Tensor): string {
+  const vals = Array.from(t.data.subarray(0, PRINT_LIMIT), (x) => formatValue(t, x));
+  const more = t.data.length > PRINT_LIMIT ? `, ... (${t.data.length} values)` : "";
+  return `${printType(tensorType(t.dtype, t.shape))} = [${vals.join(", ")}${more}]`;
+}
+
+/** f32/f16 values in their shortest round-trip form rather than the f64 expansion. */
+function formatValue(t: Tensor, x: number): string {
+  if (t.dtype === "bool") return x ? "true" : "false";
+  if ((t.dtype !== "f32" && t.dtype !== "f16") || !Number.isFinite(x)) return String(x);
+  for (let p = 1; p < 17; p++) {
+    const s = Number(x.toPrecision(p));
+    if (Math.fround(s) === x) return String(s);
+  }
+  return String(x);
+}
