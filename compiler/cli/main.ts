@@ -50,7 +50,10 @@ export function generalHelp(): string {
 
 /** Runs one tokr command line; never throws, never exits the process. */
 export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
-  const [name, ...rest] = argv;
+  // `--debug` may also come before the command.
+  const debugFirst = argv[0] === "--debug";
+  const [name, ...given] = debugFirst ? argv.slice(1) : argv;
+  const rest = debugFirst ? [...given, "--debug"] : given;
   if (name === undefined) {
     io.stderr(generalHelp());
     return 2;

@@ -216,6 +216,16 @@ describe("tokr run", () => {
     assert.doesNotMatch(plain.err, /\n\s+at /);
     assert.ok(debug.err.startsWith(plain.err), "the same message comes first");
     assert.match(debug.err, /SafetensorsError: garbage\.safetensors: file is 7 bytes[^\n]*\n\s+at /);
+    const first = await tokr(
+      "--debug",
+      "run",
+      "small.ir",
+      "--inputs",
+      "garbage.safetensors",
+      "--weights",
+      "w.safetensors",
+    );
+    assert.ok(first.err.startsWith(plain.err) && /\n\s+at /.test(first.err), "--debug before the command");
   });
 
   it("names the issue for inputs it cannot run yet", async () => {
