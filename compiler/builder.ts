@@ -44,7 +44,13 @@ export class GraphBuilder {
   }
 
   /** Appends `op` and returns its outputs (`numOutputs` of them, default 1). */
-  ops(op: string, inputs: readonly (Value | null)[], attrs: Attrs = {}, numOutputs = 1, opts: NodeOptions = {}): Value[] {
+  ops(
+    op: string,
+    inputs: readonly (Value | null)[],
+    attrs: Attrs = {},
+    numOutputs = 1,
+    opts: NodeOptions = {},
+  ): Value[] {
     const def = getOp(op);
     const where = opts.scope ? ` (in ${opts.scope})` : "";
     if (!def) throw new OpError(`unknown op '${op}'${where}`);
@@ -52,7 +58,10 @@ export class GraphBuilder {
     if (problems.length) throw new OpError(`${op}${where}: ${problems.join("; ")}`);
     let types: TensorType[];
     try {
-      types = inferNode(this.g, def, { op, attrs, inputs }, numOutputs, { known: this.known, dataDims: "mint" });
+      types = inferNode(this.g, def, { op, attrs, inputs }, numOutputs, {
+        known: this.known,
+        dataDims: "mint",
+      });
     } catch (e) {
       if (e instanceof OpError) throw new OpError(`${op}${where}: ${e.message}`);
       throw e;

@@ -16,7 +16,13 @@ export function computeKnown(g: Graph): Map<Value, readonly Dim[]> {
   const known = new Map<Value, readonly Dim[]>();
   for (const [v, c] of g.constants) {
     const d = c.data;
-    if (d && d.dtype !== "f32" && d.dtype !== "f16" && d.dtype !== "f64" && d.data.length <= MAX_KNOWN_ELEMENTS)
+    if (
+      d &&
+      d.dtype !== "f32" &&
+      d.dtype !== "f16" &&
+      d.dtype !== "f64" &&
+      d.data.length <= MAX_KNOWN_ELEMENTS
+    )
       known.set(v, Array.from(d.data));
   }
   return known;
@@ -80,7 +86,8 @@ export function inferNode(
 ): TensorType[] {
   const ctx = makeInferCtx(g, def, node, numOutputs, mode);
   const types = def.infer(ctx);
-  if (types.length < numOutputs) throw new OpError(`${def.name} inferred ${types.length} outputs, node has ${numOutputs}`);
+  if (types.length < numOutputs)
+    throw new OpError(`${def.name} inferred ${types.length} outputs, node has ${numOutputs}`);
   return types.slice(0, numOutputs);
 }
 

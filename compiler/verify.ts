@@ -36,7 +36,8 @@ export function verifyGraph(g: Graph): Diagnostic[] {
   const defined = new Set<Value>();
   const names = new Map<string, Value>();
   const define = (v: Value, where: Diagnostic["loc"], what: string): void => {
-    if (defined.has(v)) diags.push({ message: `value %${v.name} is defined more than once (${what})`, loc: where });
+    if (defined.has(v))
+      diags.push({ message: `value %${v.name} is defined more than once (${what})`, loc: where });
     const other = names.get(v.name);
     if (other && other !== v) diags.push({ message: `two values are named %${v.name}`, loc: where });
     defined.add(v);
@@ -45,7 +46,8 @@ export function verifyGraph(g: Graph): Diagnostic[] {
   const checkSymbols = (t: TensorType, loc: SourceLoc | undefined, v: Value): void => {
     for (const d of t.dims) {
       for (const s of freeSymbols(d))
-        if (!g.symbols.has(s)) diags.push({ message: `symbol '${s}' in ${printType(t)} is not declared`, loc, value: v.name });
+        if (!g.symbols.has(s))
+          diags.push({ message: `symbol '${s}' in ${printType(t)} is not declared`, loc, value: v.name });
       if (typeof d === "number" && (!Number.isInteger(d) || d < 0))
         diags.push({ message: `invalid dimension ${printDim(d)} in ${printType(t)}`, loc, value: v.name });
     }
@@ -58,15 +60,30 @@ export function verifyGraph(g: Graph): Diagnostic[] {
   for (const [v, c] of g.constants) {
     define(v, undefined, "constant");
     checkSymbols(v.type, undefined, v);
-    if (!c.data && c.ref === undefined) diags.push({ message: `constant %${v.name} has neither data nor a reference`, value: v.name });
+    if (!c.data && c.ref === undefined)
+      diags.push({ message: `constant %${v.name} has neither data nor a reference`, value: v.name });
     if (c.data) {
       const t = v.type;
       const static_ = t.dims.every((d) => typeof d === "number");
-      if (c.data.dtype !== t.dtype) diags.push({ message: `constant %${v.name} holds ${c.data.dtype} data but is typed ${printType(t)}`, value: v.name });
-      else if (!static_ || c.data.shape.length !== t.dims.length || c.data.shape.some((d, i) => d !== t.dims[i]))
-        diags.push({ message: `constant %${v.name} has shape [${c.data.shape.join(", ")}] but is typed ${printType(t)}`, value: v.name });
+      if (c.data.dtype !== t.dtype)
+        diags.push({
+          message: `constant %${v.name} holds ${c.data.dtype} data but is typed ${printType(t)}`,
+          value: v.name,
+        });
+      else if (
+        !static_ ||
+        c.data.shape.length !== t.dims.length ||
+        c.data.shape.some((d, i) => d !== t.dims[i])
+      )
+        diags.push({
+          message: `constant %${v.name} has shape [${c.data.shape.join(", ")}] but is typed ${printType(t)}`,
+          value: v.name,
+        });
       else if (c.data.data.length !== numel(c.data.shape))
-        diags.push({ message: `constant %${v.name} has ${c.data.data.length} values for shape [${c.data.shape.join(", ")}]`, value: v.name });
+        diags.push({
+          message: `constant %${v.name} has ${c.data.data.length} values for shape [${c.data.shape.join(", ")}]`,
+          value: v.name,
+        });
     }
   }
 
@@ -78,11 +95,20 @@ export function verifyGraph(g: Graph): Diagnostic[] {
   for (const n of g.nodes) {
     const first = n.outputs[0]?.name;
     const err = (message: string): void => {
-      diags.push({ message: `${n.op}: ${message}`, ...(n.loc ? { loc: n.loc } : {}), ...(first !== undefined ? { value: first } : {}) });
+      diags.push({
+        message: `${n.op}: ${message}`,
+        ...(n.loc ? { loc: n.loc } : {}),
+        ...(first !== undefined ? { value: first } : {}),
+      });
     };
     const before = diags.length;
     n.inputs.forEach((v, i) => {
-      if (v && !defined.has(v)) err(allOutputs.has(v) ? `input ${i} (%${v.name}) is used before it is defined` : `input ${i} (%${v.name}) is not defined in this graph`);
+      if (v && !defined.has(v))
+        err(
+          allOutputs.has(v)
+            ? `input ${i} (%${v.name}) is used before it is defined`
+            : `input ${i} (%${v.name}) is not defined in this graph`,
+        );
     });
     for (const o of n.outputs) {
       define(o, n.loc, `by ${n.op}`);
@@ -96,7 +122,8 @@ export function verifyGraph(g: Graph): Diagnostic[] {
     }
     for (const m of checkArity(def, n.inputs.length, n.outputs.length)) err(m);
     def.inputs.forEach((p, i) => {
-      if (!p.optional && !p.variadic && i < n.inputs.length && n.inputs[i] === null) err(`required input '${p.name}' is absent`);
+      if (!p.optional && !p.variadic && i < n.inputs.length && n.inputs[i] === null)
+        err(`required input '${p.name}' is absent`);
     });
     for (const m of checkAttrs(def.attrs, n.attrs)) err(m);
     if (diags.length > before) continue;
@@ -105,12 +132,18 @@ export function verifyGraph(g: Graph): Diagnostic[] {
     if (sv) known.set(n.outputs[0], sv);
   }
 
-  for (const v of g.outputs) if (!defined.has(v)) diags.push({ message: `graph output %${v.name} is not defined`, value: v.name });
+  for (const v of g.outputs)
+    if (!defined.has(v)) diags.push({ message: `graph output %${v.name} is not defined`, value: v.name });
   if (g.outputs.length === 0) diags.push({ message: `graph @${g.name} has no outputs` });
   return diags;
 }
 
-function checkTypes(g: Graph, n: Node, mode: Parameters<typeof inferNode>[4], err: (m: string) => void): void {
+function checkTypes(
+  g: Graph,
+  n: Node,
+  mode: Parameters<typeof inferNode>[4],
+  err: (m: string) => void,
+): void {
   const def = getOp(n.op)!;
   let inferred: TensorType[];
   try {

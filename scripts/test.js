@@ -35,8 +35,16 @@ const filters = process.argv.slice(2).flatMap((p) => ["--test-name-pattern", p])
 const tap = join("dist", "test-results.tap");
 const r = spawnSync(
   process.execPath,
-  ["--test", "--test-reporter=spec", "--test-reporter-destination=stdout", "--test-reporter=tap",
-   `--test-reporter-destination=${tap}`, "--test-concurrency=2", ...filters, ...files],
+  [
+    "--test",
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=tap",
+    `--test-reporter-destination=${tap}`,
+    "--test-concurrency=2",
+    ...filters,
+    ...files,
+  ],
   { stdio: "inherit" },
 );
 // A plain closing line for CI readers, from the TAP summary.

@@ -22,7 +22,8 @@ export function bindInputs(g: Graph, inputs: ReadonlyMap<string, Tensor>): Map<s
   const env = new Map<string, number>();
   const errors: string[] = [];
   for (const name of inputs.keys())
-    if (!g.inputs.some((v) => v.name === name)) errors.push(`unexpected input '${name}' (graph inputs: ${g.inputs.map((v) => v.name).join(", ")})`);
+    if (!g.inputs.some((v) => v.name === name))
+      errors.push(`unexpected input '${name}' (graph inputs: ${g.inputs.map((v) => v.name).join(", ")})`);
   // Bind plain symbols first, then check every dim (compound dims such as 2*N need the bindings).
   for (const v of g.inputs) {
     const t = inputs.get(v.name);
@@ -30,13 +31,22 @@ export function bindInputs(g: Graph, inputs: ReadonlyMap<string, Tensor>): Map<s
       errors.push(`missing input '${v.name}' of type ${printType(v.type)}`);
       continue;
     }
-    if (t.dtype !== v.type.dtype) errors.push(`input '${v.name}' has dtype ${t.dtype}, expected ${v.type.dtype}`);
+    if (t.dtype !== v.type.dtype)
+      errors.push(`input '${v.name}' has dtype ${t.dtype}, expected ${v.type.dtype}`);
     if (t.shape.length !== v.type.dims.length) {
-      errors.push(`input '${v.name}' has rank ${t.shape.length} (shape [${t.shape.join(", ")}]), expected ${printType(v.type)}`);
+      errors.push(
+        `input '${v.name}' has rank ${t.shape.length} (shape [${t.shape.join(", ")}]), expected ${printType(v.type)}`,
+      );
       continue;
     }
     v.type.dims.forEach((d, i) => {
-      if (isSym(d) && d.c === 0 && d.terms.length === 1 && d.terms[0].coef === 1 && d.terms[0].factors.length === 1) {
+      if (
+        isSym(d) &&
+        d.c === 0 &&
+        d.terms.length === 1 &&
+        d.terms[0].coef === 1 &&
+        d.terms[0].factors.length === 1
+      ) {
         const a = d.terms[0].factors[0];
         if (a.k === "var" && !env.has(a.name)) env.set(a.name, t.shape[i]);
       }
@@ -50,11 +60,15 @@ export function bindInputs(g: Graph, inputs: ReadonlyMap<string, Tensor>): Map<s
       try {
         want = evalDim(d, env);
       } catch {
-        errors.push(`input '${v.name}' dimension ${i} is ${printDim(d)}, which cannot be bound from the inputs`);
+        errors.push(
+          `input '${v.name}' dimension ${i} is ${printDim(d)}, which cannot be bound from the inputs`,
+        );
         return;
       }
       if (want !== t.shape[i])
-        errors.push(`input '${v.name}' has shape [${t.shape.join(", ")}], expected ${printType(v.type)}: dimension ${i} (${printDim(d)}) should be ${want}`);
+        errors.push(
+          `input '${v.name}' has shape [${t.shape.join(", ")}], expected ${printType(v.type)}: dimension ${i} is ${t.shape[i]} but ${typeof d === "number" ? `must be ${want}` : `${printDim(d)} = ${want}`}`,
+        );
     });
   }
   if (errors.length) throw new RunError(errors.join("\n"));
@@ -73,12 +87,17 @@ function concreteDims(dims: readonly Dim[], env: Map<string, number>): number[] 
  * Executes a verified graph on the host with each op's reference implementation: the oracle
  * every other backend is compared with. Returns outputs by graph output name.
  */
-export function runGraph(g: Graph, inputs: ReadonlyMap<string, Tensor>, opts: RunOptions = {}): Map<string, Tensor> {
+export function runGraph(
+  g: Graph,
+  inputs: ReadonlyMap<string, Tensor>,
+  opts: RunOptions = {},
+): Map<string, Tensor> {
   const env = bindInputs(g, inputs);
   const vals = new Map<Value, Tensor>();
   for (const v of g.inputs) vals.set(v, inputs.get(v.name)!);
   for (const [v, c] of g.constants) {
-    if (!c.data) throw new RunError(`constant %${v.name} has no data (weights '${c.ref ?? v.name}' were not loaded)`);
+    if (!c.data)
+      throw new RunError(`constant %${v.name} has no data (weights '${c.ref ?? v.name}' were not loaded)`);
     vals.set(v, c.data);
   }
   const check = opts.checkTypes ?? true;
@@ -111,14 +130,22 @@ function checkResult(o: Value, t: Tensor, env: Map<string, number>, where: strin
     throw new RunError(`${where}: ${op} result %${o.name} ${why}`);
   };
   if (t.dtype !== o.type.dtype) fail(`has dtype ${t.dtype}, declared ${o.type.dtype}`);
-  if (t.shape.length !== o.type.dims.length) fail(`has shape [${t.shape.join(", ")}], declared ${printType(o.type)}`);
+  if (t.shape.length !== o.type.dims.length)
+    fail(`has shape [${t.shape.join(", ")}], declared ${printType(o.type)}`);
   // Data-dependent symbols are bound by the first result that carries them.
   o.type.dims.forEach((d, i) => {
-    if (isSym(d) && d.c === 0 && d.terms.length === 1 && d.terms[0].coef === 1 && d.terms[0].factors.length === 1) {
+    if (
+      isSym(d) &&
+      d.c === 0 &&
+      d.terms.length === 1 &&
+      d.terms[0].coef === 1 &&
+      d.terms[0].factors.length === 1
+    ) {
       const a = d.terms[0].factors[0];
       if (a.k === "var" && !env.has(a.name)) env.set(a.name, t.shape[i]);
     }
   });
   const want = concreteDims(o.type.dims, env);
-  if (want && want.some((d, i) => d !== t.shape[i])) fail(`has shape [${t.shape.join(", ")}], declared ${printType(o.type)} = [${want.join(", ")}]`);
+  if (want && want.some((d, i) => d !== t.shape[i]))
+    fail(`has shape [${t.shape.join(", ")}], declared ${printType(o.type)} = [${want.join(", ")}]`);
 }

@@ -2,10 +2,12 @@ import { isDType } from "./dtype.js";
 import { type Dim, type SymExpr, isSym } from "./sym.js";
 
 /** Attribute values: scalars, symbolic dims, and lists of them. */
-export type AttrValue = number | boolean | string | SymExpr | readonly (number | SymExpr)[] | readonly string[];
+export type AttrValue =
+  number | boolean | string | SymExpr | readonly (number | SymExpr)[] | readonly string[];
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
-export type AttrKind = "int" | "float" | "bool" | "string" | "dim" | "ints" | "floats" | "dims" | "strings" | "dtype";
+export type AttrKind =
+  "int" | "float" | "bool" | "string" | "dim" | "ints" | "floats" | "dims" | "strings" | "dtype";
 
 export interface AttrSpec {
   readonly kind: AttrKind;
@@ -55,15 +57,21 @@ export function checkAttrs(schema: AttrSchema, attrs: Attrs): string[] {
     const spec = schema[name];
     if (!spec) {
       const known = Object.keys(schema);
-      errors.push(`unknown attribute '${name}'${known.length ? ` (expected one of: ${known.join(", ")})` : ""}`);
+      errors.push(
+        `unknown attribute '${name}'${known.length ? ` (expected one of: ${known.join(", ")})` : ""}`,
+      );
       continue;
     }
-    if (!kindMatches(spec.kind, v)) errors.push(`attribute '${name}' must be ${spec.kind}, got ${JSON.stringify(v)}`);
+    if (!kindMatches(spec.kind, v))
+      errors.push(`attribute '${name}' must be ${spec.kind}, got ${JSON.stringify(v)}`);
     else if (spec.oneOf && !spec.oneOf.includes(v as string))
-      errors.push(`attribute '${name}' must be one of ${spec.oneOf.map((s) => `"${s}"`).join(", ")}, got "${String(v)}"`);
+      errors.push(
+        `attribute '${name}' must be one of ${spec.oneOf.map((s) => `"${s}"`).join(", ")}, got "${String(v)}"`,
+      );
   }
   for (const [name, spec] of Object.entries(schema)) {
-    if (!(name in attrs) && spec.default === undefined && !spec.optional) errors.push(`missing attribute '${name}'`);
+    if (!(name in attrs) && spec.default === undefined && !spec.optional)
+      errors.push(`missing attribute '${name}'`);
   }
   return errors;
 }

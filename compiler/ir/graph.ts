@@ -177,7 +177,8 @@ export class Graph {
     opts: NodeOptions = {},
   ): Node {
     const i = this._nodes.indexOf(anchor);
-    if (i < 0) throw new Error(`insertBefore: node %${anchor.outputs[0]?.name ?? anchor.id} is not in the graph`);
+    if (i < 0)
+      throw new Error(`insertBefore: node %${anchor.outputs[0]?.name ?? anchor.id} is not in the graph`);
     const n = this.makeNode(op, inputs, outputTypes, attrs, opts);
     this._nodes.splice(i, 0, n);
     return n;

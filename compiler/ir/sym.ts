@@ -142,7 +142,9 @@ function mul2(a: Dim, b: Dim): Dim {
   for (const t of b.terms) if (a.c !== 0) terms.push({ ...t, coef: checkInt(t.coef * a.c) });
   for (const x of a.terms)
     for (const y of b.terms) {
-      const factors = [...x.factors, ...y.factors].sort((p, q) => (p.key < q.key ? -1 : p.key > q.key ? 1 : 0));
+      const factors = [...x.factors, ...y.factors].sort((p, q) =>
+        p.key < q.key ? -1 : p.key > q.key ? 1 : 0,
+      );
       terms.push({ coef: checkInt(x.coef * y.coef), factors, key: monoKey(factors) });
     }
   c = checkInt(c);

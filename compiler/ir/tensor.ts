@@ -112,7 +112,8 @@ export function makeTensor(dtype: DType, shape: readonly number[], values?: Arra
   const n = numel(shape);
   const data = allocData(dtype, n);
   if (values !== undefined) {
-    if (values.length !== n) throw new Error(`tensor of shape [${shape.join(", ")}] needs ${n} values, got ${values.length}`);
+    if (values.length !== n)
+      throw new Error(`tensor of shape [${shape.join(", ")}] needs ${n} values, got ${values.length}`);
     if (dtype === "f16") for (let i = 0; i < n; i++) data[i] = roundF16(values[i]);
     else if (dtype === "bool") for (let i = 0; i < n; i++) data[i] = values[i] !== 0 ? 1 : 0;
     else if (isFloat(dtype) || dtype === "i64") for (let i = 0; i < n; i++) data[i] = values[i];

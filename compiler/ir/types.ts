@@ -15,9 +15,14 @@ export interface TensorType {
   readonly axes?: readonly (AxisRole | null)[];
 }
 
-export function tensorType(dtype: DType, dims: readonly Dim[], axes?: readonly (AxisRole | null)[]): TensorType {
+export function tensorType(
+  dtype: DType,
+  dims: readonly Dim[],
+  axes?: readonly (AxisRole | null)[],
+): TensorType {
   if (axes !== undefined) {
-    if (axes.length !== dims.length) throw new Error(`axes has ${axes.length} entries for rank ${dims.length}`);
+    if (axes.length !== dims.length)
+      throw new Error(`axes has ${axes.length} entries for rank ${dims.length}`);
     if (axes.every((a) => a === null)) axes = undefined;
   }
   return Object.freeze({
@@ -36,13 +41,19 @@ export function axisOf(t: TensorType, role: AxisRole): number {
   return t.axes ? t.axes.indexOf(role) : -1;
 }
 
-export function withDims(t: TensorType, dims: readonly Dim[], axes?: readonly (AxisRole | null)[]): TensorType {
+export function withDims(
+  t: TensorType,
+  dims: readonly Dim[],
+  axes?: readonly (AxisRole | null)[],
+): TensorType {
   return tensorType(t.dtype, dims, axes);
 }
 
 /** Same dtype and dims (axis roles are annotations and are compared separately). */
 export function sameShapeType(a: TensorType, b: TensorType): boolean {
-  return a.dtype === b.dtype && a.dims.length === b.dims.length && a.dims.every((d, i) => dimEquals(d, b.dims[i]));
+  return (
+    a.dtype === b.dtype && a.dims.length === b.dims.length && a.dims.every((d, i) => dimEquals(d, b.dims[i]))
+  );
 }
 
 export function sameAxes(a: TensorType, b: TensorType): boolean {

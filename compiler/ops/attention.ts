@@ -3,6 +3,7 @@ import { type Dim, add, dimEquals, mod, mul, printDim } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
 import { type InferCtx, registerOp } from "./registry.js";
+import { asF64 } from "./numeric.js";
 import { broadcastIndex, input, shapeStr } from "./util.js";
 
 /** Which per-key importance score the fused attention also emits (see the `attention` doc). */
@@ -152,31 +153,49 @@ export function attentionReference(
   const imp = new Float64Array(B * Nk);
   const s = new Float64Array(Nk);
   const allowed = new Uint8Array(Nk);
+  // One array type in the hot loops (the tensor storage types differ by dtype).
+  const qd = asF64(q.data);
+  const kd = asF64(k.data);
+  const vd = asF64(v.data);
+  const md = mask ? asF64(mask.data) : undefined;
+  const bd = bias ? asF64(bias.data) : undefined;
+  const kt = new Float64Array(D * Nk); // K of one kv head transposed, so score loops run over keys
   for (let b = 0; b < B; b++)
     for (let h = 0; h < Hq; h++) {
       const g = Math.floor(h / group);
       const kBase = (b * Hkv + g) * Nk;
+      if (h % group === 0)
+        for (let j = 0; j < Nk; j++) for (let d = 0; d < D; d++) kt[d * Nk + j] = kd[(kBase + j) * D + d];
       for (let i = 0; i < Nq; i++) {
         const row = (b * Hq + h) * Nq + i;
+        const qOff = row * D;
+        s.fill(0);
+        for (let d = 0; d < D; d++) {
+          const qv = qd[qOff + d];
+          const kOff = d * Nk;
+          for (let j = 0; j < Nk; j++) s[j] += qv * kt[kOff + j];
+        }
         let m = -Infinity;
         for (let j = 0; j < Nk; j++) {
           const flat = row * Nk + j;
-          allowed[j] =
-            (!mIdx || mask!.data[mIdx[flat]] !== 0) && (!opts.causal || j <= i + (Nk - Nq)) ? 1 : 0;
-          if (!allowed[j]) continue;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q.data[row * D + d] * k.data[(kBase + j) * D + d];
-          s[j] = scale * dot + (bIdx ? bias!.data[bIdx[flat]] : 0);
-          if (s[j] > m) m = s[j];
+          const ok = (!md || md[mIdx![flat]] !== 0) && (!opts.causal || j <= i + (Nk - Nq));
+          allowed[j] = ok ? 1 : 0;
+          if (!ok) continue;
+          const sj = scale * s[j] + (bd ? bd[bIdx![flat]] : 0);
+          s[j] = sj;
+          if (sj > m) m = sj;
         }
         if (m === -Infinity) continue; // nothing to attend: zeros
         let sum = 0;
         for (let j = 0; j < Nk; j++) if (allowed[j]) sum += s[j] = Math.exp(s[j] - m);
+        const oOff = row * Dv;
+        const scoreRow = opts.scores === "colsum" || (opts.scores === "cls" && i === 0);
         for (let j = 0; j < Nk; j++) {
           if (!allowed[j]) continue;
           const p = s[j] / sum;
-          for (let d = 0; d < Dv; d++) out[row * Dv + d] += p * v.data[(kBase + j) * Dv + d];
-          if (opts.scores === "colsum" || (opts.scores === "cls" && i === 0)) imp[b * Nk + j] += p / Hq;
+          const vOff = (kBase + j) * Dv;
+          for (let d = 0; d < Dv; d++) out[oOff + d] += p * vd[vOff + d];
+          if (scoreRow) imp[b * Nk + j] += p / Hq;
         }
       }
     }

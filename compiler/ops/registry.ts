@@ -108,7 +108,8 @@ export function checkArity(def: OpDef, numInputs: number, numOutputs: number): s
   const errs: string[] = [];
   const req = (ps: readonly PortSpec[]) => ps.filter((p) => !p.optional && !p.variadic).length;
   const variadic = def.inputs.some((p) => p.variadic);
-  if (numInputs < req(def.inputs)) errs.push(`${def.name} needs at least ${req(def.inputs)} inputs, got ${numInputs}`);
+  if (numInputs < req(def.inputs))
+    errs.push(`${def.name} needs at least ${req(def.inputs)} inputs, got ${numInputs}`);
   if (!variadic && numInputs > def.inputs.length)
     errs.push(`${def.name} takes at most ${def.inputs.length} inputs, got ${numInputs}`);
   if (numOutputs < req(def.outputs))

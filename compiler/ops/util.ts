@@ -48,7 +48,11 @@ export function broadcastAxes(types: readonly TensorType[], rank: number): (Axis
   return out;
 }
 
-export function broadcastType(dtype: DType, types: readonly TensorType[], fail: (m: string) => never): TensorType {
+export function broadcastType(
+  dtype: DType,
+  types: readonly TensorType[],
+  fail: (m: string) => never,
+): TensorType {
   const dims = broadcastDims(
     types.map((t) => t.dims),
     fail,
@@ -99,7 +103,25 @@ export function broadcastIndex(inShape: readonly number[], outShape: readonly nu
   return idx;
 }
 
-/** Applies `f` elementwise over broadcast inputs, casting results to `dtype`. */
+/**
+ * How output element k finds its element of one broadcast input: -1 for the same index, a period
+ * n for index modulo n (a trailing block repeated, e.g. a bias), or a precomputed index table.
+ */
+function indexer(
+  inShape: readonly number[],
+  outShape: readonly number[],
+): ((k: number) => number) | number | Int32Array {
+  const n = numel(inShape);
+  if (n === numel(outShape)) return -1;
+  const off = outShape.length - inShape.length;
+  let lead = 0;
+  while (lead < inShape.length && inShape[lead] === 1) lead++;
+  const suffix = inShape.slice(lead).every((d, i) => d === outShape[off + lead + i]);
+  if (suffix) return n; // period
+  return broadcastIndex(inShape, outShape);
+}
+
+/** Applies `f` elementwise over broadcast inputs (f64 arithmetic), storing results as `dtype`. */
 export function mapBroadcast(
   inputs: readonly Tensor[],
   dtype: DType,
@@ -107,22 +129,46 @@ export function mapBroadcast(
 ): Tensor {
   const outShape = concreteBroadcast(inputs.map((t) => t.shape));
   const n = numel(outShape);
-  const out = allocData(dtype, n);
-  const same = inputs.every((t) => t.shape.length === outShape.length && t.shape.every((d, i) => d === outShape[i]));
-  const idx = same ? undefined : inputs.map((t) => broadcastIndex(t.shape, outShape));
-  const xs = new Array<number>(inputs.length);
-  const exact = dtype === "f32" || dtype === "f64" || dtype === "i64";
-  for (let k = 0; k < n; k++) {
-    for (let j = 0; j < inputs.length; j++) xs[j] = inputs[j].data[idx ? idx[j][k] : k];
-    const y = f(...xs);
-    out[k] = exact ? y : castScalar(dtype, y);
+  const acc = new Float64Array(n);
+  const data = inputs.map((t) => (t.data instanceof Float64Array ? t.data : new Float64Array(t.data)));
+  const ix = inputs.map((t) => indexer(t.shape, outShape));
+  const at = (j: number, k: number): number => {
+    const m = ix[j];
+    return typeof m === "number" ? (m < 0 ? k : k % m) : m[k];
+  };
+  if (inputs.length === 1) {
+    const a = data[0];
+    for (let k = 0; k < n; k++) acc[k] = f(a[k]);
+  } else if (inputs.length === 2) {
+    const [a, b] = data;
+    const [ma, mb] = ix;
+    if (ma === -1 && typeof mb === "number") {
+      // The common cases: same shapes, or a trailing block (bias, position embedding) repeated.
+      const p = mb < 0 ? n : mb;
+      for (let k = 0; k < n; k++) acc[k] = f(a[k], b[k % p]);
+    } else for (let k = 0; k < n; k++) acc[k] = f(a[at(0, k)], b[at(1, k)]);
+  } else {
+    const xs = new Array<number>(inputs.length);
+    for (let k = 0; k < n; k++) {
+      for (let j = 0; j < inputs.length; j++) xs[j] = data[j][at(j, k)];
+      acc[k] = f(...xs);
+    }
   }
+  if (dtype === "f64" || dtype === "i64") return makeTensorFrom(dtype, outShape, acc);
+  if (dtype === "f32") return makeTensorFrom(dtype, outShape, new Float32Array(acc));
+  const out = allocData(dtype, n);
+  for (let k = 0; k < n; k++) out[k] = castScalar(dtype, acc[k]);
   return makeTensorFrom(dtype, outShape, out);
 }
 
 /** Wraps existing storage as a tensor without copying. */
-export function makeTensorFrom(dtype: DType, shape: readonly number[], data: ReturnType<typeof allocData>): Tensor {
-  if (data.length !== numel(shape)) throw new OpError(`internal: ${data.length} values for shape [${shape.join(", ")}]`);
+export function makeTensorFrom(
+  dtype: DType,
+  shape: readonly number[],
+  data: ReturnType<typeof allocData>,
+): Tensor {
+  if (data.length !== numel(shape))
+    throw new OpError(`internal: ${data.length} values for shape [${shape.join(", ")}]`);
   return Object.freeze({ dtype, shape: Object.freeze([...shape]), data });
 }
 

@@ -19,7 +19,8 @@ export function readIdxImages(path: string): IdxImages {
   const b = readMaybeGz(path);
   if (b.length < 16 || b.readUInt32BE(0) !== 0x803) throw new Error(`${path}: not an IDX image file`);
   const [count, rows, cols] = [b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12)];
-  if (b.length !== 16 + count * rows * cols) throw new Error(`${path}: expected ${count}x${rows}x${cols} bytes after the header`);
+  if (b.length !== 16 + count * rows * cols)
+    throw new Error(`${path}: expected ${count}x${rows}x${cols} bytes after the header`);
   return { count, rows, cols, pixels: new Uint8Array(b.buffer, b.byteOffset + 16, count * rows * cols) };
 }
 

@@ -26,7 +26,6 @@ import {
 const N = sym("N");
 const L = sym("L");
 const r = sym("r");
-const B = sym("B");
 
 test("canonical forms print as expected", () => {
   assert.equal(printDim(ceildiv(mul(7, N), 10)), "ceildiv(7*N, 10)");
@@ -116,8 +115,16 @@ const treeArb: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
     { depthSize: "small", withCrossShrink: true },
     fc.integer({ min: -20, max: 40 }).map((v) => ({ k: "n" as const, v })),
     fc.constantFrom(...names).map((name) => ({ k: "s" as const, name })),
-    fc.record({ k: fc.constantFrom("add" as const, "sub" as const, "mul" as const), a: tie("t"), b: tie("t") }),
-    fc.record({ k: fc.constantFrom("floordiv" as const, "ceildiv" as const), a: tie("t"), b: fc.integer({ min: 1, max: 12 }) }),
+    fc.record({
+      k: fc.constantFrom("add" as const, "sub" as const, "mul" as const),
+      a: tie("t"),
+      b: tie("t"),
+    }),
+    fc.record({
+      k: fc.constantFrom("floordiv" as const, "ceildiv" as const),
+      a: tie("t"),
+      b: fc.integer({ min: 1, max: 12 }),
+    }),
     fc.record({ k: fc.constantFrom("min" as const, "max" as const), a: tie("t"), b: tie("t") }),
   ),
 })).t;
