@@ -107,10 +107,7 @@ export function broadcastIndex(inShape: readonly number[], outShape: readonly nu
  * How output element k finds its element of one broadcast input: -1 for the same index, a period
  * n for index modulo n (a trailing block repeated, e.g. a bias), or a precomputed index table.
  */
-function indexer(
-  inShape: readonly number[],
-  outShape: readonly number[],
-): ((k: number) => number) | number | Int32Array {
+function indexer(inShape: readonly number[], outShape: readonly number[]): number | Int32Array {
   const n = numel(inShape);
   if (n === numel(outShape)) return -1;
   const off = outShape.length - inShape.length;
