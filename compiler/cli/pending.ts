@@ -7,9 +7,10 @@ import { CliError } from "./cli.js";
 export const PENDING = {
   tokr: { issue: 3, what: "the .tokr frontend" },
   onnx: { issue: 4, what: "the ONNX importer" },
-  gpu: { issue: 5, what: "the WGSL and CUDA backends" },
-  policy: { issue: 6, what: "token-reduction policies" },
-  bench: { issue: 7, what: "benchmarking" },
+  wgsl: { issue: 5, what: "the WGSL backend" },
+  cuda: { issue: 7, what: "the CUDA backend" },
+  policy: { issue: 6, what: "the token-reduction passes that apply policies" },
+  bench: { issue: 5, what: "benchmarking" },
 } as const;
 
 export type PendingFeature = keyof typeof PENDING;
