@@ -7,7 +7,7 @@
  * (no gaps, no overlaps, nothing after the last tensor). Element bytes are little-endian, row-major.
  */
 import { byteSize, type DType } from "../compiler/ir/dtype.js";
-import { f16BitsToF32, f32ToF16Bits, numel, type Tensor, type TensorData } from "../compiler/ir/tensor.js";
+import { allocData, f16BitsToF32, f32ToF16Bits, numel, type Tensor } from "../compiler/ir/tensor.js";
 
 /** A malformed file or an unwritable tensor; the message names the file and the problem. */
 export class SafetensorsError extends Error {
@@ -62,25 +62,6 @@ const FORMATS: Readonly<Record<StDType, Format>> = {
 
 function isStDType(s: string): s is StDType {
   return Object.hasOwn(FORMATS, s);
-}
-
-/** Storage for a tensor of `dtype`, matching compiler/ir/tensor.ts allocData. */
-function alloc(dtype: DType, n: number): TensorData {
-  switch (dtype) {
-    case "f32":
-    case "f16":
-      return new Float32Array(n);
-    case "f64":
-    case "i64":
-      return new Float64Array(n);
-    case "i32":
-      return new Int32Array(n);
-    case "i8":
-      return new Int8Array(n);
-    case "u8":
-    case "bool":
-      return new Uint8Array(n);
-  }
 }
 
 interface Entry {
@@ -215,7 +196,7 @@ function readEntry(name: string, info: unknown, fail: (p: string) => never): Ent
 function readTensor(dv: DataView, base: number, e: Entry, fail: (p: string) => never): Tensor {
   const { format } = e;
   const n = (e.end - e.begin) / format.size;
-  const data = alloc(format.dtype, n);
+  const data = allocData(format.dtype, n);
   const start = base + e.begin;
   if (format === FORMATS.I64) {
     for (let i = 0; i < n; i++) {

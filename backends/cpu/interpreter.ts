@@ -1,6 +1,6 @@
 import type { Graph, Value } from "../../compiler/ir/graph.js";
 import { formatLoc } from "../../compiler/ir/graph.js";
-import { type Dim, evalDim, isSym, printDim } from "../../compiler/ir/sym.js";
+import { type Dim, evalDim, printDim, symbolName } from "../../compiler/ir/sym.js";
 import type { Tensor } from "../../compiler/ir/tensor.js";
 import { printType } from "../../compiler/ir/types.js";
 import "../../compiler/ops/index.js";
@@ -40,16 +40,8 @@ export function bindInputs(g: Graph, inputs: ReadonlyMap<string, Tensor>): Map<s
       continue;
     }
     v.type.dims.forEach((d, i) => {
-      if (
-        isSym(d) &&
-        d.c === 0 &&
-        d.terms.length === 1 &&
-        d.terms[0].coef === 1 &&
-        d.terms[0].factors.length === 1
-      ) {
-        const a = d.terms[0].factors[0];
-        if (a.k === "var" && !env.has(a.name)) env.set(a.name, t.shape[i]);
-      }
+      const name = symbolName(d);
+      if (name !== undefined && !env.has(name)) env.set(name, t.shape[i]);
     });
   }
   for (const v of g.inputs) {
@@ -134,16 +126,8 @@ function checkResult(o: Value, t: Tensor, env: Map<string, number>, where: strin
     fail(`has shape [${t.shape.join(", ")}], declared ${printType(o.type)}`);
   // Data-dependent symbols are bound by the first result that carries them.
   o.type.dims.forEach((d, i) => {
-    if (
-      isSym(d) &&
-      d.c === 0 &&
-      d.terms.length === 1 &&
-      d.terms[0].coef === 1 &&
-      d.terms[0].factors.length === 1
-    ) {
-      const a = d.terms[0].factors[0];
-      if (a.k === "var" && !env.has(a.name)) env.set(a.name, t.shape[i]);
-    }
+    const name = symbolName(d);
+    if (name !== undefined && !env.has(name)) env.set(name, t.shape[i]);
   });
   const want = concreteDims(o.type.dims, env);
   if (want && want.some((d, i) => d !== t.shape[i]))

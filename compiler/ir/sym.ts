@@ -94,6 +94,12 @@ function soleAtom(d: Dim): Atom | undefined {
   return t.coef === 1 && t.factors.length === 1 ? t.factors[0] : undefined;
 }
 
+/** The name of the symbol when `d` is exactly one symbol (`N`, not `N + 1`). */
+export function symbolName(d: Dim): string | undefined {
+  const a = soleAtom(d);
+  return a?.k === "var" ? a.name : undefined;
+}
+
 // ---------- arithmetic ----------
 
 export function add(...ds: Dim[]): Dim {
