@@ -1,5 +1,14 @@
 import { type DType, isDType, isFloat, isInt } from "../ir/dtype.js";
-import { add as dimAdd, floordiv, mul as dimMul, neg, sub as dimSub, type Dim } from "../ir/sym.js";
+import {
+  add as dimAdd,
+  dimEquals,
+  floordiv,
+  mul as dimMul,
+  neg,
+  provablyNonNeg,
+  sub as dimSub,
+  type Dim,
+} from "../ir/sym.js";
 import { castScalar } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
 import { type InferCtx, type OpDef, registerOp } from "./registry.js";
@@ -194,7 +203,15 @@ defineBinary(
   divDim,
 );
 defineBinary("Pow", "a ^ b with broadcasting; the result has a's dtype.", (a, b) => Math.pow(a, b), "same");
-defineBinary("Equal", "a == b, bool result.", (a, b) => (a === b ? 1 : 0), "bool");
+/** Equality of known values: decided when equal, or when a non-negative dim meets a negative number. */
+function equalDim(a: Dim, b: Dim): Dim | undefined {
+  if (dimEquals(a, b)) return 1;
+  if (typeof a === "number" && typeof b === "number") return 0;
+  const neg = (x: Dim, y: Dim) => typeof x === "number" && x < 0 && provablyNonNeg(y);
+  return neg(a, b) || neg(b, a) ? 0 : undefined;
+}
+
+defineBinary("Equal", "a == b, bool result.", (a, b) => (a === b ? 1 : 0), "bool", equalDim);
 defineBinary("Less", "a < b, bool result.", (a, b) => (a < b ? 1 : 0), "bool");
 defineBinary("Greater", "a > b, bool result.", (a, b) => (a > b ? 1 : 0), "bool");
 
@@ -214,6 +231,23 @@ registerOp({
   reference([c, a, b]) {
     return [mapBroadcast([c!, a!, b!], a!.dtype, (p, x, y) => (p ? x : y))];
   },
+  // Exported shape arithmetic selects dims with Where (e.g. torch's expand(-1) -> Equal/Where -> Expand).
+  symbolic: symbolicSafe((ctx) => {
+    const ts = [input(ctx, 0), input(ctx, 1), input(ctx, 2)];
+    const vs = [ctx.known(0), ctx.known(1), ctx.known(2)];
+    const ss = ts.map(concreteDims);
+    if (!isInt(ts[1].dtype) || vs.some((v) => !v) || ss.some((s) => !s)) return undefined;
+    const shapes = ss as number[][];
+    const out = concreteBroadcast(shapes);
+    const idx = shapes.map((s) => broadcastIndex(s, out));
+    const vals: Dim[] = [];
+    for (let k = 0; k < idx[0].length; k++) {
+      const c = vs[0]![idx[0][k]];
+      if (typeof c !== "number") return undefined;
+      vals.push(c ? vs[1]![idx[1][k]] : vs[2]![idx[2][k]]);
+    }
+    return vals;
+  }),
 });
 
 registerOp({

@@ -1,0 +1,129 @@
+/**
+ * Per-op adapters from an ONNX node to the IR op of the same name. Most ops take their ONNX
+ * attributes unchanged; the table below covers the ones whose attributes or opset semantics differ.
+ */
+import type { AttrValue } from "../ir/attrs.js";
+import type { Value } from "../ir/graph.js";
+import type { GraphBuilder } from "../builder.js";
+import { getOp } from "../ops/registry.js";
+import { dtypeOf, elemTypeName, onnx, readTensor, toNum, type AttributeProto } from "./reader.js";
+
+/** What an adapter sees of one ONNX node. */
+export interface AdaptCtx {
+  readonly opType: string;
+  readonly opset: number;
+  readonly inputs: readonly (Value | null)[];
+  /** The node's attributes, protos by name. */
+  readonly attrs: ReadonlyMap<string, AttributeProto>;
+  readonly b: GraphBuilder;
+  /** A name for helper constants the adapter adds (e.g. attribute-to-input conversions). */
+  readonly hint: string;
+}
+
+/** The IR op, inputs and attributes one ONNX node becomes. */
+export interface Adapted {
+  readonly op: string;
+  readonly inputs: readonly (Value | null)[];
+  readonly attrs: Record<string, AttrValue>;
+}
+
+const AT = onnx.AttributeProto.AttributeType;
+
+/** An ONNX attribute as an IR attribute value; tensor and graph attributes need an adapter. */
+export function plainAttr(a: AttributeProto): AttrValue {
+  switch (a.type) {
+    case AT.FLOAT:
+      return a.f ?? 0;
+    case AT.INT:
+      return toNum(a.i);
+    case AT.STRING:
+      return new TextDecoder().decode(a.s ?? new Uint8Array());
+    case AT.FLOATS:
+      return [...(a.floats ?? [])];
+    case AT.INTS:
+      return (a.ints ?? []).map(toNum);
+    case AT.STRINGS:
+      return (a.strings ?? []).map((s) => new TextDecoder().decode(s));
+    default:
+      throw new Error(`attribute '${a.name}' of type ${AT[a.type ?? 0] ?? a.type} is not supported`);
+  }
+}
+
+function plainAttrs(ctx: AdaptCtx, skip: readonly string[] = []): Record<string, AttrValue> {
+  const out: Record<string, AttrValue> = {};
+  for (const [k, a] of ctx.attrs) if (!skip.includes(k)) out[k] = plainAttr(a);
+  return out;
+}
+
+function passThrough(ctx: AdaptCtx): Adapted {
+  return { op: ctx.opType, inputs: ctx.inputs, attrs: plainAttrs(ctx) };
+}
+
+function intsAttr(ctx: AdaptCtx, name: string): number[] | undefined {
+  const a = ctx.attrs.get(name);
+  return a ? (a.ints ?? []).map(toNum) : undefined;
+}
+
+function i64Const(ctx: AdaptCtx, values: readonly number[], what: string): Value {
+  return ctx.b.const("i64", [values.length], values, `${ctx.hint}_${what}`);
+}
+
+/** Ops whose ONNX form differs from the IR op; every other supported op passes through. */
+const ADAPTERS: Readonly<Record<string, (ctx: AdaptCtx) => Adapted>> = {
+  Cast(ctx) {
+    const to = toNum(ctx.attrs.get("to")?.i);
+    const dtype = dtypeOf(to);
+    if (!dtype) throw new Error(`Cast to ${elemTypeName(to)} is not supported`);
+    const saturate = ctx.attrs.get("saturate");
+    // saturate only matters for float8 targets, which the IR lacks.
+    if (saturate && toNum(saturate.i) !== 1) throw new Error("Cast with saturate=0 is not supported");
+    return { op: "Cast", inputs: ctx.inputs, attrs: { to: dtype } };
+  },
+  ConstantOfShape(ctx): Adapted {
+    const v = ctx.attrs.get("value");
+    if (!v?.t) return { op: "ConstantOfShape", inputs: ctx.inputs, attrs: {} };
+    const t = readTensor(v.t);
+    if (t.data.length !== 1)
+      throw new Error(`ConstantOfShape value must hold one element, got ${t.data.length}`);
+    return { op: "ConstantOfShape", inputs: ctx.inputs, attrs: { value: t.data[0], dtype: t.dtype } };
+  },
+  Softmax(ctx) {
+    if (ctx.opset >= 13) return passThrough(ctx);
+    // Before opset 13 Softmax flattens to 2-D at `axis` (default 1): the same as ours only on the last axis.
+    const rank = ctx.inputs[0]?.type.dims.length ?? 0;
+    const given = ctx.attrs.has("axis") ? toNum(ctx.attrs.get("axis")?.i) : 1;
+    const axis = given < 0 ? given + rank : given;
+    if (axis !== rank - 1)
+      throw new Error(
+        `Softmax before opset 13 normalises over all axes from ${given} of a rank-${rank} input; only the last axis is supported`,
+      );
+    return { op: "Softmax", inputs: ctx.inputs, attrs: { axis: -1 } };
+  },
+  Split(ctx) {
+    const split = intsAttr(ctx, "split");
+    if (split === undefined) return passThrough(ctx);
+    // Before opset 13 the sizes are an attribute; ours is the input.
+    const attrs = plainAttrs(ctx, ["split"]);
+    return { op: "Split", inputs: [ctx.inputs[0], i64Const(ctx, split, "split")], attrs };
+  },
+  Slice(ctx) {
+    if (ctx.opset >= 10) return passThrough(ctx);
+    // Opset 1-9 Slice: starts/ends/axes attributes, no steps.
+    const starts = intsAttr(ctx, "starts") ?? [];
+    const ends = intsAttr(ctx, "ends") ?? [];
+    const axes = intsAttr(ctx, "axes");
+    const inputs = [ctx.inputs[0], i64Const(ctx, starts, "starts"), i64Const(ctx, ends, "ends")];
+    if (axes) inputs.push(i64Const(ctx, axes, "axes"));
+    return { op: "Slice", inputs, attrs: {} };
+  },
+};
+
+/** ONNX ops the importer maps: registry ops with ONNX names (the IR's own ops are dotted or lower case). */
+export function isImportable(opType: string): boolean {
+  return /^[A-Z]/.test(opType) && getOp(opType) !== undefined;
+}
+
+/** The IR form of one ONNX node (not `Constant`, which the importer turns into a constant). */
+export function adapt(ctx: AdaptCtx): Adapted {
+  return (ADAPTERS[ctx.opType] ?? passThrough)(ctx);
+}
