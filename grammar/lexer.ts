@@ -1,0 +1,86 @@
+import { createToken, Lexer, type TokenType } from "chevrotain";
+
+/** Tokens of the `.tokr` language (docs/language.md). Labels are what error messages show. */
+
+export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /\s+/, group: Lexer.SKIPPED });
+export const Comment = createToken({ name: "Comment", pattern: /\/\/[^\n\r]*/, group: Lexer.SKIPPED });
+
+export const Ident = createToken({ name: "Ident", pattern: /[A-Za-z_][A-Za-z0-9_]*/, label: "a name" });
+
+const kw = (word: string): TokenType =>
+  createToken({ name: `Kw_${word}`, pattern: word, longer_alt: Ident, label: `'${word}'` });
+export const Model = kw("model");
+export const Block = kw("block");
+export const Param = kw("param");
+export const Repeat = kw("repeat");
+export const As = kw("as");
+export const Return = kw("return");
+export const True = kw("true");
+export const False = kw("false");
+
+export const StringLit = createToken({
+  name: "StringLit",
+  pattern: /"(?:[^"\\\r\n]|\\.)*"/,
+  label: "a string",
+});
+/** Floats need a `.` or an exponent so that `12` stays an integer (repeat counts, dims). */
+export const FloatLit = createToken({
+  name: "FloatLit",
+  pattern: /\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+/,
+  label: "a number",
+});
+export const IntLit = createToken({ name: "IntLit", pattern: /\d+/, label: "an integer" });
+
+const punct = (name: string, text: string): TokenType =>
+  createToken({ name, pattern: text, label: `'${text}'` });
+export const Arrow = punct("Arrow", "->");
+export const LParen = punct("LParen", "(");
+export const RParen = punct("RParen", ")");
+export const LCurly = punct("LCurly", "{");
+export const RCurly = punct("RCurly", "}");
+export const LSquare = punct("LSquare", "[");
+export const RSquare = punct("RSquare", "]");
+export const Comma = punct("Comma", ",");
+export const Colon = punct("Colon", ":");
+export const Equals = punct("Equals", "=");
+export const At = punct("At", "@");
+export const Dot = punct("Dot", ".");
+export const Plus = punct("Plus", "+");
+export const Minus = punct("Minus", "-");
+export const Star = punct("Star", "*");
+export const Slash = punct("Slash", "/");
+
+export const ALL_TOKENS: TokenType[] = [
+  WhiteSpace,
+  Comment,
+  Model,
+  Block,
+  Param,
+  Repeat,
+  As,
+  Return,
+  True,
+  False,
+  Ident,
+  StringLit,
+  FloatLit,
+  IntLit,
+  Arrow,
+  LParen,
+  RParen,
+  LCurly,
+  RCurly,
+  LSquare,
+  RSquare,
+  Comma,
+  Colon,
+  Equals,
+  At,
+  Dot,
+  Plus,
+  Minus,
+  Star,
+  Slash,
+];
+
+export const tokrLexer = new Lexer(ALL_TOKENS, { positionTracking: "full", ensureOptimizations: false });

@@ -1,0 +1,269 @@
+import { CstParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from "chevrotain";
+import * as T from "./lexer.js";
+
+/**
+ * The `.tokr` grammar as a chevrotain CstParser: rules only, no semantics (visitor.ts builds the
+ * AST). Error recovery is on so that one run reports every syntax error.
+ */
+
+function tokenLabel(t: TokenType): string {
+  return t.LABEL ?? t.name;
+}
+
+function found(tok: IToken | undefined): string {
+  return !tok || tok.tokenType === EOF ? "the end of the file" : `'${tok.image}'`;
+}
+
+function oneOf(paths: readonly (readonly TokenType[])[]): string {
+  const firsts = [...new Set(paths.filter((p) => p.length > 0).map((p) => tokenLabel(p[0])))];
+  return firsts.length === 1 ? firsts[0] : `one of ${firsts.join(", ")}`;
+}
+
+const messages: IParserErrorMessageProvider = {
+  buildMismatchTokenMessage: ({ expected, actual }) =>
+    `expected ${tokenLabel(expected)} but found ${found(actual)}`,
+  buildNotAllInputParsedMessage: ({ firstRedundant }) =>
+    `expected 'model', 'block' or a constant but found ${found(firstRedundant)}`,
+  buildNoViableAltMessage: ({ expectedPathsPerAlt, actual, ruleName }) =>
+    `expected ${ruleName === "primary" ? "an expression" : oneOf(expectedPathsPerAlt.flat())} but found ${found(actual[0])}`,
+  buildEarlyExitMessage: ({ expectedIterationPaths, actual }) =>
+    `expected ${oneOf(expectedIterationPaths)} but found ${found(actual[0])}`,
+};
+
+export class TokrParser extends CstParser {
+  constructor() {
+    super(T.ALL_TOKENS, { recoveryEnabled: true, maxLookahead: 3, errorMessageProvider: messages });
+    this.performSelfAnalysis();
+  }
+
+  program = this.RULE("program", () => {
+    this.MANY(() => this.SUBRULE(this.item));
+  });
+
+  item = this.RULE("item", () => {
+    this.OR([
+      { ALT: () => this.SUBRULE(this.constDecl) },
+      { ALT: () => this.SUBRULE(this.blockDecl) },
+      { ALT: () => this.SUBRULE(this.modelDecl) },
+    ]);
+  });
+
+  constDecl = this.RULE("constDecl", () => {
+    this.CONSUME(T.Ident);
+    this.CONSUME(T.Equals);
+    this.SUBRULE(this.expr);
+  });
+
+  blockDecl = this.RULE("blockDecl", () => {
+    this.CONSUME(T.Block);
+    this.CONSUME(T.Ident);
+    this.CONSUME(T.LParen);
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.blockParam) });
+    this.CONSUME(T.RParen);
+    this.SUBRULE(this.body);
+  });
+
+  blockParam = this.RULE("blockParam", () => {
+    this.CONSUME(T.Ident);
+    this.OPTION(() => {
+      this.CONSUME(T.Colon);
+      this.CONSUME2(T.Ident);
+    });
+  });
+
+  modelDecl = this.RULE("modelDecl", () => {
+    this.CONSUME(T.Model);
+    this.CONSUME(T.Ident);
+    this.CONSUME(T.LParen);
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.inputDecl) });
+    this.CONSUME(T.RParen);
+    this.CONSUME(T.Arrow);
+    this.CONSUME2(T.LParen);
+    this.MANY_SEP2({ SEP: T.Comma, DEF: () => this.SUBRULE(this.outputDecl) });
+    this.CONSUME2(T.RParen);
+    this.SUBRULE(this.body);
+  });
+
+  inputDecl = this.RULE("inputDecl", () => {
+    this.CONSUME(T.Ident);
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.tensorType);
+  });
+
+  outputDecl = this.RULE("outputDecl", () => {
+    this.CONSUME(T.Ident);
+    this.OPTION(() => {
+      this.CONSUME(T.Colon);
+      this.SUBRULE(this.tensorType);
+    });
+  });
+
+  tensorType = this.RULE("tensorType", () => {
+    this.CONSUME(T.Ident);
+    this.CONSUME(T.LSquare);
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.dimDecl) });
+    this.CONSUME(T.RSquare);
+  });
+
+  dimDecl = this.RULE("dimDecl", () => {
+    this.SUBRULE(this.expr);
+    this.OPTION(() => {
+      this.CONSUME(T.At);
+      this.CONSUME(T.Ident);
+    });
+  });
+
+  body = this.RULE("body", () => {
+    this.CONSUME(T.LCurly);
+    this.MANY(() => this.SUBRULE(this.statement));
+    this.CONSUME(T.RCurly);
+  });
+
+  statement = this.RULE("statement", () => {
+    this.OR([
+      { ALT: () => this.SUBRULE(this.paramStmt) },
+      { ALT: () => this.SUBRULE(this.repeatStmt) },
+      { ALT: () => this.SUBRULE(this.returnStmt) },
+      { ALT: () => this.SUBRULE(this.assignStmt) },
+    ]);
+  });
+
+  paramStmt = this.RULE("paramStmt", () => {
+    this.CONSUME(T.Param);
+    this.CONSUME(T.Ident);
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.tensorType);
+    this.CONSUME(T.Equals);
+    this.SUBRULE(this.expr);
+  });
+
+  repeatStmt = this.RULE("repeatStmt", () => {
+    this.CONSUME(T.Repeat);
+    this.SUBRULE(this.expr);
+    this.CONSUME(T.As);
+    this.CONSUME(T.Ident);
+    this.SUBRULE(this.body);
+  });
+
+  returnStmt = this.RULE("returnStmt", () => {
+    this.CONSUME(T.Return);
+    this.SUBRULE(this.expr);
+  });
+
+  assignStmt = this.RULE("assignStmt", () => {
+    this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.CONSUME(T.Ident) });
+    this.CONSUME(T.Equals);
+    this.SUBRULE(this.expr);
+  });
+
+  expr = this.RULE("expr", () => {
+    this.SUBRULE(this.term);
+    this.MANY(() => {
+      this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
+      this.SUBRULE2(this.term);
+    });
+  });
+
+  term = this.RULE("term", () => {
+    this.SUBRULE(this.unary);
+    this.MANY(() => {
+      this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }]);
+      this.SUBRULE2(this.unary);
+    });
+  });
+
+  unary = this.RULE("unary", () => {
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(T.Minus);
+          this.SUBRULE(this.unary);
+        },
+      },
+      { ALT: () => this.SUBRULE(this.postfix) },
+    ]);
+  });
+
+  postfix = this.RULE("postfix", () => {
+    this.SUBRULE(this.primary);
+    this.MANY(() => {
+      this.OR([{ ALT: () => this.SUBRULE(this.callArgs) }, { ALT: () => this.SUBRULE(this.index) }]);
+    });
+  });
+
+  callArgs = this.RULE("callArgs", () => {
+    this.CONSUME(T.LParen);
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) });
+    this.CONSUME(T.RParen);
+  });
+
+  arg = this.RULE("arg", () => {
+    this.OPTION(() => {
+      this.CONSUME(T.Ident);
+      this.CONSUME(T.Colon);
+    });
+    this.SUBRULE(this.expr);
+  });
+
+  index = this.RULE("index", () => {
+    this.CONSUME(T.LSquare);
+    this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.sliceItem) });
+    this.CONSUME(T.RSquare);
+  });
+
+  /** `e`, `:`, `a:`, `:b`, `a:b`; the start and end are tagged so the visitor can tell them apart. */
+  sliceItem = this.RULE("sliceItem", () => {
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(T.Colon);
+          this.OPTION(() => this.SUBRULE(this.expr, { LABEL: "end" }));
+        },
+      },
+      {
+        ALT: () => {
+          this.SUBRULE2(this.expr, { LABEL: "start" });
+          this.OPTION2(() => {
+            this.CONSUME2(T.Colon);
+            this.OPTION3(() => this.SUBRULE3(this.expr, { LABEL: "end" }));
+          });
+        },
+      },
+    ]);
+  });
+
+  primary = this.RULE("primary", () => {
+    this.OR([
+      { ALT: () => this.CONSUME(T.IntLit) },
+      { ALT: () => this.CONSUME(T.FloatLit) },
+      { ALT: () => this.CONSUME(T.StringLit) },
+      { ALT: () => this.CONSUME(T.True) },
+      { ALT: () => this.CONSUME(T.False) },
+      { ALT: () => this.SUBRULE(this.list) },
+      {
+        ALT: () => {
+          this.CONSUME(T.LParen);
+          this.SUBRULE(this.expr);
+          this.CONSUME(T.RParen);
+        },
+      },
+      { ALT: () => this.SUBRULE(this.qualifiedName) },
+    ]);
+  });
+
+  list = this.RULE("list", () => {
+    this.CONSUME(T.LSquare);
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.expr) });
+    this.CONSUME(T.RSquare);
+  });
+
+  qualifiedName = this.RULE("qualifiedName", () => {
+    this.CONSUME(T.Ident);
+    this.MANY(() => {
+      this.CONSUME(T.Dot);
+      this.CONSUME2(T.Ident);
+    });
+  });
+}
+
+export const tokrParser = new TokrParser();
