@@ -4,6 +4,7 @@ import { extname } from "node:path";
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import { parseAndVerify } from "../ir/text/parser.js";
+import { importOnnxFile } from "../onnx/import.js";
 import { printType, tensorType } from "../ir/types.js";
 import { parseSafetensors, serializeSafetensors, type TensorFile } from "../../runtime/safetensors.js";
 import { type Args, CliError, fsMessage } from "./cli.js";
@@ -65,8 +66,8 @@ export function loadIR(args: Args, file: string): Graph {
 }
 
 /**
- * The graph an INPUT denotes. `.ir` files are parsed and verified; an artifact directory is
- * loaded with its weights bound; `.tokr` and `.onnx` wait for their frontends.
+ * The graph an INPUT denotes. `.ir` files are parsed and verified; `.onnx` models are imported
+ * (weights inline); an artifact directory is loaded with its weights bound; `.tokr` waits for its frontend.
  */
 export function loadGraph(args: Args, input: string, allowArtifact = true): Graph {
   const kind = inputKind(args, input);
@@ -79,8 +80,13 @@ export function loadGraph(args: Args, input: string, allowArtifact = true): Grap
     case "tokr":
       throw notImplemented("tokr", `${input}: compiling .tokr files`);
     case "onnx":
-      throw notImplemented("onnx", `${input}: importing ONNX models`);
+      return loadOnnx(args, input);
   }
+}
+
+/** Imports an ONNX model; errors (`OnnxImportError`) name the file as the user gave it. */
+export function loadOnnx(args: Args, file: string): Graph {
+  return importOnnxFile(args.path(file), file);
 }
 
 /** Keys of `ref<>` constants that hold no data yet, in graph order. */

@@ -6,7 +6,6 @@ import { CliError } from "./cli.js";
  */
 export const PENDING = {
   tokr: { issue: 3, what: "the .tokr frontend" },
-  onnx: { issue: 4, what: "the ONNX importer" },
   wgsl: { issue: 5, what: "the WGSL backend" },
   cuda: { issue: 7, what: "the CUDA backend" },
   policy: { issue: 6, what: "the token-reduction passes that apply policies" },
