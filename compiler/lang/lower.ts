@@ -101,6 +101,7 @@ export class Lowerer {
     this.b = new GraphBuilder(m.name.name);
     const env = this.newEnv([]);
     for (const inp of m.inputs) {
+      env.vars.set(inp.name.name, POISON); // replaced below unless its type is wrong
       this.guard(() => {
         const t = this.type(inp.type, true);
         const v = this.b.input(inp.name.name, t.dtype, t.dims, t.axes);
