@@ -68,8 +68,32 @@ function i64Const(ctx: AdaptCtx, values: readonly number[], what: string): Value
   return ctx.b.const("i64", [values.length], values, `${ctx.hint}_${what}`);
 }
 
+/** The opset from which these ops take `axes` as an input instead of an attribute. */
+const AXES_INPUT_SINCE: Readonly<Record<string, number>> = {
+  Unsqueeze: 13,
+  Squeeze: 13,
+  ReduceSum: 13,
+  ReduceMean: 18,
+  ReduceMax: 18,
+};
+
+/** Our ops accept either form, so only a form the model's opset does not define is an error. */
+function axesForm(ctx: AdaptCtx): Adapted {
+  const since = AXES_INPUT_SINCE[ctx.opType];
+  if (ctx.opset >= since && ctx.attrs.has("axes"))
+    throw new Error(`${ctx.opType} in opset ${ctx.opset} takes axes as an input, not an attribute`);
+  if (ctx.opset < since && ctx.inputs[1])
+    throw new Error(`${ctx.opType} in opset ${ctx.opset} takes axes as an attribute, not an input`);
+  return passThrough(ctx);
+}
+
 /** Ops whose ONNX form differs from the IR op; every other supported op passes through. */
 const ADAPTERS: Readonly<Record<string, (ctx: AdaptCtx) => Adapted>> = {
+  Unsqueeze: axesForm,
+  Squeeze: axesForm,
+  ReduceSum: axesForm,
+  ReduceMean: axesForm,
+  ReduceMax: axesForm,
   Cast(ctx) {
     const to = toNum(ctx.attrs.get("to")?.i);
     const dtype = dtypeOf(to);

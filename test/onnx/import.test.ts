@@ -239,3 +239,50 @@ test("a shape error from type inference names the ONNX node", () => {
       e instanceof OnnxImportError && e.message.startsWith("m.onnx: node '/bad' (MatMul): MatMul"),
   );
 });
+
+test("axes as attribute or input must match the opset (Unsqueeze 13, ReduceMean 18)", () => {
+  const unsq = (opset: number, asInput: boolean) =>
+    model(
+      {
+        input: [vi("x", D.FLOAT, [3])],
+        initializer: asInput ? [{ name: "ax", dims: [1], dataType: D.INT64, int64Data: [0] }] : [],
+        node: [
+          node(
+            "Unsqueeze",
+            "/u",
+            asInput ? ["x", "ax"] : ["x"],
+            ["y"],
+            asInput ? [] : [attr.ints("axes", [0])],
+          ),
+        ],
+        output: [vi("y", D.FLOAT, [1, 3])],
+      },
+      opset,
+    );
+  assert.deepEqual(types(importOnnx(unsq(13, true), "a.onnx").outputs), ["y: f32[1, 3]"]);
+  assert.throws(() => importOnnx(unsq(13, false), "a.onnx"), {
+    message: "a.onnx: node '/u' (Unsqueeze): Unsqueeze in opset 13 takes axes as an input, not an attribute",
+  });
+  assert.throws(() => importOnnx(unsq(11, true), "a.onnx"), {
+    message: "a.onnx: node '/u' (Unsqueeze): Unsqueeze in opset 11 takes axes as an attribute, not an input",
+  });
+  // ReduceMean moved axes to an input only in opset 18: mean of [1, 2, 6] over axis 0 is 3.
+  const mean = model({
+    input: [vi("x", D.FLOAT, [3])],
+    node: [node("ReduceMean", "/m", ["x"], ["y"], [attr.ints("axes", [0]), attr.int("keepdims", 0)])],
+    output: [vi("y", D.FLOAT, [])],
+  });
+  const g = importOnnx(mean, "m.onnx");
+  assertClose(runGraph(g, new Map([["x", t("f32", [3], [1, 2, 6])]])).get("y")!, t("f32", [], [3]));
+});
+
+test("dim_param names that are not identifiers become safe symbol names", () => {
+  const bytes = model({
+    input: [vi("x", D.FLOAT, ["batch size", "2seq", "min"])],
+    node: [node("Relu", "/r", ["x"], ["y"])],
+    output: [vi("y", D.FLOAT, ["batch size", "2seq", "min"])],
+  });
+  const g = importOnnx(bytes, "n.onnx");
+  assertValid(g);
+  assert.deepEqual(types(g.inputs), ["x: f32[batch_size, _2seq, _min]"]);
+});
