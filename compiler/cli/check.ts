@@ -1,8 +1,9 @@
+import { LangError } from "../../grammar/diagnostics.js";
+import { checkTokr } from "../lang/check.js";
 import { type CommandSpec, UsageError } from "./cli.js";
-import { inputKind } from "./load.js";
-import { notImplemented } from "./pending.js";
+import { inputKind, readText } from "./load.js";
 
-/** `tokr check`: type-check a .tokr program (the frontend comes with its issue). */
+/** `tokr check`: parse, resolve, lower and verify a .tokr program; every diagnostic, exit 1 on any. */
 export const checkCommand: CommandSpec = {
   name: "check",
   summary: "Parse and type-check a .tokr program, reporting every diagnostic.",
@@ -12,7 +13,9 @@ export const checkCommand: CommandSpec = {
   run(args) {
     const file = args.positionals[0];
     if (!file.endsWith(".tokr")) throw new UsageError(`expected a .tokr file, got '${file}'`, checkCommand);
-    inputKind(args, file); // a missing file is reported before the missing feature
-    throw notImplemented("tokr", `${file}: checking .tokr files`);
+    inputKind(args, file); // a missing file is reported as such
+    const source = readText(args, file);
+    const r = checkTokr(source, file);
+    if (r.diagnostics.length) throw new LangError(file, source, r.diagnostics);
   },
 };

@@ -4,12 +4,12 @@ import { extname } from "node:path";
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
 import { parseAndVerify } from "../ir/text/parser.js";
+import { compileTokr } from "../lang/check.js";
 import { importOnnxFile } from "../onnx/import.js";
 import { printType, tensorType } from "../ir/types.js";
 import { parseSafetensors, serializeSafetensors, type TensorFile } from "../../runtime/safetensors.js";
 import { type Args, CliError, fsMessage } from "./cli.js";
 import { readArtifact } from "./artifact.js";
-import { notImplemented } from "./pending.js";
 
 export type InputKind = "ir" | "tokr" | "onnx" | "artifact";
 
@@ -65,9 +65,14 @@ export function loadIR(args: Args, file: string): Graph {
   return parseAndVerify(readText(args, file), file);
 }
 
+/** Compiles a `.tokr` program; errors are a LangError carrying every diagnostic. */
+export function loadTokr(args: Args, file: string): Graph {
+  return compileTokr(readText(args, file), file);
+}
+
 /**
  * The graph an INPUT denotes. `.ir` files are parsed and verified; `.onnx` models are imported
- * (weights inline); an artifact directory is loaded with its weights bound; `.tokr` waits for its frontend.
+ * (weights inline); an artifact directory is loaded with its weights bound; `.tokr` programs are compiled.
  */
 export function loadGraph(args: Args, input: string, allowArtifact = true): Graph {
   const kind = inputKind(args, input);
@@ -78,7 +83,7 @@ export function loadGraph(args: Args, input: string, allowArtifact = true): Grap
       if (!allowArtifact) throw new CliError(`${input}: is a directory; expected a model file`);
       return readArtifact(args, input).graph;
     case "tokr":
-      throw notImplemented("tokr", `${input}: compiling .tokr files`);
+      return loadTokr(args, input);
     case "onnx":
       return loadOnnx(args, input);
   }

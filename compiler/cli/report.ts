@@ -3,6 +3,7 @@ import { formatLoc, type SourceLoc } from "../ir/graph.js";
 import { formatIRDiagnostic, IRParseError } from "../ir/text/parser.js";
 import { VerifyError } from "../verify.js";
 import { PassError } from "../../passes/manager.js";
+import { formatLangError, LangError } from "../../grammar/diagnostics.js";
 
 interface DiagnosticLike {
   readonly message: string;
@@ -31,6 +32,7 @@ export function errorLines(e: unknown, debug = false): string[] {
     const rest = e.diagnostics.length ? e.diagnostics.map(diagnosticLine) : messageLines(e.message).slice(1);
     return [head, ...rest, ...(debug && e.dump ? [e.dump] : [])];
   }
+  if (e instanceof LangError) return formatLangError(e);
   if (e instanceof IRParseError) return e.diagnostics.map(formatIRDiagnostic);
   if (e instanceof VerifyError) return e.diagnostics.map(diagnosticLine);
   if (e instanceof Error) return messageLines(e.message);
