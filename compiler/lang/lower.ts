@@ -1,12 +1,12 @@
 import { GraphBuilder } from "../builder.js";
 import type { AttrValue } from "../ir/attrs.js";
-import { isDType, type DType } from "../ir/dtype.js";
+import { isDType } from "../ir/dtype.js";
 import type { Graph, Value } from "../ir/graph.js";
 import { add, type Dim, dimEquals, floordiv, mul, neg, printDim, sub, sym } from "../ir/sym.js";
 import { makeTensor } from "../ir/tensor.js";
 import { isAxisRole, printType, tensorType, type AxisRole, type TensorType } from "../ir/types.js";
 import { allOps, getOp, OpError } from "../ops/registry.js";
-import type { Arg, Expr, Ident, Item, Pos, Program, Stmt, TypeExpr } from "../../grammar/ast.js";
+import type { Arg, BinaryOp, Expr, Item, Pos, Program, Stmt, TypeExpr } from "../../grammar/ast.js";
 import { didYouMean, type LangDiagnostic } from "../../grammar/diagnostics.js";
 import { INITIALIZERS, OP_ALIASES } from "./ops.js";
 
@@ -35,7 +35,15 @@ interface Env {
   ret?: Val;
 }
 
+/** An absent slice end: past any real dimension. */
 const MAX_END = Number.MAX_SAFE_INTEGER;
+
+const DIM_OPS: Readonly<Record<BinaryOp, (a: Dim, b: Dim) => Dim>> = {
+  "+": add,
+  "-": sub,
+  "*": mul,
+  "/": floordiv,
+};
 
 /** Lowers one model of a checked program to IR; every problem becomes a diagnostic. */
 export class Lowerer {
@@ -192,25 +200,12 @@ export class Lowerer {
         if (!this.b.g.symbols.has(e.name)) this.b.symbol(e.name);
         return sym(e.name);
       }
-      case "binary": {
-        const a = this.dim(e.a, symbols, env);
-        const b = this.dim(e.b, symbols, env);
-        switch (e.op) {
-          case "+":
-            return add(a, b);
-          case "-":
-            return sub(a, b);
-          case "*":
-            return mul(a, b);
-          case "/":
-            return floordiv(a, b);
-        }
-      }
-      // falls through: TS sees the inner switch as exhaustive
+      case "binary":
+        return DIM_OPS[e.op](this.dim(e.a, symbols, env), this.dim(e.b, symbols, env));
       case "neg":
-        return e.k === "neg" ? neg(this.dim(e.e, symbols, env)) : 0;
+        return neg(this.dim(e.e, symbols, env));
       default:
-        this.error(e.pos, "a dimension must be an integer, a constant or a symbol");
+        return this.error(e.pos, "a dimension must be an integer, a constant or a symbol");
     }
   }
 
@@ -606,5 +601,3 @@ function normal(n: number, std: number, seed: number): number[] {
   }
   return out.slice(0, n);
 }
-
-export type { DType, Ident };

@@ -87,3 +87,13 @@ test("the 2-block tiny transformer example verifies and runs on the CPU backend"
   // cls = y[:, 0]: token 0 of each batch element.
   assertClose(cls, t("f32", [2, 8], [...y.data.slice(0, 8), ...y.data.slice(24, 32)]));
 });
+
+test("several assignment targets take several outputs; IR op names are callable as is", () => {
+  const g = compileTokr(
+    `model m(q: f32[1, 1, 2, 2]) -> (o, imp) {\n  o, imp = attention(q, q, Identity(q), scores: "cls")\n}\n`,
+  );
+  // Identical keys: query 0 weighs both keys 1/2, so importance is [0.5, 0.5] and out = mean of v.
+  const out = runGraph(g, new Map([["q", t("f32", [1, 1, 2, 2], [1, 2, 1, 2])]]));
+  assertClose(out.get("imp")!, t("f32", [1, 2], [0.5, 0.5]));
+  assertClose(out.get("o")!, t("f32", [1, 1, 2, 2], [1, 2, 1, 2]));
+});
