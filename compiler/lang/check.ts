@@ -3,10 +3,12 @@ import { verifyGraph } from "../verify.js";
 import { LangError, type LangDiagnostic } from "../../grammar/diagnostics.js";
 import { parseProgram } from "../../grammar/visitor.js";
 import { Lowerer } from "./lower.js";
+import { resolveNames } from "./resolve.js";
 
 /**
- * The `.tokr` frontend: parse (every syntax error), then resolve names, inline blocks and lower
- * to IR (every semantic and shape error, each at its call's line:col), then verify.
+ * The `.tokr` frontend: parse (every syntax error); then static name resolution over the whole
+ * program (resolve.ts) and lowering to IR (lower.ts: block inlining, repeat, shape errors at the
+ * call's line:col), their diagnostics merged; then the IR verifier.
  */
 export function checkTokr(
   source: string,
@@ -16,7 +18,11 @@ export function checkTokr(
   if (!parsed.program) return { diagnostics: parsed.diagnostics };
   const lowerer = new Lowerer(parsed.program, file);
   const graph = lowerer.lower();
-  const diagnostics = [...lowerer.diags].sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
+  // Name errors found by both passes appear once; the static pass adds those in code never lowered.
+  const seen = new Map<string, LangDiagnostic>();
+  for (const d of [...resolveNames(parsed.program), ...lowerer.diags])
+    seen.set(`${d.pos.line}:${d.pos.col}:${d.message}`, d);
+  const diagnostics = [...seen.values()].sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
   if (diagnostics.length || !graph) return { diagnostics };
   for (const d of verifyGraph(graph))
     diagnostics.push({

@@ -171,6 +171,26 @@ const cases: [string, string, string][] = [
       "          ^^^^^^^^^^",
     ),
   ],
+  [
+    "errors in a block that is never called are still reported",
+    'block unused(x) {\n  return gelu(x, aproximate: "tanh")\n}\nmodel m(x: f32[2]) -> (y) {\n  y = x\n}\n',
+    lines(
+      "t.tokr:2:18: error: Gelu has no attribute 'aproximate'",
+      '      return gelu(x, aproximate: "tanh")',
+      "                     ^^^^^^^^^^",
+      "  hint: did you mean `approximate`?",
+    ),
+  ],
+  [
+    "an error inside a repeated block is reported once",
+    "block b(x) {\n  return relu(y)\n}\nmodel m(x: f32[2]) -> (y) {\n  repeat 3 as i {\n    x = b(x)\n  }\n  y = x\n}\n",
+    lines(
+      "t.tokr:2:15: error: unknown name 'y'",
+      "      return relu(y)",
+      "                  ^",
+      "  hint: did you mean `x`?",
+    ),
+  ],
 ];
 
 for (const [name, src, expected] of cases)
