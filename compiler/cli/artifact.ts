@@ -89,7 +89,11 @@ export function readArtifact(args: Args, dir: string): { manifest: Manifest; gra
     throw new CliError(`${manifestFile}: not a tokr artifact: ${fsMessage(e)}`);
   }
   const manifest = checkManifest(json, manifestFile);
-  if (manifest.target !== "cpu") throw notImplemented(manifest.target === "cuda" ? "cuda" : "wgsl", `${dir}: running ${manifest.target} artifacts`);
+  if (manifest.target !== "cpu")
+    throw notImplemented(
+      manifest.target === "cuda" ? "cuda" : "wgsl",
+      `${dir}: running ${manifest.target} artifacts`,
+    );
   const graphFile = join(dir, manifest.graph);
   let text: string;
   let bytes: Uint8Array;

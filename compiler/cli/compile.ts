@@ -25,7 +25,8 @@ export const compileCommand: CommandSpec = {
     if (target === undefined) args.required("target");
     const dir = args.required("output");
     if (inputKind(args, input) === "artifact") throw new CliError(`${input}: is already a compiled artifact`);
-    if (target !== "cpu") throw notImplemented(target === "cuda" ? "cuda" : "wgsl", `compile --target ${target}`);
+    if (target !== "cpu")
+      throw notImplemented(target === "cuda" ? "cuda" : "wgsl", `compile --target ${target}`);
     const g = loadGraph(args, input);
     if (args.string("policy") !== undefined) throw notImplemented("policy", "compile --policy");
     bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
