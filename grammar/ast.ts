@@ -78,7 +78,29 @@ export type Item =
       readonly inputs: readonly { readonly name: Ident; readonly type: TypeExpr }[];
       readonly outputs: readonly { readonly name: Ident; readonly type?: TypeExpr }[];
       readonly body: readonly Stmt[];
-    };
+    }
+  | { readonly k: "policy"; readonly name: Ident; readonly rules: readonly PolicyRule[] };
+
+/**
+ * One selector segment: a name (`blocks`), an index (`3`) or `*` (any one segment); `range`
+ * (`blocks[2..11]`, inclusive; `blocks[4]` is 4..4) requires the next scope segment to be an
+ * index in it.
+ */
+export interface SelectorSegment {
+  readonly k: "name" | "index" | "any";
+  readonly text: string;
+  readonly range?: { readonly lo: number; readonly hi: number };
+  readonly pos: Pos;
+}
+
+/** `SELECTOR: DIRECTIVE(args)` inside a policy. */
+export interface PolicyRule {
+  readonly selector: readonly SelectorSegment[];
+  readonly selectorPos: Pos;
+  readonly directive: Ident;
+  readonly args: readonly Arg[];
+  readonly pos: Pos;
+}
 
 export interface Program {
   readonly items: readonly Item[];

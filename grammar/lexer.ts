@@ -15,6 +15,7 @@ export const Param = kw("param");
 export const Repeat = kw("repeat");
 export const As = kw("as");
 export const Return = kw("return");
+export const Policy = kw("policy");
 export const True = kw("true");
 export const False = kw("false");
 
@@ -23,10 +24,14 @@ export const StringLit = createToken({
   pattern: /"(?:[^"\\\r\n]|\\.)*"/,
   label: "a string",
 });
-/** Floats need a `.` or an exponent so that `12` stays an integer (repeat counts, dims). */
+/**
+ * Floats need a `.` or an exponent so that `12` stays an integer (repeat counts, dims). A `.`
+ * followed by `.` or a letter is not part of a number, so `0..5` and `blocks.0.attn` lex as
+ * integers and dots (policy selectors).
+ */
 export const FloatLit = createToken({
   name: "FloatLit",
-  pattern: /\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+/,
+  pattern: /\d+\.(?![.A-Za-z_])\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+/,
   label: "a number",
 });
 export const IntLit = createToken({ name: "IntLit", pattern: /\d+/, label: "an integer" });
@@ -44,6 +49,7 @@ export const Comma = punct("Comma", ",");
 export const Colon = punct("Colon", ":");
 export const Equals = punct("Equals", "=");
 export const At = punct("At", "@");
+export const DotDot = punct("DotDot", "..");
 export const Dot = punct("Dot", ".");
 export const Plus = punct("Plus", "+");
 export const Minus = punct("Minus", "-");
@@ -59,6 +65,7 @@ export const ALL_TOKENS: TokenType[] = [
   Repeat,
   As,
   Return,
+  Policy,
   True,
   False,
   Ident,
@@ -76,6 +83,7 @@ export const ALL_TOKENS: TokenType[] = [
   Colon,
   Equals,
   At,
+  DotDot,
   Dot,
   Plus,
   Minus,

@@ -23,7 +23,7 @@ const messages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage: ({ expected, actual }) =>
     `expected ${tokenLabel(expected)} but found ${found(actual)}`,
   buildNotAllInputParsedMessage: ({ firstRedundant }) =>
-    `expected 'model', 'block' or a constant but found ${found(firstRedundant)}`,
+    `expected 'model', 'block', 'policy' or a constant but found ${found(firstRedundant)}`,
   buildNoViableAltMessage: ({ expectedPathsPerAlt, actual, ruleName }) =>
     `expected ${ruleName === "primary" ? "an expression" : oneOf(expectedPathsPerAlt.flat())} but found ${found(actual[0])}`,
   buildEarlyExitMessage: ({ expectedIterationPaths, actual }) =>
@@ -45,7 +45,46 @@ export class TokrParser extends CstParser {
       { ALT: () => this.SUBRULE(this.constDecl) },
       { ALT: () => this.SUBRULE(this.blockDecl) },
       { ALT: () => this.SUBRULE(this.modelDecl) },
+      { ALT: () => this.SUBRULE(this.policyDecl) },
     ]);
+  });
+
+  /** `policy NAME { SELECTOR: DIRECTIVE(args) ... }` (docs/language.md, Policies). */
+  policyDecl = this.RULE("policyDecl", () => {
+    this.CONSUME(T.Policy);
+    this.CONSUME(T.Ident);
+    this.CONSUME(T.LCurly);
+    this.MANY(() => this.SUBRULE(this.policyRule));
+    this.CONSUME(T.RCurly);
+  });
+
+  policyRule = this.RULE("policyRule", () => {
+    this.SUBRULE(this.selector);
+    this.CONSUME(T.Colon);
+    this.CONSUME(T.Ident);
+    this.SUBRULE(this.callArgs);
+  });
+
+  /** `blocks[2..11].attn`, `blocks.*`, `blocks.3.mlp`: dot-separated segments. */
+  selector = this.RULE("selector", () => {
+    this.AT_LEAST_ONE_SEP({ SEP: T.Dot, DEF: () => this.SUBRULE(this.selectorSegment) });
+  });
+
+  selectorSegment = this.RULE("selectorSegment", () => {
+    this.OR([
+      { ALT: () => this.CONSUME(T.Ident) },
+      { ALT: () => this.CONSUME(T.IntLit) },
+      { ALT: () => this.CONSUME(T.Star) },
+    ]);
+    this.OPTION(() => {
+      this.CONSUME(T.LSquare);
+      this.CONSUME2(T.IntLit, { LABEL: "lo" });
+      this.OPTION2(() => {
+        this.CONSUME(T.DotDot);
+        this.CONSUME3(T.IntLit, { LABEL: "hi" });
+      });
+      this.CONSUME(T.RSquare);
+    });
   });
 
   constDecl = this.RULE("constDecl", () => {

@@ -1,5 +1,18 @@
 import type { CstElement, CstNode, IToken } from "chevrotain";
-import type { Arg, BinaryOp, Expr, Ident, Item, Pos, Program, SliceItem, Stmt, TypeExpr } from "./ast.js";
+import type {
+  Arg,
+  BinaryOp,
+  Expr,
+  Ident,
+  Item,
+  PolicyRule,
+  Pos,
+  Program,
+  SelectorSegment,
+  SliceItem,
+  Stmt,
+  TypeExpr,
+} from "./ast.js";
 import type { LangDiagnostic } from "./diagnostics.js";
 import { tokrLexer } from "./lexer.js";
 import { tokrParser } from "./parser.js";
@@ -120,8 +133,8 @@ function primaryExpr(n: CstNode): Expr {
   if ((x = t("IntLit"))) return { k: "int", value: Number(x.image), pos: posOf(x) };
   if ((x = t("FloatLit"))) return { k: "float", value: Number(x.image), pos: posOf(x) };
   if ((x = t("StringLit"))) return { k: "string", value: unquote(x.image), pos: posOf(x) };
-  if ((x = t("True"))) return { k: "bool", value: true, pos: posOf(x) };
-  if ((x = t("False"))) return { k: "bool", value: false, pos: posOf(x) };
+  if ((x = t("Kw_true"))) return { k: "bool", value: true, pos: posOf(x) };
+  if ((x = t("Kw_false"))) return { k: "bool", value: false, pos: posOf(x) };
   const list = kids(n, "list")[0];
   if (list) return { k: "list", items: kids(list, "expr").map(expr), pos: span(list) };
   const q = kids(n, "qualifiedName")[0];
@@ -173,6 +186,31 @@ function stmt(s: CstNode): Stmt {
   }
 }
 
+function segment(n: CstNode): SelectorSegment {
+  const head = toks(n, "Ident")[0] ?? toks(n, "IntLit")[0] ?? toks(n, "Star")[0];
+  const k = head.tokenType.name === "Ident" ? "name" : head.tokenType.name === "IntLit" ? "index" : "any";
+  const lo = toks(n, "lo")[0];
+  const hi = toks(n, "hi")[0] ?? lo;
+  return {
+    k,
+    text: head.image,
+    ...(lo ? { range: { lo: Number(lo.image), hi: Number(hi.image) } } : {}),
+    pos: span(n),
+  };
+}
+
+function policyRule(n: CstNode): PolicyRule {
+  const sel = kid(n, "selector");
+  const args = kid(n, "callArgs");
+  return {
+    selector: kids(sel, "selectorSegment").map(segment),
+    selectorPos: span(sel),
+    directive: ident(tok(n, "Ident")),
+    args: kids(args, "arg").map(argOf),
+    pos: span(n),
+  };
+}
+
 function item(i: CstNode): Item {
   const [name, n] = Object.entries(i.children)[0] as [string, CstNode[]];
   const c = n[0];
@@ -190,6 +228,8 @@ function item(i: CstNode): Item {
         body: body(kid(c, "body")),
         end: posOf(tok(kid(c, "body"), "RCurly")),
       };
+    case "policyDecl":
+      return { k: "policy", name: ident(tok(c, "Ident")), rules: kids(c, "policyRule").map(policyRule) };
     default:
       return {
         k: "model",

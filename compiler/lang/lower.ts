@@ -76,6 +76,7 @@ export class Lowerer {
   lower(modelName?: string): Graph | undefined {
     const models: ModelItem[] = [];
     for (const it of this.program.items) {
+      if (it.k === "policy") continue; // policies apply to the lowered graph (policy.ts)
       const taken = this.consts.has(it.name.name) || this.blocks.has(it.name.name);
       if (taken || models.some((m) => m.name.name === it.name.name)) {
         this.guard(() => this.error(it.name.pos, `'${it.name.name}' is already defined`));

@@ -128,6 +128,8 @@ export function resolveNames(program: Program): LangDiagnostic[] {
         stmts(it.body, vars);
         break;
       }
+      case "policy": // checked against the lowered graph (policy.ts)
+        break;
     }
   return out;
 }
