@@ -3,6 +3,7 @@
 # Mesa's lavapipe (CPU Vulkan) from <codename>-backports gives Dawn (npm `webgpu`) a WebGPU adapter;
 # Debian 12's own Mesa 22 does not. The backports source is derived from the system's own
 # debian.sources (first stanza, Suites changed) so that no mirror is named here.
+# libonnx-testdata (ONNX's node test cases, for test/onnx/conformance.test.ts) comes from the normal suite.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 . /etc/os-release
@@ -17,6 +18,7 @@ if [ ! -f "$dst" ] && [ -f "$src" ]; then
   ' "$src" > "$dst"
 fi
 apt-get update -qq
+apt-get install -y -qq libonnx-testdata > /dev/null
 pkgs=(libvulkan1 mesa-vulkan-drivers)
 if [ -f "$dst" ]; then
   apt-get install -y -qq -t "${codename}-backports" "${pkgs[@]}" > /dev/null

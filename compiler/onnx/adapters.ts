@@ -5,7 +5,9 @@
 import type { AttrValue } from "../ir/attrs.js";
 import type { Value } from "../ir/graph.js";
 import type { GraphBuilder } from "../builder.js";
-import { getOp } from "../ops/registry.js";
+import { isFloat } from "../ir/dtype.js";
+import type { Tensor } from "../ir/tensor.js";
+import { getOp, refCtx } from "../ops/registry.js";
 import { dtypeOf, elemTypeName, onnx, readTensor, toNum, type AttributeProto } from "./reader.js";
 
 /** What an adapter sees of one ONNX node. */
@@ -122,6 +124,16 @@ const ADAPTERS: Readonly<Record<string, (ctx: AdaptCtx) => Adapted>> = {
         `Softmax before opset 13 normalises over all axes from ${given} of a rank-${rank} input; only the last axis is supported`,
       );
     return { op: "Softmax", inputs: ctx.inputs, attrs: { axis: -1 } };
+  },
+  Range(ctx) {
+    // Compile-time known values cover integer tensors only, so a float Range cannot be sized from its
+    // bounds; with constant bounds (exporters' Constant nodes) it is folded into its value here.
+    const consts = ctx.inputs.map((v) => (v ? ctx.b.g.constants.get(v)?.data : undefined));
+    const dt = ctx.inputs[0]?.type.dtype;
+    if (!dt || !isFloat(dt) || !consts.every((t): t is Tensor => t !== undefined)) return passThrough(ctx);
+    const def = getOp("Range")!;
+    const [y] = def.reference(consts, refCtx(def, {}, 1));
+    return { op: "Identity", inputs: [ctx.b.constant(y, `${ctx.hint}_value`)], attrs: {} };
   },
   Split(ctx) {
     const split = intsAttr(ctx, "split");

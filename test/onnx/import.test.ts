@@ -286,3 +286,46 @@ test("dim_param names that are not identifiers become safe symbol names", () => 
   assertValid(g);
   assert.deepEqual(types(g.inputs), ["x: f32[batch_size, _2seq, _min]"]);
 });
+
+test("a float Range with constant bounds is folded to its value; with a runtime bound it is refused", () => {
+  const consts = [
+    node("Constant", "/s", [], ["s"], [attr.float("value_float", 1)]),
+    node("Constant", "/l", [], ["l"], [attr.float("value_float", 2.5)]),
+    node("Constant", "/d", [], ["d"], [attr.float("value_float", 0.5)]),
+  ];
+  const g = importOnnx(
+    model({
+      input: [vi("x", D.FLOAT, [3])],
+      node: [
+        ...consts,
+        node("Range", "/range", ["s", "l", "d"], ["r"]),
+        node("Add", "/add", ["x", "r"], ["y"]),
+      ],
+      output: [vi("y", D.FLOAT, [3])],
+    }),
+    "r.onnx",
+  );
+  assertValid(g);
+  // ceil((2.5 - 1) / 0.5) = 3 elements: 1, 1.5, 2.
+  assert.deepEqual(types(g.outputs), ["y: f32[3]"]);
+  assert.deepEqual(
+    g.nodes.map((n) => n.op),
+    ["Identity", "Add"],
+  );
+  assertClose(
+    runGraph(g, new Map([["x", t("f32", [3], [0, 10, 20])]])).get("y")!,
+    t("f32", [3], [1, 11.5, 22]),
+  );
+  assert.throws(
+    () =>
+      importOnnx(
+        model({
+          input: [vi("lim", D.FLOAT, [])],
+          node: [...consts, node("Range", "/range", ["s", "lim", "d"], ["r"])],
+          output: [vi("r", D.FLOAT, [null])],
+        }),
+        "r2.onnx",
+      ),
+    /node '\/range' \(Range\): Range: Range start\/limit \(input 0\) must be known at compile time/,
+  );
+});
