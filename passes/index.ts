@@ -1,7 +1,12 @@
 // Importing this module registers every pass and the named pipelines; add new passes here.
 import { canonicalizePass } from "./canonicalize.js";
 import { dcePass } from "./dce.js";
+import { discoverBlocksPass } from "./discover-blocks.js";
 import { foldConstantsPass } from "./fold-constants.js";
+import { foldShapeChainsPass } from "./fold-shape-chains.js";
+import { fuseAttentionPass } from "./fuse-attention.js";
+import { fuseGeluPass } from "./fuse-gelu.js";
+import { fuseLayerNormPass } from "./fuse-layernorm.js";
 import { registerPass, registerPipeline } from "./registry.js";
 import { shapeInferPass } from "./shape-infer.js";
 
@@ -9,10 +14,26 @@ registerPass(shapeInferPass);
 registerPass(canonicalizePass);
 registerPass(foldConstantsPass);
 registerPass(dcePass);
+registerPass(foldShapeChainsPass);
+registerPass(fuseAttentionPass);
+registerPass(fuseLayerNormPass);
+registerPass(fuseGeluPass);
+registerPass(discoverBlocksPass);
 
 registerPipeline("default", "the cleanup every compile runs", [
   "shape-infer",
   "canonicalize",
   "fold-constants",
   "dce",
+]);
+
+registerPipeline("onnx-structure", "recognise exported structure: shape chains, attention, norms, GELU", [
+  "fold-shape-chains",
+  "fuse-attention",
+  "fuse-layernorm",
+  "fuse-gelu",
+  "canonicalize",
+  "fold-constants",
+  "dce",
+  "discover-blocks",
 ]);

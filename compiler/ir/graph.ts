@@ -243,6 +243,11 @@ export class Graph {
     else (node as Mutable<Node>).policy = policy;
   }
 
+  setScope(node: Node, scope: string | undefined): void {
+    if (scope === undefined) delete (node as Mutable<Node>).scope;
+    else (node as Mutable<Node>).scope = scope;
+  }
+
   setType(v: Value, t: TensorType): void {
     v._setType(t);
   }
