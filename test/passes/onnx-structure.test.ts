@@ -5,6 +5,7 @@ import { runGraph } from "../../backends/cpu/interpreter.js";
 import { GraphBuilder } from "../../compiler/builder.js";
 import type { Graph, Value } from "../../compiler/ir/graph.js";
 import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
+import { sym } from "../../compiler/ir/sym.js";
 import { printType } from "../../compiler/ir/types.js";
 import { importOnnxFile } from "../../compiler/onnx/import.js";
 import { fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
@@ -245,5 +246,78 @@ describe("fuse-gelu", () => {
     new PassManager("fuse-gelu").run(g);
     assert.equal(count(g, "Gelu"), 0);
     assert.equal(count(g, "Erf"), 1);
+  });
+});
+
+describe("fold-shape-chains", () => {
+  it("turns a Shape/Gather/Unsqueeze/Concat target over a symbolic batch into [0, -1]", () => {
+    // x: f32[B, 3, 4] → Reshape(x, concat(unsqueeze(shape(x)[0]), [12])) : f32[B, 12]
+    const b = new GraphBuilder("chain");
+    b.symbol("B");
+    const x = b.input("x", "f32", [sym("B"), 3, 4]);
+    const batch = b.op("Gather", [b.op("Shape", [x]), b.const("i64", [], [0])], { axis: 0 });
+    const dim0 = b.op("Unsqueeze", [batch, b.const("i64", [1], [0])]);
+    const target = b.op("Concat", [dim0, b.const("i64", [1], [12])], { axis: 0 });
+    const g = b.output(b.op("Reshape", [x, target], {}, { names: ["y"] }));
+    assert.equal(printType(g.outputs[0].type), "f32[B, 12]");
+    const feeds = new Map([["x", rand([2, 3, 4], 5)]]);
+    runKeepsOutputs(g, "fold-shape-chains", feeds);
+    assert.deepEqual(ops(g), ["Reshape"]);
+    const c = g.constants.get(g.nodes[0].inputs[1]!)!;
+    assert.deepEqual(Array.from(c.data!.data), [0, 12]);
+  });
+
+  it("uses -1 for one moved symbolic dim and leaves a target with two alone", () => {
+    const b = new GraphBuilder("moved");
+    b.symbol("B");
+    b.symbol("N");
+    const x = b.input("x", "f32", [3, sym("B")]);
+    const bx = b.op("Gather", [b.op("Shape", [x]), b.const("i64", [1], [1])], { axis: 0 });
+    const y = b.op("Reshape", [x, b.op("Mul", [bx, b.const("i64", [1], [3])])]); // f32[3*B]
+    const w = b.input("w", "f32", [sym("B"), sym("N")]);
+    const sw = b.op("Shape", [w]);
+    const nb = b.op(
+      "Concat",
+      [
+        b.op("Slice", [sw, b.const("i64", [1], [1]), b.const("i64", [1], [2])]),
+        b.op("Slice", [sw, b.const("i64", [1], [0]), b.const("i64", [1], [1])]),
+      ],
+      { axis: 0 },
+    );
+    const z = b.op("Reshape", [w, nb]); // f32[N, B]: neither dim is the input's at its position
+    const g = b.output(y, z);
+    assert.equal(printType(z.type), "f32[N, B]");
+    new PassManager("fold-shape-chains").run(g);
+    const targets = g.nodes.filter((n) => n.op === "Reshape").map((n) => g.constants.get(n.inputs[1]!)?.data);
+    assert.deepEqual(targets[0] && Array.from(targets[0].data), [-1]);
+    assert.equal(targets[1], undefined);
+  });
+});
+
+describe("discover-blocks", () => {
+  it("needs both residual Adds: attention without an MLP residual is not a block", () => {
+    const b = new GraphBuilder("half");
+    const x = b.input("x", "f32", [1, 2, 5, 4]);
+    const a = b.op("attention", [x, x, x]);
+    const g = b.output(b.op("Add", [x, a]));
+    new PassManager("discover-blocks").run(g);
+    assert.equal(findBlocks(g).length, 0);
+    assert.ok(g.nodes.every((n) => n.scope === undefined));
+  });
+
+  it("scopes a minimal block and marks the token axis of the residual stream", () => {
+    const b = new GraphBuilder("block");
+    const x = b.input("x", "f32", [1, 2, 5, 4]);
+    const h = b.op("Relu", [x]);
+    const mid = b.op("Add", [x, b.op("attention", [h, h, h])]);
+    const g = b.output(b.op("Add", [mid, b.op("Tanh", [mid])]));
+    new PassManager("discover-blocks").run(g);
+    assert.deepEqual(
+      g.nodes.map((n) => `${n.op}:${n.scope}`),
+      ["Relu:blocks.0.attn", "attention:blocks.0.attn", "Add:blocks.0", "Tanh:blocks.0.mlp", "Add:blocks.0"],
+    );
+    // keys come from axis 2 of k = h = f32[1, 2, 5, 4]: 5 tokens, axis 2 of x (the only 5)
+    assert.equal(printType(x.type), "f32[1, 2, 5@token, 4]");
+    assert.equal(printType(g.outputs[0].type), "f32[1, 2, 5@token, 4]");
   });
 });
