@@ -2,6 +2,7 @@ import { type CommandSpec, CliError } from "./cli.js";
 import { writeArtifact } from "./artifact.js";
 import { bindWeightsFile, inputKind, loadGraph } from "./load.js";
 import { notImplemented } from "./pending.js";
+import { attachPolicyOption } from "./policy.js";
 
 export const TARGETS = ["cpu", "wgsl", "cuda"] as const;
 
@@ -15,11 +16,15 @@ export const compileCommand: CommandSpec = {
   options: {
     target: { type: "string", arg: "cpu|wgsl|cuda", help: "backend to compile for" },
     output: { type: "string", short: "o", arg: "DIR", help: "artifact directory to write" },
-    policy: { type: "string", arg: "FILE", help: "token-reduction policy to apply" },
+    policy: {
+      type: "string",
+      arg: "FILE",
+      help: "a .tokr policy file: its policies are checked and attached to the graph",
+    },
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
-  run(args) {
+  run(args, io) {
     const input = args.positionals[0];
     const target = args.choice("target", TARGETS);
     if (target === undefined) args.required("target");
@@ -28,7 +33,7 @@ export const compileCommand: CommandSpec = {
     if (target !== "cpu")
       throw notImplemented(target === "cuda" ? "cuda" : "wgsl", `compile --target ${target}`);
     const g = loadGraph(args, input);
-    if (args.string("policy") !== undefined) throw notImplemented("policy", "compile --policy");
+    attachPolicyOption(args, io, g);
     bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
     writeArtifact(args, dir, g, input);
   },

@@ -5,7 +5,7 @@ import { printType } from "../ir/types.js";
 import { getOp, OpError } from "../ops/registry.js";
 import type { CommandSpec } from "./cli.js";
 import { loadGraph } from "./load.js";
-import { notImplemented } from "./pending.js";
+import { attachPolicyOption } from "./policy.js";
 
 /** One node of the report; `flops` is undefined when the op declares no count. */
 export interface NodeReport {
@@ -13,6 +13,8 @@ export interface NodeReport {
   readonly op: string;
   readonly outputs: readonly { readonly name: string; readonly type: string }[];
   readonly flops?: Dim;
+  /** The IR policy attached at this node, if any. */
+  readonly policy?: string;
 }
 
 /** Per-node op, output types and FLOPs (symbols left symbolic), in graph order. */
@@ -37,6 +39,7 @@ export function nodeReports(g: Graph): NodeReport[] {
     return {
       index,
       op: n.op,
+      ...(n.policy !== undefined ? { policy: n.policy } : {}),
       outputs: n.outputs.map((o) => ({ name: o.name, type: printType(o.type) })),
       ...(flops !== undefined ? { flops } : {}),
     };
@@ -49,13 +52,13 @@ export const inspectCommand: CommandSpec = {
   summary: "Print each node's op, output types and FLOPs (symbolic where shapes are), with the total.",
   synopsis: "INPUT [--policy FILE] [--json]",
   options: {
-    policy: { type: "string", arg: "FILE", help: "apply a token-reduction policy first" },
+    policy: { type: "string", arg: "FILE", help: "a .tokr policy file to check and attach (shown per node)" },
     json: { type: "boolean", help: "print the report as JSON" },
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
   run(args, io) {
     const g = loadGraph(args, args.positionals[0]);
-    if (args.string("policy") !== undefined) throw notImplemented("policy", "inspect --policy");
+    attachPolicyOption(args, io, g);
     const nodes = nodeReports(g);
     const counted = nodes.filter((n) => n.flops !== undefined);
     const total = add(0, ...counted.map((n) => n.flops!));
@@ -69,13 +72,16 @@ export const inspectCommand: CommandSpec = {
         nodes: nodes.map((n) => ({ ...n, flops: n.flops === undefined ? null : jsonDim(n.flops) })),
         totalFlops: jsonDim(total),
         opsWithoutFlops: uncounted,
+        ...(g.policies.size
+          ? { policies: Object.fromEntries([...g.policies].map(([k, p]) => [k, p.params])) }
+          : {}),
       };
       io.stdout(JSON.stringify(report, null, 2) + "\n");
       return;
     }
     const rows = nodes.map((n) => [
       String(n.index),
-      n.op,
+      n.policy !== undefined ? `${n.op} policy @${n.policy}` : n.op,
       n.outputs.map((o) => `%${o.name}: ${o.type}`).join(", "),
       n.flops === undefined ? "-" : printDim(n.flops),
     ]);
