@@ -102,6 +102,13 @@ export interface PolicyRule {
   readonly pos: Pos;
 }
 
+/** A `// ...` comment (text includes the slashes), for `tokr fmt`. */
+export interface Comment {
+  readonly text: string;
+  readonly line: number;
+}
+
 export interface Program {
   readonly items: readonly Item[];
+  readonly comments?: readonly Comment[];
 }

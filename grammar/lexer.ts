@@ -3,7 +3,8 @@ import { createToken, Lexer, type TokenType } from "chevrotain";
 /** Tokens of the `.tokr` language (docs/language.md). Labels are what error messages show. */
 
 export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /\s+/, group: Lexer.SKIPPED });
-export const Comment = createToken({ name: "Comment", pattern: /\/\/[^\n\r]*/, group: Lexer.SKIPPED });
+/** Comments go to their own group: the parser never sees them, `tokr fmt` keeps them. */
+export const Comment = createToken({ name: "Comment", pattern: /\/\/[^\n\r]*/, group: "comments" });
 
 export const Ident = createToken({ name: "Ident", pattern: /[A-Za-z_][A-Za-z0-9_]*/, label: "a name" });
 

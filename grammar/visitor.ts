@@ -266,7 +266,8 @@ export function parseProgram(source: string): { program?: Program; diagnostics: 
     diagnostics.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
     return { diagnostics };
   }
-  return { program: { items: kids(cst, "item").map(item) }, diagnostics };
+  const comments = (lexed.groups.comments ?? []).map((c) => ({ text: c.image, line: c.startLine ?? 1 }));
+  return { program: { items: kids(cst, "item").map(item), comments }, diagnostics };
 }
 
 /** Where "end of file" errors point: just past the last token. */

@@ -7,6 +7,7 @@ import { benchCommand } from "./bench.js";
 import { checkCommand } from "./check.js";
 import { Args, type CliIO, commandHelp, type CommandSpec, UsageError, usageLine } from "./cli.js";
 import { compileCommand } from "./compile.js";
+import { fmtCommand } from "./fmt.js";
 import { importCommand } from "./import.js";
 import { inspectCommand } from "./inspect.js";
 import { passesCommand } from "./passes.js";
@@ -25,6 +26,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   checkCommand,
   importCommand,
   benchCommand,
+  fmtCommand,
 ];
 
 const processIO: CliIO = {

@@ -3,6 +3,7 @@ import type { Graph, Node } from "../ir/graph.js";
 import { axisOf } from "../ir/types.js";
 import type { Item, Pos, Program, SelectorSegment } from "../../grammar/ast.js";
 import { editDistance, type LangDiagnostic } from "../../grammar/diagnostics.js";
+import { selectorText } from "../../grammar/selector.js";
 import { checkDirective, type CheckedDirective, DIRECTIVES } from "./policy-schema.js";
 
 /**
@@ -26,17 +27,6 @@ function matchers(sel: readonly SelectorSegment[]): Matcher[] {
     if (s.range) out.push({ k: "range", lo: s.range.lo, hi: s.range.hi });
   }
   return out;
-}
-
-/** `blocks[2..11].attn` as written (canonical spacing). */
-export function selectorText(sel: readonly SelectorSegment[]): string {
-  return sel
-    .map(
-      (s) =>
-        s.text +
-        (s.range ? (s.range.lo === s.range.hi ? `[${s.range.lo}]` : `[${s.range.lo}..${s.range.hi}]`) : ""),
-    )
-    .join(".");
 }
 
 function matches(m: Matcher, seg: string): boolean {

@@ -59,6 +59,14 @@ describe("tokr --policy FILE", () => {
     assert.match(rows[0], /^0 +Mul policy @p\.0 /);
   });
 
+  it("fmt prints the canonical layout; --write rewrites the file", async () => {
+    writeFileSync(join(dir, "messy.tokr"), "policy q{blocks.*:merge(r:1)}");
+    const canonical = "policy q {\n  blocks.*: merge(r: 1)\n}\n";
+    assert.deepEqual(await tokr("fmt", "messy.tokr"), { code: 0, out: canonical, err: "" });
+    assert.deepEqual(await tokr("fmt", "messy.tokr", "--write"), { code: 0, out: "", err: "" });
+    assert.equal(readFileSync(join(dir, "messy.tokr"), "utf8"), canonical);
+  });
+
   it("compile writes the policy into the artifact's graph.ir", async () => {
     const r = await tokr("compile", "m.tokr", "--target", "cpu", "-o", "out", "--policy", "p.tokr");
     assert.deepEqual(r, { code: 0, out: "", err: NOTE });
