@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot } from "../util/helpers.js";
 import { test } from "node:test";
 import { formatProgram, stripPositions } from "../../grammar/format.js";
 import { parseProgram } from "../../grammar/visitor.js";
@@ -11,7 +13,7 @@ function fmt(src: string): string {
 }
 
 test("examples/tiny.tokr is already in canonical layout", () => {
-  const src = readFileSync(new URL("../../examples/tiny.tokr", import.meta.url), "utf8");
+  const src = readFileSync(join(repoRoot, "examples", "tiny.tokr"), "utf8");
   assert.equal(fmt(src), src);
 });
 

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot } from "../util/helpers.js";
 import { test } from "node:test";
 import { attachPolicyFile, checkTokr, compileTokr } from "../../compiler/lang/check.js";
 import { printGraph } from "../../compiler/ir/text/printer.js";
 import { formatDiagnostic, LangError } from "../../grammar/diagnostics.js";
 import { parseProgram } from "../../grammar/visitor.js";
 
-const tiny = readFileSync(new URL("../../examples/tiny.tokr", import.meta.url), "utf8");
+const tiny = readFileSync(join(repoRoot, "examples", "tiny.tokr"), "utf8");
 /** tiny.tokr with 16 tokens and batch 1, so token counts are static. */
 const tinyStatic = tiny
   .replaceAll("B, N@token", "1, 16@token")
