@@ -89,6 +89,9 @@ function axesForm(ctx: AdaptCtx): Adapted {
   return passThrough(ctx);
 }
 
+/** The most elements a Range with constant float bounds is folded into (it becomes a constant). */
+const MAX_FOLDED_RANGE = 2 ** 24;
+
 /** Ops whose ONNX form differs from the IR op; every other supported op passes through. */
 const ADAPTERS: Readonly<Record<string, (ctx: AdaptCtx) => Adapted>> = {
   Unsqueeze: axesForm,
@@ -131,6 +134,13 @@ const ADAPTERS: Readonly<Record<string, (ctx: AdaptCtx) => Adapted>> = {
     const consts = ctx.inputs.map((v) => (v ? ctx.b.g.constants.get(v)?.data : undefined));
     const dt = ctx.inputs[0]?.type.dtype;
     if (!dt || !isFloat(dt) || !consts.every((t): t is Tensor => t !== undefined)) return passThrough(ctx);
+    const [start, limit, delta] = consts.map((t) => t.data[0]);
+    const count = Math.max(Math.ceil((limit - start) / delta), 0);
+    // Folding allocates the whole value now, so a size claimed by the file is bounded first.
+    if (!(count <= MAX_FOLDED_RANGE))
+      throw new Error(
+        `Range(${start}, ${limit}, ${delta}) has ${count} elements, over the ${MAX_FOLDED_RANGE} a constant Range may hold`,
+      );
     const def = getOp("Range")!;
     const [y] = def.reference(consts, refCtx(def, {}, 1));
     return { op: "Identity", inputs: [ctx.b.constant(y, `${ctx.hint}_value`)], attrs: {} };

@@ -11,6 +11,7 @@ import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { adapt, isImportable } from "./adapters.js";
 import {
   type AttributeProto,
+  checkDims,
   decodeModel,
   dtypeOf,
   elemTypeName,
@@ -71,6 +72,8 @@ function nodeLabel(n: NodeProto, i: number): string {
 
 /** Every node the importer cannot map, reported at once, grouped by op type. */
 function checkSupported(nodes: readonly NodeProto[], opset: number, file: string): void {
+  const anon = nodes.findIndex((n) => !n.opType);
+  if (anon >= 0) throw new OnnxImportError(`${file}: node '${nodeLabel(nodes[anon], anon)}' has no op_type`);
   const sub = nodes.flatMap((n, i) =>
     SUBGRAPH_OPS.has(n.opType ?? "") ? [`${n.opType} node '${nodeLabel(n, i)}'`] : [],
   );
@@ -144,6 +147,13 @@ function inputType(vi: ValueInfoProto, syms: Symbols, file: string): { dtype: DT
     if (Object.prototype.hasOwnProperty.call(d, "dimValue")) return toNum(d.dimValue);
     return syms.unknown();
   });
+  try {
+    checkDims(dims.filter((d): d is number => typeof d === "number"));
+  } catch (e) {
+    throw new OnnxImportError(
+      `${file}: graph input '${vi.name}': ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
   return { dtype, dims };
 }
 
@@ -225,7 +235,14 @@ function importNode(n: NodeProto, i: number, env: NodeEnv): void {
   const outNames = [...(n.output ?? [])];
   while (outNames.length && outNames[outNames.length - 1] === "") outNames.pop();
   try {
+    const taken = outNames.find((s) => s !== "" && values.has(s));
+    if (taken !== undefined)
+      throw new Error(
+        `output '${taken}' is already defined (graph input, initializer or earlier node output)`,
+      );
+    if (new Set(outNames).size !== outNames.length) throw new Error("the node names one output twice");
     if (op === "Constant") {
+      if (outNames.length !== 1) throw new Error(`Constant needs one output, got ${outNames.length}`);
       values.set(outNames[0], b.constant(constantValue(attrs), outNames[0]));
       return;
     }

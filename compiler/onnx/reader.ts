@@ -73,7 +73,7 @@ export function dtypeOf(elemType: number): DType | undefined {
 
 /** The ONNX name of an element type, for messages. */
 export function elemTypeName(elemType: number): string {
-  return (DT as unknown as Record<number, string>)[elemType] ?? `type ${elemType}`;
+  return (DT as unknown as Record<number, string>)[elemType] ?? String(elemType);
 }
 
 function readRaw(dtype: DType, raw: Uint8Array, n: number): number[] {
@@ -130,6 +130,12 @@ function readTyped(dtype: DType, t: TensorProto): number[] {
   }
 }
 
+/** Throws unless every dim is a size: an integer in [0, 2^53). */
+export function checkDims(dims: readonly number[]): void {
+  const bad = dims.findIndex((d) => !Number.isSafeInteger(d) || d < 0);
+  if (bad >= 0) throw new Error(`dim ${bad} of [${dims.join(", ")}] is ${dims[bad]}, not a valid size`);
+}
+
 /** A TensorProto as a host tensor; errors say what is wrong without naming the tensor (the caller does). */
 export function readTensor(t: TensorProto): Tensor {
   const elem = t.dataType ?? 0;
@@ -138,7 +144,10 @@ export function readTensor(t: TensorProto): Tensor {
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
     throw new Error("external data (weights outside the .onnx file) is not supported yet");
   const shape = (t.dims ?? []).map(toNum);
+  checkDims(shape);
   const n = numel(shape);
+  // Checked before any allocation: the claimed size comes from the file, not from the data it holds.
+  if (!Number.isSafeInteger(n)) throw new Error(`shape [${shape.join(", ")}] has too many elements`);
   const values = t.rawData && t.rawData.length > 0 ? readRaw(dtype, t.rawData, n) : readTyped(dtype, t);
   if (values.length !== n)
     throw new Error(`holds ${values.length} value(s) but its shape [${shape.join(", ")}] needs ${n}`);
