@@ -285,6 +285,7 @@ export class Lowerer {
     );
     switch (init.callee.name) {
       case "file": {
+        if (named.key && named.key.k !== "str") this.error(init.pos, "file(key:) must be a string");
         const key = named.key?.k === "str" ? named.key.s : full;
         return { k: "tensor", v: this.b.g.addConstant(t, full, undefined, key) };
       }
@@ -399,6 +400,16 @@ export class Lowerer {
       const int = a.int && b.int && (e.op !== "/" || a.n % b.n === 0);
       const n = e.op === "+" ? a.n + b.n : e.op === "-" ? a.n - b.n : e.op === "*" ? a.n * b.n : a.n / b.n;
       return { k: "num", n, int };
+    }
+    // `+` joins strings (and integers into strings) at compile time, e.g. per-layer weight keys.
+    if (e.op === "+" && (a.k === "str" || b.k === "str")) {
+      const text = (v: Val, pos: Pos): string =>
+        v.k === "str"
+          ? v.s
+          : v.k === "num" && v.int
+            ? String(v.n)
+            : this.error(pos, "only strings and integers join with a string");
+      return { k: "str", s: text(a, e.a.pos) + text(b, e.b.pos) };
     }
     const like = a.k === "tensor" ? a.v : b.k === "tensor" ? b.v : undefined;
     const op = { "+": "Add", "-": "Sub", "*": "Mul", "/": "Div" }[e.op];
