@@ -8,7 +8,7 @@ import type { DType } from "../ir/dtype.js";
 import type { Graph, Value } from "../ir/graph.js";
 import { type Dim, sym } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
-import { adapt, isImportable } from "./adapters.js";
+import { adapt, isComposed, isImportable } from "./adapters.js";
 import {
   type AttributeProto,
   checkDims,
@@ -82,7 +82,9 @@ function checkSupported(nodes: readonly NodeProto[], opset: number, file: string
   const bad = new Map<string, string[]>();
   nodes.forEach((n, i) => {
     const op = n.opType ?? "";
-    const ok = isDefaultDomain(n.domain) && (op === "Constant" || (isImportable(op) && op !== "RMSNorm"));
+    const ok =
+      isDefaultDomain(n.domain) &&
+      (op === "Constant" || (isImportable(op) && op !== "RMSNorm") || isComposed(op));
     if (ok) return;
     const key = isDefaultDomain(n.domain) ? op : `${n.domain}::${op}`;
     bad.set(key, [...(bad.get(key) ?? []), nodeLabel(n, i)]);
