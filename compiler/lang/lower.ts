@@ -8,6 +8,7 @@ import { isAxisRole, printType, tensorType, type AxisRole, type TensorType } fro
 import { allOps, getOp, OpError } from "../ops/registry.js";
 import type { Arg, BinaryOp, Expr, Item, Pos, Program, Stmt, TypeExpr } from "../../grammar/ast.js";
 import { didYouMean, type LangDiagnostic } from "../../grammar/diagnostics.js";
+import { blockCycles } from "./cycles.js";
 import { INITIALIZERS, OP_ALIASES } from "./ops.js";
 
 /** What an expression evaluates to while lowering; `poison` follows an error already reported. */
@@ -52,6 +53,9 @@ export class Lowerer {
   private readonly blocks = new Map<string, BlockItem>();
   private b!: GraphBuilder;
   private depth = 0;
+  /** Blocks being inlined, innermost last: calling one of them again is recursion. */
+  private readonly active: string[] = [];
+  private cyclesReported = false;
 
   constructor(
     private readonly program: Program,
@@ -524,7 +528,14 @@ export class Lowerer {
 
   /** Inlines a block under a scope segment named after it (`attn`, then `attn_1` in the same scope). */
   private inline(block: BlockItem, e: Extract<Expr, { k: "call" }>, env: Env, segment: string): Val {
+    if (this.active.includes(block.name.name)) {
+      // Reported as the static pass words it (cycles.ts) so check.ts merges the two.
+      if (!this.cyclesReported) this.diags.push(...blockCycles(this.program));
+      this.cyclesReported = true;
+      throw new Reported();
+    }
     if (++this.depth > 64) this.error(e.pos, `block '${block.name.name}' calls itself too deeply`);
+    this.active.push(block.name.name);
     try {
       const n = env.taken.get(segment) ?? 0;
       env.taken.set(segment, n + 1);
@@ -552,6 +563,7 @@ export class Lowerer {
       if (!inner.ret) this.error(block.end, `block '${block.name.name}' does not return a value`);
       return inner.ret;
     } finally {
+      this.active.pop();
       this.depth--;
     }
   }

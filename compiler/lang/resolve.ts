@@ -1,6 +1,7 @@
 import { getOp, allOps } from "../ops/registry.js";
 import type { Arg, Expr, Item, Program, Stmt, TypeExpr } from "../../grammar/ast.js";
 import { didYouMean, type LangDiagnostic } from "../../grammar/diagnostics.js";
+import { blockCycles } from "./cycles.js";
 import { INITIALIZERS, OP_ALIASES } from "./ops.js";
 
 type BlockItem = Extract<Item, { k: "block" }>;
@@ -131,7 +132,7 @@ export function resolveNames(program: Program): LangDiagnostic[] {
       case "policy": // checked against the lowered graph (policy.ts)
         break;
     }
-  return out;
+  return [...out, ...blockCycles(program)];
 }
 
 function hint(name: string, candidates: Iterable<string>): { hint?: string } {

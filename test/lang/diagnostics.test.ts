@@ -191,6 +191,21 @@ const cases: [string, string, string][] = [
       "  hint: did you mean `x`?",
     ),
   ],
+  [
+    "a block that calls itself names the cycle",
+    "block b(x) {\n  return b(x)\n}\nmodel m(x: f32[2]) -> (y) {\n  y = b(x)\n}\n",
+    lines("t.tokr:2:10: error: block 'b' calls itself: b -> b", "      return b(x)", "             ^"),
+  ],
+  [
+    "two blocks calling each other: one diagnostic naming both",
+    "block a(x) {\n  return relu(c(x))\n}\nblock c(x) {\n  return a(x)\n}\nmodel m(x: f32[2]) -> (y) {\n  y = c(x)\n}\n",
+    lines("t.tokr:5:10: error: block 'a' calls itself: a -> c -> a", "      return a(x)", "             ^"),
+  ],
+  [
+    "recursion through a repeat in a block that is never called",
+    "block r(x) {\n  repeat 2 as i {\n    x = r(x)\n  }\n  return x\n}\nmodel m(x: f32[2]) -> (y) {\n  y = x\n}\n",
+    lines("t.tokr:3:9: error: block 'r' calls itself: r -> r", "        x = r(x)", "            ^"),
+  ],
 ];
 
 for (const [name, src, expected] of cases)
