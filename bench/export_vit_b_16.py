@@ -27,24 +27,28 @@ def build() -> torch.nn.Module:
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     m = build()
+    mha = getattr(torch.backends, "mha", None)
+    if mha is not None and hasattr(mha, "set_fastpath_enabled"):
+        mha.set_fastpath_enabled(False)
     x = torch.randn(1, 3, 224, 224)
     for opset in (13, 17):
         path = os.path.join(OUT, f"vit_b_16_opset{opset}.onnx")
         kwargs = {}
         if "dynamo" in torch.onnx.export.__code__.co_varnames:
             kwargs["dynamo"] = False  # the TorchScript exporter: plain ops, dynamic_axes honoured
-        with torch.no_grad():
-            torch.onnx.export(
-                m,
-                (x,),
-                path,
-                opset_version=opset,
-                input_names=["pixels"],
-                output_names=["logits"],
-                dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-                do_constant_folding=True,
-                **kwargs,
-            )
+        # No torch.no_grad(): with grad enabled nn.MultiheadAttention skips its fused fast path
+        # (aten::_native_multi_head_attention), which has no ONNX export.
+        torch.onnx.export(
+            m,
+            (x,),
+            path,
+            opset_version=opset,
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+            do_constant_folding=True,
+            **kwargs,
+        )
         print(f"wrote {path} ({os.path.getsize(path)} bytes)", file=sys.stderr)
 
 
