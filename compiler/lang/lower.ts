@@ -36,6 +36,10 @@ interface Env {
   ret?: Val;
 }
 
+/** Repeat iterations one program may unroll in all, and elements of one generated parameter. */
+const MAX_UNROLL = 4096;
+const MAX_SEEDED = 1 << 22;
+
 /** An absent slice end: past any real dimension. */
 const MAX_END = Number.MAX_SAFE_INTEGER;
 
@@ -56,6 +60,8 @@ export class Lowerer {
   /** Blocks being inlined, innermost last: calling one of them again is recursion. */
   private readonly active: string[] = [];
   private cyclesReported = false;
+  /** Repeat iterations unrolled so far (bounded by MAX_UNROLL). */
+  private unrolled = 0;
 
   constructor(
     private readonly program: Program,
@@ -248,6 +254,10 @@ export class Lowerer {
         const n = this.expr(s.count, env);
         if (n.k !== "num" || !n.int || n.n < 0)
           this.error(s.count.pos, "repeat count must be a non-negative integer constant");
+        // Unrolling is eager, so a huge (or nested) count would hang the compiler.
+        if (this.unrolled + n.n > MAX_UNROLL)
+          this.error(s.count.pos, `repeat unrolls more than ${MAX_UNROLL} iterations in all`);
+        this.unrolled += n.n;
         for (let i = 0; i < n.n; i++) {
           env.vars.set(s.var.name, { k: "num", n: i, int: true });
           // Same variables, nested scope: `blocks.3`.
@@ -287,6 +297,14 @@ export class Lowerer {
         ? d
         : this.error(s.type.pos, `parameter dims must be constants, got ${printDim(d)}`),
     );
+    if (dims.some((d) => !Number.isSafeInteger(d) || d < 0))
+      this.error(s.type.pos, `parameter dims must be non-negative integers, got [${dims.join(", ")}]`);
+    if (init.callee.name !== "file" && count(dims) > MAX_SEEDED)
+      this.error(
+        s.type.pos,
+        `a seeded parameter holds at most ${MAX_SEEDED} elements, this one ${count(dims)}`,
+        "load large weights with file(...)",
+      );
     switch (init.callee.name) {
       case "file": {
         if (named.key && named.key.k !== "str") this.error(init.pos, "file(key:) must be a string");
