@@ -2,7 +2,7 @@ import { GraphBuilder } from "../builder.js";
 import type { AttrValue } from "../ir/attrs.js";
 import { isDType } from "../ir/dtype.js";
 import type { Graph, Value } from "../ir/graph.js";
-import { add, type Dim, dimEquals, floordiv, mul, neg, printDim, sub, sym } from "../ir/sym.js";
+import { add, type Dim, DimError, dimEquals, floordiv, mul, neg, printDim, sub, sym } from "../ir/sym.js";
 import { makeTensor } from "../ir/tensor.js";
 import { isAxisRole, printType, tensorType, type AxisRole, type TensorType } from "../ir/types.js";
 import { allOps, getOp, OpError } from "../ops/registry.js";
@@ -211,10 +211,14 @@ export class Lowerer {
         if (!this.b.g.symbols.has(e.name)) this.b.symbol(e.name);
         return sym(e.name);
       }
-      case "binary":
-        return DIM_OPS[e.op](this.dim(e.a, symbols, env), this.dim(e.b, symbols, env));
-      case "neg":
-        return neg(this.dim(e.e, symbols, env));
+      case "binary": {
+        const [a, b] = [this.dim(e.a, symbols, env), this.dim(e.b, symbols, env)];
+        return this.dimMath(e.pos, () => DIM_OPS[e.op](a, b));
+      }
+      case "neg": {
+        const a = this.dim(e.e, symbols, env);
+        return this.dimMath(e.pos, () => neg(a));
+      }
       default:
         return this.error(e.pos, "a dimension must be an integer, a constant or a symbol");
     }
@@ -298,7 +302,7 @@ export class Lowerer {
         : this.error(s.type.pos, `parameter dims must be constants, got ${printDim(d)}`),
     );
     if (dims.some((d) => !Number.isSafeInteger(d) || d < 0))
-      this.error(s.type.pos, `parameter dims must be non-negative integers, got [${dims.join(", ")}]`);
+      this.error(s.type.pos, `parameter dims must be non-negative safe integers, got [${dims.join(", ")}]`);
     if (init.callee.name !== "file" && count(dims) > MAX_SEEDED)
       this.error(
         s.type.pos,
@@ -539,7 +543,17 @@ export class Lowerer {
         ? { k: "tensor", v: outs[0] }
         : { k: "list", items: outs.map((v) => ({ k: "tensor", v })) };
     } catch (err) {
-      if (err instanceof OpError) this.error(pos, err.message);
+      if (err instanceof OpError || err instanceof DimError) this.error(pos, err.message);
+      throw err;
+    }
+  }
+
+  /** Dimension arithmetic that can overflow (DimError) reports at the expression. */
+  private dimMath(pos: Pos, f: () => Dim): Dim {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof DimError) this.error(pos, err.message);
       throw err;
     }
   }
