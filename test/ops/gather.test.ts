@@ -1,40 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GraphBuilder } from "../../compiler/builder.js";
-import type { DType } from "../../compiler/ir/dtype.js";
-import { parseDim, printDim } from "../../compiler/ir/sym.js";
-import { type AxisRole, printType } from "../../compiler/ir/types.js";
+import { parseDim } from "../../compiler/ir/sym.js";
+import { printType } from "../../compiler/ir/types.js";
 import { assertClose, t } from "../util/helpers.js";
-import { c, runOp } from "./shape-util.js";
+import { c, i64, inferOne, iota, runOp } from "./shape-util.js";
 
 /** Transpose, Concat, Split, Slice, Gather. */
 
-const iota = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-const i64 = (vals: number[]) => c(t("i64", [vals.length], vals));
 /** INT64 max/min as an ONNX exporter writes them (held as the nearest double). */
 const I64_MAX = Number(2n ** 63n - 1n);
 const I64_MIN = -(2 ** 63);
-
-/** Infers one node; string inputs are types like "f32[B@batch, N]", arrays are i64 constants. */
-function inferOne(
-  op: string,
-  inputs: readonly (string | number[] | null)[],
-  attrs: Record<string, number | number[]> = {},
-  numOutputs = 1,
-): string[] {
-  const b = new GraphBuilder("t");
-  const vals = inputs.map((x, i) => {
-    if (x === null) return null;
-    if (Array.isArray(x)) return b.const("i64", [x.length], x);
-    const m = /^(\w+)\[(.*)\]$/.exec(x)!;
-    const parts = m[2] === "" ? [] : m[2].split(",");
-    const dims = parts.map((p) => parseDim(p.split("@")[0]));
-    const roles = parts.map((p) => (p.split("@")[1] ?? null) as AxisRole | null);
-    for (const d of dims) for (const s of printDim(d).match(/[A-Za-z_]\w*/g) ?? []) b.symbol(s);
-    return b.input(`x${i}`, m[1] as DType, dims, roles);
-  });
-  return b.ops(op, vals, attrs, numOutputs).map((v) => printType(v.type));
-}
 
 test("Transpose: default reverses the axes", () => {
   const [y] = runOp("Transpose", [t("f32", [2, 3], [1, 2, 3, 4, 5, 6])]);

@@ -4,8 +4,10 @@ import { GraphBuilder } from "../../compiler/builder.js";
 import { computeKnown, symbolicValue } from "../../compiler/infer.js";
 import type { Attrs } from "../../compiler/ir/attrs.js";
 import type { Graph, Value } from "../../compiler/ir/graph.js";
-import type { Dim } from "../../compiler/ir/sym.js";
-import type { Tensor } from "../../compiler/ir/tensor.js";
+import type { DType } from "../../compiler/ir/dtype.js";
+import { type Dim, parseDim, printDim } from "../../compiler/ir/sym.js";
+import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
+import { type AxisRole, printType } from "../../compiler/ir/types.js";
 import { formatDiagnostic, verifyGraph } from "../../compiler/verify.js";
 import { getOp, type OpDef, refCtx } from "../../compiler/ops/registry.js";
 
@@ -72,4 +74,30 @@ export function refRun(
 ): Tensor[] {
   const def = opDef(op);
   return def.reference(inputs, refCtx(def, attrs, numOutputs));
+}
+
+export const iota = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/** An i64 constant argument for runOp. */
+export const i64 = (vals: number[]): { readonly c: Tensor } => c(makeTensor("i64", [vals.length], vals));
+
+/** Infers one node on a fresh builder; string inputs are types like "f32[B@batch, N - 1]", arrays are i64 constants. */
+export function inferOne(
+  op: string,
+  inputs: readonly (string | number[] | null)[],
+  attrs: Record<string, number | number[]> = {},
+  numOutputs = 1,
+): string[] {
+  const b = new GraphBuilder("t");
+  const vals = inputs.map((x, i) => {
+    if (x === null) return null;
+    if (Array.isArray(x)) return b.const("i64", [x.length], x);
+    const m = /^(\w+)\[(.*)\]$/.exec(x)!;
+    const parts = m[2] === "" ? [] : m[2].split(",");
+    const dims = parts.map((p) => parseDim(p.split("@")[0]));
+    const roles = parts.map((p) => (p.split("@")[1] ?? null) as AxisRole | null);
+    for (const d of dims) for (const s of printDim(d).match(/[A-Za-z_]\w*/g) ?? []) b.symbol(s);
+    return b.input(`x${i}`, m[1] as DType, dims, roles);
+  });
+  return b.ops(op, vals, attrs, numOutputs).map((v) => printType(v.type));
 }

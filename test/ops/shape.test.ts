@@ -2,36 +2,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GraphBuilder } from "../../compiler/builder.js";
 import { parseDim, printDim } from "../../compiler/ir/sym.js";
-import type { DType } from "../../compiler/ir/dtype.js";
-import { type AxisRole, printType } from "../../compiler/ir/types.js";
+import { printType } from "../../compiler/ir/types.js";
 import { assertClose, t } from "../util/helpers.js";
-import { c, knownOf, opDef, refRun, runOp } from "./shape-util.js";
+import { c, i64, inferOne, iota, knownOf, opDef, refRun, runOp } from "./shape-util.js";
 
 /** Reshape, Flatten, Identity, Unsqueeze, Squeeze, Expand, Shape, ConstantOfShape, Range. */
-
-const iota = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-const i64 = (vals: number[]) => c(t("i64", [vals.length], vals));
-
-/** Infers one node on a fresh builder; `dims` of inputs are parsed ("B", "N - 1"). */
-function inferOne(
-  op: string,
-  inputs: readonly (string | number[] | null)[],
-  attrs: Record<string, number | number[]> = {},
-  numOutputs = 1,
-): string[] {
-  const b = new GraphBuilder("t");
-  const vals = inputs.map((x, i) => {
-    if (x === null) return null;
-    if (Array.isArray(x)) return b.const("i64", [x.length], x);
-    const m = /^(\w+)\[(.*)\]$/.exec(x)!;
-    const parts = m[2] === "" ? [] : m[2].split(",");
-    const dims = parts.map((p) => parseDim(p.split("@")[0]));
-    const roles = parts.map((p) => (p.split("@")[1] ?? null) as AxisRole | null);
-    for (const d of dims) for (const s of printDim(d).match(/[A-Za-z_]\w*/g) ?? []) b.symbol(s);
-    return b.input(`x${i}`, m[1] as DType, dims, roles);
-  });
-  return b.ops(op, vals, attrs, numOutputs).map((v) => printType(v.type));
-}
 
 test("Reshape: -1 is inferred and data keeps row-major order", () => {
   const [y] = runOp("Reshape", [t("f32", [2, 3], iota(6)), i64([3, -1])]);
