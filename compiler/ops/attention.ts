@@ -7,7 +7,7 @@ import { asF64 } from "./numeric.js";
 import { broadcastIndex, input, shapeStr } from "./util.js";
 
 /** Which per-key importance score the fused attention also emits (see the `attention` doc). */
-export type ScoreKind = "none" | "cls" | "colsum";
+export type ScoreKind = "none" | "cls" | "colsum" | "graph";
 
 /** Fails unless `dims` broadcasts to exactly `target` (numpy rules, aligned right). */
 export function requireBroadcastableTo(
@@ -47,8 +47,12 @@ function same(ctx: InferCtx, what: string, a: Dim, b: Dim): void {
  *
  * `importance` (f32 `[B, Nk]`, present iff `scores != "none"`): `"cls"` gives
  * `(1/Hq) sum_h p[b,h,0,j]` (query 0 is the CLS token); `"colsum"` gives
- * `(1/Hq) sum_h sum_i p[b,h,i,j]` (H2O / SnapKV column sums). `out` has q's dtype; the
- * reference accumulates in f64.
+ * `(1/Hq) sum_h sum_i p[b,h,i,j]` (H2O / SnapKV column sums); `"graph"` (Zero-TPrune-style
+ * attention-graph rank, needs Nq == Nk) treats the head-averaged `A[i,j] = (1/Hq) sum_h p[b,h,i,j]`
+ * as a graph over the tokens: `s_0 = 1/Nq` everywhere, `s_{t+1} = normalize(A^T s_t)` with
+ * `normalize(v) = v / sum(v)` (all zeros when the sum is 0), and importance = `s_T`,
+ * T = `graph_iters`. So `s_1` is colsum scaled to sum 1. `out` has q's dtype; the reference
+ * accumulates in f64.
  */
 export const attentionDef = registerOp({
   name: "attention",
@@ -67,8 +71,13 @@ export const attentionDef = registerOp({
     scores: {
       kind: "string",
       default: "none",
-      oneOf: ["none", "cls", "colsum"],
+      oneOf: ["none", "cls", "colsum", "graph"],
       doc: "Importance output kind.",
+    },
+    graph_iters: {
+      kind: "int",
+      default: 5,
+      doc: 'scores = "graph": rank iterations T (>= 1).',
     },
   },
   pure: true,
@@ -102,9 +111,20 @@ export const attentionDef = registerOp({
     }
     const scores = ctx.attr<ScoreKind>("scores");
     if (ctx.numOutputs === 2 && scores === "none")
-      ctx.fail(`the importance output needs scores = "cls" or "colsum"`);
+      ctx.fail(`the importance output needs scores = "cls", "colsum" or "graph"`);
     if (ctx.numOutputs === 1 && scores !== "none")
       ctx.fail(`scores = "${scores}" needs the importance output`);
+    if (scores !== "graph" && ctx.attrs.graph_iters !== undefined)
+      ctx.fail(`graph_iters applies only to scores = "graph", not "${scores}"`);
+    if (scores === "graph") {
+      const iters = ctx.attr<number>("graph_iters");
+      if (iters < 1) ctx.fail(`graph_iters must be >= 1, got ${iters}`);
+      // The rank iterates over one token set: queries and keys must be the same tokens.
+      if (!dimEquals(Nq, Nk))
+        ctx.fail(
+          `scores = "graph" needs as many queries as keys, got Nq = ${printDim(Nq)}, Nk = ${printDim(Nk)}`,
+        );
+    }
     const out = tensorType(q.dtype, [B, Hq, Nq, v.dims[3]], q.axes);
     const importance = tensorType("f32", [B, Nk], k.axes ? [k.axes[0], k.axes[2]] : undefined);
     return ctx.numOutputs === 2 ? [out, importance] : [out];
@@ -114,6 +134,7 @@ export const attentionDef = registerOp({
       scale: ctx.optAttr<number>("scale"),
       causal: ctx.attr<boolean>("causal"),
       scores: ctx.attr<ScoreKind>("scores"),
+      graphIters: ctx.attr<number>("graph_iters"),
     });
   },
   flops(ctx, outs) {
@@ -122,7 +143,11 @@ export const attentionDef = registerOp({
     const Dv = outs[0].dims[3];
     const pairs = mul(B, Hq, Nq, Nk);
     // Two matmuls (2*D and 2*Dv per pair), plus ~5 per pair for scale/bias, max, exp, sum, divide.
-    return add(mul(2, pairs, add(D, Dv)), mul(5, pairs));
+    const base = add(mul(2, pairs, add(D, Dv)), mul(5, pairs));
+    if (ctx.attr<ScoreKind>("scores") !== "graph") return base;
+    // Head averaging (1 per pair), then T matrix-vector products A^T s (2*Nq*Nk) and normalisations.
+    const iters = ctx.attr<number>("graph_iters");
+    return add(base, pairs, mul(iters, B, add(mul(2, Nq, Nk), mul(2, Nk))));
   },
 });
 
@@ -130,6 +155,8 @@ export interface AttentionOptions {
   readonly scale?: number;
   readonly causal: boolean;
   readonly scores: ScoreKind;
+  /** Rank iterations for scores = "graph" (default 5). */
+  readonly graphIters?: number;
 }
 
 /** The reference semantics of `attention` on concrete tensors (exported for backends' tests). */
@@ -160,7 +187,10 @@ export function attentionReference(
   const md = mask ? asF64(mask.data) : undefined;
   const bd = bias ? asF64(bias.data) : undefined;
   const kt = new Float64Array(D * Nk); // K of one kv head transposed, so score loops run over keys
-  for (let b = 0; b < B; b++)
+  // scores = "graph": the head-averaged attention matrix of one example, rows = queries.
+  const graph = opts.scores === "graph" ? new Float64Array(Nq * Nk) : undefined;
+  for (let b = 0; b < B; b++) {
+    graph?.fill(0);
     for (let h = 0; h < Hq; h++) {
       const g = Math.floor(h / group);
       const kBase = (b * Hkv + g) * Nk;
@@ -196,10 +226,35 @@ export function attentionReference(
           const vOff = (kBase + j) * Dv;
           for (let d = 0; d < Dv; d++) out[oOff + d] += p * vd[vOff + d];
           if (scoreRow) imp[b * Nk + j] += p / Hq;
+          if (graph) graph[i * Nk + j] += p / Hq;
         }
       }
     }
+    if (graph) imp.set(graphRank(graph, Nq, Nk, opts.graphIters ?? 5), b * Nk);
+  }
   const res = [makeTensor(q.dtype, [B, Hq, Nq, Dv], out)];
   if (opts.scores !== "none") res.push(makeTensor("f32", [B, Nk], imp));
   return res;
+}
+
+/**
+ * The attention-graph rank of `scores = "graph"`: `s_0 = 1/Nq`, `s_{t+1} = normalize(A^T s_t)`
+ * over the row-major `a` `[Nq, Nk]` (Nq == Nk when iters > 1); a zero sum gives all zeros.
+ */
+export function graphRank(a: Float64Array, Nq: number, Nk: number, iters: number): Float64Array {
+  let s = new Float64Array(Nq).fill(1 / Nq);
+  for (let t = 0; t < iters; t++) {
+    const next = new Float64Array(Nk);
+    for (let i = 0; i < Nq; i++) {
+      const si = s[i];
+      if (si === 0) continue;
+      for (let j = 0; j < Nk; j++) next[j] += a[i * Nk + j] * si;
+    }
+    let sum = 0;
+    for (let j = 0; j < Nk; j++) sum += next[j];
+    if (sum > 0) for (let j = 0; j < Nk; j++) next[j] /= sum;
+    else next.fill(0);
+    s = next;
+  }
+  return s;
 }
