@@ -3,6 +3,8 @@ import { attr, optAttr } from "../ir/attrs.js";
 import type { Dim, DimEnv } from "../ir/sym.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { TensorType } from "../ir/types.js";
+import type { DType } from "../ir/dtype.js";
+import type { Expr, Lowering, Target } from "../kir/types.js";
 
 /** An error in an op's use (bad shapes, bad attributes); the caller adds the node's location. */
 export class OpError extends Error {}
@@ -48,6 +50,32 @@ export interface RefCtx {
   readonly env?: DimEnv;
 }
 
+/** What an op's lowering to kernel IR sees (types are the node's, possibly symbolic). */
+export interface LowerCtx {
+  readonly op: string;
+  /** A valid identifier naming the node; kernel names start with it. */
+  readonly name: string;
+  readonly attrs: Attrs;
+  readonly inputs: readonly (TensorType | null)[];
+  readonly outputs: readonly TensorType[];
+  readonly target: Target;
+  attr<T extends AttrValue>(name: string): T;
+  optAttr<T extends AttrValue>(name: string): T | undefined;
+  fail(message: string): never;
+}
+
+/** What an elementwise op's scalar rule sees. */
+export interface PointwiseCtx {
+  readonly attrs: Attrs;
+  /** IR dtypes of the inputs (null for absent optionals) and of the output. */
+  readonly inputs: readonly (DType | null)[];
+  readonly output: DType;
+  readonly target: Target;
+  attr<T extends AttrValue>(name: string): T;
+  optAttr<T extends AttrValue>(name: string): T | undefined;
+  fail(message: string): never;
+}
+
 /**
  * Everything about one op, declared once: ports, attribute schema, symbolic shape/type
  * inference and the reference semantics every backend is checked against.
@@ -71,6 +99,15 @@ export interface OpDef {
   flops?(ctx: InferCtx, outputs: readonly TensorType[]): Dim;
   /** Ops with no side effects and deterministic results may be constant-folded and removed when dead. */
   readonly pure?: boolean;
+  /**
+   * Elementwise ops (one output, numpy broadcasting of inputs): output element from the input
+   * elements, already loaded in register types (`registerType`). Chains of these fuse into one kernel.
+   */
+  pointwise?(args: readonly Expr[], ctx: PointwiseCtx): Expr;
+  /** Output 0 is input 0's elements in the same row-major order (Reshape...): no kernel, shared storage. */
+  readonly view?: boolean;
+  /** Kernels computing the outputs from the inputs (ops that are not pointwise or views). */
+  lower?(ctx: LowerCtx): Lowering;
 }
 
 const REGISTRY = new Map<string, OpDef>();
