@@ -1,0 +1,51 @@
+import type { DType } from "../ir/dtype.js";
+import type { Dim } from "../ir/sym.js";
+import type { Tensor } from "../ir/tensor.js";
+import type { KType, Kernel } from "./types.js";
+
+/**
+ * A whole graph scheduled onto kernels: what every device backend (WGSL, CUDA, the KIR
+ * interpreter) executes. Built from a verified graph by `buildProgram` (schedule.ts); backends
+ * render `kernels` and the runtime replays `steps` in order.
+ */
+export interface Program {
+  readonly name: string;
+  /** Graph symbols the run binds (from input shapes); data-dependent ones carry a capacity. */
+  readonly symbols: readonly { readonly name: string; readonly capacity?: Dim }[];
+  readonly buffers: readonly ProgramBuffer[];
+  /** Distinct kernels (a kernel used by several steps appears once). */
+  readonly kernels: readonly Kernel[];
+  readonly steps: readonly Step[];
+  /** Buffer ids of the graph inputs / outputs, in graph order. */
+  readonly inputs: readonly number[];
+  readonly outputs: readonly number[];
+}
+
+export interface ProgramBuffer {
+  readonly id: number;
+  /** The graph value's name (scratch: `<node>.<scratch name>`). */
+  readonly name: string;
+  /** IR dtype and shape (what the user sees at the boundary). */
+  readonly dtype: DType;
+  readonly dims: readonly Dim[];
+  /** Element type on the device (storageType of dtype). */
+  readonly storage: Exclude<KType, "bool">;
+  /** Elements (product of dims; for scratch, the lowering's size). */
+  readonly size: Dim;
+  readonly kind: "input" | "output" | "constant" | "intermediate" | "scratch";
+  /** Views (Reshape...) share the storage of another buffer. */
+  readonly aliasOf?: number;
+  /** Constant data (kind "constant"). */
+  readonly data?: Tensor;
+  /** Index of the first and last step that touches this buffer's storage (for memory planning). */
+  readonly firstUse: number;
+  readonly lastUse: number;
+}
+
+/** One dispatch: a kernel (index into `kernels`) and the buffer bound to each of its parameters. */
+export interface Step {
+  readonly kernel: number;
+  readonly args: readonly number[];
+  /** The graph node(s) this dispatch computes (a fused chain names all), for errors and profiles. */
+  readonly nodes: readonly string[];
+}
