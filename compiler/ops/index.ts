@@ -5,5 +5,6 @@ import "./norm.js";
 import "./reduce.js";
 import "./attention.js";
 import "./tokens.js";
+import "./tokens-score.js";
 import "./shape.js";
 import "./gather.js";

@@ -19,19 +19,21 @@ import { input, shapeStr } from "./util.js";
 // Token-reduction ops. Their output orders are a contract with later passes and kernels:
 // docs/token-ops.md restates them.
 
-function tokens3(ctx: InferCtx, i: number, name: string): TensorType {
+/** Input `i` as a rank-3 `[B, N, C]` token tensor. */
+export function tokens3(ctx: InferCtx, i: number, name: string): TensorType {
   const t = input(ctx, i);
   if (t.dims.length !== 3) ctx.fail(`${name} must have rank 3 [B, N, C], got ${shapeStr(t.dims)}`);
   return t;
 }
 
-function requireDims(ctx: InferCtx, name: string, t: TensorType, want: readonly Dim[]): void {
+/** Fails unless `t` has exactly the dims `want`. */
+export function requireDims(ctx: InferCtx, name: string, t: TensorType, want: readonly Dim[]): void {
   if (t.dims.length !== want.length || !t.dims.every((d, i) => dimEquals(d, want[i])))
     ctx.fail(`${name} has shape ${shapeStr(t.dims)}, expected ${shapeStr(want)}`);
 }
 
 /** Fails when `a <= b` is provably false. */
-function requireLE(ctx: InferCtx, a: Dim, b: Dim, message: string): void {
+export function requireLE(ctx: InferCtx, a: Dim, b: Dim, message: string): void {
   if (compareLE(a, b) === false) ctx.fail(message);
 }
 
@@ -44,7 +46,7 @@ function dimValue(ctx: RefCtx, name: string): number {
 }
 
 /** Sort key for scores: NaN ranks as -inf. */
-function rankScore(s: number): number {
+export function rankScore(s: number): number {
   return Number.isNaN(s) ? -Infinity : s;
 }
 
