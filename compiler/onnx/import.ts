@@ -3,6 +3,7 @@
  * is inferred by our op definitions. Value names are kept; each node's loc names its ONNX node.
  */
 import { readFileSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { GraphBuilder } from "../builder.js";
 import type { DType } from "../ir/dtype.js";
 import type { Graph, Value } from "../ir/graph.js";
@@ -20,6 +21,7 @@ import {
   type NodeProto,
   OnnxImportError,
   readTensor,
+  type TensorReadCtx,
   toNum,
   type ValueInfoProto,
 } from "./reader.js";
@@ -29,6 +31,11 @@ export { OnnxImportError } from "./reader.js";
 export interface ImportOptions {
   /** Larger files are refused before they are read. */
   readonly maxBytes?: number;
+  /**
+   * The model's directory: external data `location`s are relative to it. `importOnnxFile` sets it from
+   * the path; `importOnnx` on bytes of a model with external data needs it.
+   */
+  readonly baseDir?: string;
 }
 
 /** Reads and imports an ONNX file; `display` is how messages name it (default: the path). */
@@ -44,12 +51,12 @@ export function importOnnxFile(path: string, display = path, opts: ImportOptions
     if (e instanceof OnnxImportError) throw e;
     throw new OnnxImportError(`${display}: cannot read file: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return importOnnx(bytes, display, opts);
+  return importOnnx(bytes, display, { ...opts, baseDir: opts.baseDir ?? dirname(resolve(path)) });
 }
 
 /** Imports ONNX model bytes; `file` names the model in errors and node locs. */
 export function importOnnx(bytes: Uint8Array, file: string, opts: ImportOptions = {}): Graph {
-  return importModel(decodeModel(bytes, file, opts.maxBytes), file);
+  return importModel(decodeModel(bytes, file, opts.maxBytes), file, { baseDir: opts.baseDir });
 }
 
 const SUBGRAPH_OPS = new Set(["If", "Loop", "Scan"]);
@@ -160,13 +167,13 @@ function inputType(vi: ValueInfoProto, syms: Symbols, file: string): { dtype: DT
 }
 
 /** A `Constant` node's value: `value` tensor or `value_float(s)` / `value_int(s)`. */
-function constantValue(attrs: ReadonlyMap<string, AttributeProto>): Tensor {
+function constantValue(attrs: ReadonlyMap<string, AttributeProto>, ctx: TensorReadCtx): Tensor {
   const [name, a] = [...attrs][0] ?? [];
   if (attrs.size !== 1 || !a) throw new Error("Constant needs exactly one value attribute");
   switch (name) {
     case "value":
       if (!a.t) throw new Error("Constant 'value' holds no tensor");
-      return readTensor(a.t);
+      return readTensor(a.t, ctx);
     case "value_float":
       return makeTensor("f32", [], [a.f ?? 0]);
     case "value_floats":
@@ -182,8 +189,8 @@ function constantValue(attrs: ReadonlyMap<string, AttributeProto>): Tensor {
   }
 }
 
-/** Imports a decoded ModelProto. */
-export function importModel(m: ModelProto, file: string): Graph {
+/** Imports a decoded ModelProto; `ctx` says where external data is and whether raw_data may be viewed. */
+export function importModel(m: ModelProto, file: string, ctx: TensorReadCtx = {}): Graph {
   const graph = m.graph;
   if (!graph) throw new OnnxImportError(`${file}: the ONNX model has no graph`);
   const opset = defaultOpset(m, file);
@@ -196,7 +203,7 @@ export function importModel(m: ModelProto, file: string): Graph {
   for (const init of graph.initializer ?? []) {
     const name = init.name ?? "";
     try {
-      values.set(name, b.constant(readTensor(init), name));
+      values.set(name, b.constant(readTensor(init, ctx), name));
     } catch (e) {
       throw new OnnxImportError(
         `${file}: initializer '${name}': ${e instanceof Error ? e.message : String(e)}`,
@@ -211,7 +218,7 @@ export function importModel(m: ModelProto, file: string): Graph {
     values.set(name, b.input(name, dtype, dims));
   }
 
-  nodes.forEach((n, i) => importNode(n, i, { b, values, opset, file }));
+  nodes.forEach((n, i) => importNode(n, i, { b, values, opset, file, tensors: ctx }));
 
   const outs = (graph.output ?? []).map((o) => {
     const v = values.get(o.name ?? "");
@@ -226,6 +233,7 @@ interface NodeEnv {
   readonly values: Map<string, Value>;
   readonly opset: number;
   readonly file: string;
+  readonly tensors: TensorReadCtx;
 }
 
 function importNode(n: NodeProto, i: number, env: NodeEnv): void {
@@ -245,7 +253,7 @@ function importNode(n: NodeProto, i: number, env: NodeEnv): void {
     if (new Set(outNames).size !== outNames.length) throw new Error("the node names one output twice");
     if (op === "Constant") {
       if (outNames.length !== 1) throw new Error(`Constant needs one output, got ${outNames.length}`);
-      values.set(outNames[0], b.constant(constantValue(attrs), outNames[0]));
+      values.set(outNames[0], b.constant(constantValue(attrs, env.tensors), outNames[0]));
       return;
     }
     const inputs = (n.input ?? []).map((name) => {

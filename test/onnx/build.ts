@@ -58,3 +58,30 @@ export function model(graph: P.IGraphProto, opset = 17): Uint8Array {
 }
 
 export { T as DataType };
+
+/** Keys of an external-data tensor other than `location` (numbers become decimal strings). */
+export interface ExternalKeys {
+  readonly offset?: number | string;
+  readonly length?: number | string;
+  readonly checksum?: string;
+  readonly [key: string]: number | string | undefined;
+}
+
+/** A tensor whose bytes live in `location` (relative to the model), `data_location = EXTERNAL`. */
+export function externalTensor(
+  name: string,
+  dims: number[],
+  dataType: number,
+  location: string,
+  keys: ExternalKeys = {},
+): P.ITensorProto {
+  const externalData = [{ key: "location", value: location }];
+  for (const [key, v] of Object.entries(keys))
+    if (v !== undefined) externalData.push({ key, value: String(v) });
+  return { name, dims, dataType, externalData, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL };
+}
+
+/** Little-endian bytes of f32 values, as an external data file holds them. */
+export function f32Bytes(values: number[]): Uint8Array {
+  return new Uint8Array(new Float32Array(values).buffer);
+}
