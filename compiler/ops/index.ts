@@ -6,5 +6,6 @@ import "./reduce.js";
 import "./attention.js";
 import "./tokens.js";
 import "./tokens-score.js";
+import "./tokens-pool.js";
 import "./shape.js";
 import "./gather.js";
