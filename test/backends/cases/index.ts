@@ -1,0 +1,7 @@
+import type { OpCase } from "./types.js";
+
+/**
+ * Every backend op case, by op family. Each family file exports `cases: OpCase[]`; add a
+ * family here when its lowerings land.
+ */
+export const ALL_CASES: readonly OpCase[] = [];
