@@ -51,11 +51,9 @@ function layout(
     }
     case "temporal": {
       if (frames === undefined) return fail(`mode "temporal" needs the frames attribute`);
+      const how = typeof U === "number" ? "" : "provably ";
       if (mod(U, frames) !== 0)
-        fail(
-          `the ${printDim(U)} tokens after protect_first are not ${typeof U === "number" ? "" : "provably "}` +
-            `a multiple of frames = ${frames}`,
-        );
+        fail(`the ${printDim(U)} tokens after protect_first are not ${how}a multiple of frames = ${frames}`);
       const T = floordiv(U, frames);
       return { groups: mul(ceildiv(frames, s), T), shape: [frames, T] };
     }

@@ -200,9 +200,15 @@ export function pruneReference(x: Tensor, scores: Tensor, protect: Tensor | null
   return out;
 }
 
+/** How `tokens.merge` weighs its bipartite edges. */
+export type MergeMethod = "bipartite" | "multi_criteria";
+
+/** Default weights of `method = "multi_criteria"`. */
+export const MC_DEFAULTS = { wSim: 1, wInfo: 0.25, wSize: 0.25 } as const;
+
 /**
- * `tokens.merge(x, metric, size?) -> y, size_out?, source?`: ToMe bipartite soft matching that
- * removes `r` tokens of x `[B, N, C]` by merging them into similar ones.
+ * `tokens.merge(x, metric, size?, importance?) -> y, size_out?, source?`: ToMe bipartite soft
+ * matching that removes `r` tokens of x `[B, N, C]` by merging them into similar ones.
  *
  * Let P = `protect_first` (CLS; never merged) and U = N - P. Unprotected token u (position P + u)
  * is in set A when u is even and in set B when u is odd: |A| = ceil(U/2), |B| = floor(U/2), and
@@ -220,16 +226,36 @@ export function pruneReference(x: Tensor, scores: Tensor, protect: Tensor | null
  *
  * Differs from the ToMe code, which emits [unmerged A, B] and puts CLS in A (the split counting
  * from position 0); here the alternation starts after the protected prefix.
+ *
+ * `method = "multi_criteria"` (MCTF-style) replaces the cosine by the edge weight
+ * `w_sim * cos(a, b) - w_info * (inf_a + inf_b) / 2 - w_size * (sz_a + sz_b) / 2`, with
+ * `inf` = the `importance` input `[B, N]` min-max normalised over the example's unprotected tokens
+ * (0 when absent or constant; NaN stays NaN and so ranks lowest) and `sz` = size / max size over
+ * them: less informative and smaller pairs merge first. Everything else is as above.
  */
 export const mergeDef = registerOp({
   name: "tokens.merge",
-  doc: "ToMe bipartite soft matching: merges the r most similar A tokens into B tokens (size-weighted mean).",
-  inputs: [{ name: "x" }, { name: "metric" }, { name: "size", optional: true }],
+  doc: "ToMe bipartite soft matching: merges the r most similar A tokens into B tokens (size-weighted mean); optional MCTF-style multi-criteria edges.",
+  inputs: [
+    { name: "x" },
+    { name: "metric" },
+    { name: "size", optional: true },
+    { name: "importance", optional: true },
+  ],
   outputs: [{ name: "y" }, { name: "size_out", optional: true }, { name: "source", optional: true }],
   attrs: {
     r: { kind: "int", doc: "Tokens removed." },
     protect_first: { kind: "int", default: 1, doc: "The first k tokens are never merged." },
     mode: { kind: "string", default: "mean", oneOf: ["mean"], doc: "Merge rule: size-weighted mean." },
+    method: {
+      kind: "string",
+      default: "bipartite",
+      oneOf: ["bipartite", "multi_criteria"],
+      doc: "Edge weight: cosine (ToMe) or cosine, informativeness and size (MCTF).",
+    },
+    w_sim: { kind: "float", default: MC_DEFAULTS.wSim, doc: "multi_criteria: weight of the cosine." },
+    w_info: { kind: "float", default: MC_DEFAULTS.wInfo, doc: "multi_criteria: weight of the importance." },
+    w_size: { kind: "float", default: MC_DEFAULTS.wSize, doc: "multi_criteria: weight of the size." },
   },
   pure: true,
   infer(ctx) {
@@ -243,6 +269,17 @@ export const mergeDef = registerOp({
     if (size) {
       if (size.dtype !== "f32") ctx.fail(`size must be f32, got ${size.dtype}`);
       requireDims(ctx, "size", size, [B, N, 1]);
+    }
+    const method = ctx.attr<MergeMethod>("method");
+    const importance = ctx.inputs[3];
+    if (method === "bipartite") {
+      if (importance) ctx.fail(`the importance input is used only by method "multi_criteria"`);
+      for (const w of ["w_sim", "w_info", "w_size"])
+        if (ctx.attrs[w] !== undefined) ctx.fail(`${w} applies only to method "multi_criteria"`);
+    }
+    if (importance) {
+      if (!isFloat(importance.dtype)) ctx.fail(`importance must be a float tensor, got ${importance.dtype}`);
+      requireDims(ctx, "importance", importance, [B, N]);
     }
     const r = ctx.attr<number>("r");
     const pf = ctx.attr<number>("protect_first");
@@ -265,13 +302,23 @@ export const mergeDef = registerOp({
       tensorType("i64", [B, N], [batchAx, tokenAx]),
     ].slice(0, ctx.numOutputs);
   },
-  reference([x, metric, size], ctx) {
+  reference([x, metric, size, importance], ctx) {
+    const mc: MultiCriteria | undefined =
+      ctx.attr<MergeMethod>("method") === "multi_criteria"
+        ? {
+            importance: importance ?? null,
+            wSim: ctx.attr<number>("w_sim"),
+            wInfo: ctx.attr<number>("w_info"),
+            wSize: ctx.attr<number>("w_size"),
+          }
+        : undefined;
     return mergeReference(
       x!,
       metric!,
       size ?? null,
       ctx.attr<number>("r"),
       ctx.attr<number>("protect_first"),
+      mc,
     );
   },
   flops(ctx) {
@@ -279,9 +326,45 @@ export const mergeDef = registerOp({
     const Cm = input(ctx, 1).dims[2];
     const U = sub(N, ctx.attr<number>("protect_first"));
     // The A x B similarity matmul, plus the weighted average over every token.
-    return add(mul(2, B, ceildiv(U, 2), floordiv(U, 2), Cm), mul(2, B, N, C));
+    const pairs = mul(B, ceildiv(U, 2), floordiv(U, 2));
+    const base = add(mul(2, pairs, Cm), mul(2, B, N, C));
+    if (ctx.attr<MergeMethod>("method") === "bipartite") return base;
+    // multi_criteria: normalising importance and sizes (~2 per token), ~6 per edge to combine.
+    return add(base, mul(2, B, N), mul(6, pairs));
   },
 });
+
+/** The inputs and weights of `method = "multi_criteria"`. */
+export interface MultiCriteria {
+  readonly importance: Tensor | null;
+  readonly wSim: number;
+  readonly wInfo: number;
+  readonly wSize: number;
+}
+
+/**
+ * Per-token terms of the multi-criteria edge for example b: importance min-max normalised and
+ * size / max size over the unprotected tokens (0 where undefined).
+ */
+function mcTerms(
+  mc: MultiCriteria,
+  size: Tensor | null,
+  b: number,
+  N: number,
+  pf: number,
+): [number[], number[]] {
+  const imp = Array.from({ length: N }, (_, j) => (mc.importance ? mc.importance.data[b * N + j] : 0));
+  const sz = Array.from({ length: N }, (_, j) => (size ? size.data[b * N + j] : 1));
+  let lo = Infinity;
+  let hi = -Infinity;
+  let top = -Infinity;
+  for (let j = pf; j < N; j++) {
+    if (!Number.isNaN(imp[j])) [lo, hi] = [Math.min(lo, imp[j]), Math.max(hi, imp[j])];
+    top = Math.max(top, sz[j]);
+  }
+  const info = imp.map((v) => (Number.isNaN(v) ? NaN : hi > lo ? (v - lo) / (hi - lo) : 0));
+  return [info, sz.map((v) => (top > 0 ? v / top : 0))];
+}
 
 /** The reference semantics of `tokens.merge` on concrete tensors (all three outputs). */
 export function mergeReference(
@@ -290,6 +373,7 @@ export function mergeReference(
   size: Tensor | null,
   r: number,
   pf: number,
+  mc?: MultiCriteria,
 ): Tensor[] {
   const [B, N, C] = x.shape;
   const Cm = metric.shape[2];
@@ -316,13 +400,18 @@ export function mergeReference(
       for (let c = 0; c < Cm; c++) dot += metric.data[row(i) * Cm + c] * metric.data[row(j) * Cm + c];
       return dot / (norms[i] * norms[j]);
     };
+    const [info, rel] = mc ? mcTerms(mc, size, b, N, pf) : [[], []];
+    const edge = (i: number, j: number): number =>
+      mc
+        ? mc.wSim * cos(i, j) - (mc.wInfo * (info[i] + info[j])) / 2 - (mc.wSize * (rel[i] + rel[j])) / 2
+        : cos(i, j);
     const aPos = (a: number): number => pf + 2 * a;
     const bPos = (k: number): number => pf + 2 * k + 1;
     const best = new Array<number>(nA).fill(0);
     const bestSim = new Array<number>(nA).fill(-Infinity);
     for (let a = 0; a < nA; a++)
       for (let k = 0; k < nB; k++) {
-        const s = rankScore(cos(aPos(a), bPos(k)));
+        const s = rankScore(edge(aPos(a), bPos(k)));
         if (s > bestSim[a] || k === 0) [best[a], bestSim[a]] = [k, s];
       }
     const order = Array.from({ length: nA }, (_, a) => a).sort((i, j) =>
