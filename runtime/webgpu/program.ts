@@ -1,0 +1,308 @@
+/// <reference types="@webgpu/types" />
+import { type Dim, evalDim, printDim, symbolName } from "../../compiler/ir/sym.js";
+import type { Tensor } from "../../compiler/ir/tensor.js";
+import { uniformBytes } from "../../backends/wgsl/render.js";
+import type { CompiledProgram } from "../artifact.js";
+import { fromDevice, toDevice } from "../device-data.js";
+import { type MemoryPlan, planMemory } from "../plan.js";
+import type { GpuKernel } from "./pipelines.js";
+import { GpuRuntimeError, type GpuState } from "./device.js";
+import type { WebGpuRuntime } from "./runtime.js";
+
+const MAX_GROUPS = 65535;
+/** Usage of every program buffer (a function: the WebGPU globals exist only once a GPU is created). */
+const STORAGE = (): number => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+export interface RunOptions {
+  /** Write these outputs into state buffers instead of reading them back. */
+  readonly outputsTo?: ReadonlyMap<string, GpuState>;
+}
+
+/** Everything a run with one symbol binding (and one set of state bindings) reuses. */
+interface Prepared {
+  readonly key: string;
+  readonly env: Map<string, number>;
+  readonly plan: MemoryPlan;
+  readonly buffer: (id: number) => GPUBuffer;
+  readonly dispatches: readonly { kernel: GpuKernel; group: GPUBindGroup; grid: [number, number, number] }[];
+  readonly staging: Map<number, GPUBuffer>;
+  readonly uniforms?: GPUBuffer;
+}
+
+/**
+ * A loaded program: constants live on the device for its lifetime; each run binds symbols from
+ * the input shapes, plans buffers by liveness, records every dispatch into one command encoder
+ * and one submit, and reads outputs back asynchronously.
+ */
+export class GpuProgram {
+  private readonly constants = new Map<number, GPUBuffer>();
+  private slotBuffers: GPUBuffer[] = [];
+  private prepared: Prepared | undefined;
+
+  constructor(
+    readonly runtime: WebGpuRuntime,
+    readonly program: CompiledProgram,
+    private readonly kernels: readonly GpuKernel[],
+  ) {
+    const device = runtime.device;
+    for (const b of program.buffers) {
+      if (b.kind !== "constant" || b.aliasOf !== undefined) continue;
+      if (!b.data) throw new GpuRuntimeError(`${program.name}: constant buffer '${b.name}' has no data`);
+      const bytes = toDevice(b.data, b.storage, `constant '${b.name}'`);
+      this.checkBinding(b.name, bytes.byteLength);
+      const buf = device.createBuffer({ label: b.name, size: bytes.byteLength, usage: STORAGE() });
+      device.queue.writeBuffer(buf, 0, bytes);
+      this.constants.set(b.id, buf);
+    }
+  }
+
+  /** The memory plan of the latest run (peak device bytes and slot sizes). */
+  get lastPlan(): MemoryPlan | undefined {
+    return this.prepared?.plan;
+  }
+
+  /** Runs the program; returns the outputs not redirected to state buffers, by output name. */
+  async run(
+    inputs: ReadonlyMap<string, Tensor | GpuState>,
+    opts: RunOptions = {},
+  ): Promise<Map<string, Tensor>> {
+    const cp = this.program;
+    const env = this.bind(inputs);
+    for (const name of opts.outputsTo?.keys() ?? [])
+      if (!cp.outputs.some((id) => cp.buffers[id].name === name))
+        throw new GpuRuntimeError(`${cp.name}: outputsTo names '${name}', which is not an output`);
+    const external = new Map<number, GpuState>();
+    const bindState = (id: number, s: GpuState, what: string): void => {
+      const b = cp.buffers[id];
+      const shape = b.dims.map((d) => evalDim(d, env));
+      if (s.dtype !== b.dtype || s.shape.join() !== shape.join())
+        throw new GpuRuntimeError(
+          `${what} '${b.name}' is ${b.dtype}[${shape.join(", ")}], but state '${s.name}' is ${s.dtype}[${s.shape.join(", ")}]`,
+        );
+      external.set(id, s);
+    };
+    for (const id of cp.inputs) {
+      const v = inputs.get(cp.buffers[id].name)!;
+      if (isState(v)) bindState(id, v, "input");
+    }
+    for (const id of cp.outputs) {
+      const s = opts.outputsTo?.get(cp.buffers[id].name);
+      if (s) bindState(id, s, "output");
+    }
+    const p = this.prepare(env, external);
+    const device = this.runtime.device;
+    device.pushErrorScope("validation");
+    device.pushErrorScope("out-of-memory");
+    for (const id of cp.inputs) {
+      const v = inputs.get(cp.buffers[id].name)!;
+      if (!isState(v))
+        device.queue.writeBuffer(
+          p.buffer(id),
+          0,
+          toDevice(v, cp.buffers[id].storage, `input '${cp.buffers[id].name}'`),
+        );
+    }
+    const enc = device.createCommandEncoder({ label: cp.name });
+    const pass = enc.beginComputePass({ label: cp.name });
+    for (const d of p.dispatches) {
+      pass.setPipeline(d.kernel.pipeline);
+      pass.setBindGroup(0, d.group);
+      pass.dispatchWorkgroups(...d.grid);
+    }
+    pass.end();
+    for (const [id, st] of p.staging) enc.copyBufferToBuffer(p.buffer(id), 0, st, 0, st.size);
+    device.queue.submit([enc.finish()]);
+    const oom = await device.popErrorScope();
+    const invalid = await device.popErrorScope();
+    const err = invalid ?? oom;
+    if (err) throw new GpuRuntimeError(`${cp.name}: device error during the run: ${err.message}`);
+    await Promise.all([...p.staging.values()].map((s) => s.mapAsync(GPUMapMode.READ)));
+    const out = new Map<string, Tensor>();
+    for (const id of cp.outputs) {
+      const st = p.staging.get(id);
+      if (!st) continue;
+      const b = cp.buffers[id];
+      const shape = b.dims.map((d) => evalDim(d, env));
+      out.set(b.name, fromDevice(st.getMappedRange().slice(0), b.storage, b.dtype, shape));
+      st.unmap();
+    }
+    return out;
+  }
+
+  /** Symbol values from input shapes (plus capacities of data-dependent symbols); checks every input. */
+  private bind(inputs: ReadonlyMap<string, Tensor | GpuState>): Map<string, number> {
+    const cp = this.program;
+    const env = new Map<string, number>();
+    const errors: string[] = [];
+    const names = cp.inputs.map((id) => cp.buffers[id].name);
+    for (const n of inputs.keys())
+      if (!names.includes(n)) errors.push(`unexpected input '${n}' (inputs: ${names.join(", ")})`);
+    const shapeOf = (v: Tensor | GpuState): readonly number[] => v.shape;
+    for (const id of cp.inputs) {
+      const b = cp.buffers[id];
+      const v = inputs.get(b.name);
+      if (!v) errors.push(`missing input '${b.name}'`);
+      else if (v.dtype !== b.dtype)
+        errors.push(`input '${b.name}' has dtype ${v.dtype}, expected ${b.dtype}`);
+      else if (shapeOf(v).length !== b.dims.length)
+        errors.push(`input '${b.name}' has rank ${shapeOf(v).length}, expected ${b.dims.length}`);
+      else
+        b.dims.forEach((d, i) => {
+          const s = symbolName(d);
+          if (s !== undefined && !env.has(s)) env.set(s, shapeOf(v)[i]);
+        });
+    }
+    if (errors.length === 0) {
+      for (const s of cp.symbols)
+        if (!env.has(s.name) && s.capacity !== undefined)
+          env.set(s.name, this.eval(s.capacity, env, `capacity of ${s.name}`));
+      for (const s of cp.symbols)
+        if (!env.has(s.name)) errors.push(`symbol ${s.name} is not bound by any input shape`);
+      for (const id of cp.inputs) {
+        const b = cp.buffers[id];
+        const shape = shapeOf(inputs.get(b.name)!);
+        b.dims.forEach((d, i) => {
+          let want: number;
+          try {
+            want = evalDim(d, env);
+          } catch {
+            return;
+          }
+          if (want !== shape[i])
+            errors.push(`input '${b.name}' dimension ${i} is ${shape[i]}, expected ${printDim(d)} = ${want}`);
+        });
+      }
+    }
+    for (const [s, v] of env)
+      if (!Number.isInteger(v) || v < 0 || v >= 2 ** 31) errors.push(`symbol ${s} = ${v} does not fit i32`);
+    if (errors.length > 0) throw new GpuRuntimeError(`${cp.name}: ${errors.join("; ")}`);
+    return env;
+  }
+
+  private eval(d: Dim, env: ReadonlyMap<string, number>, what: string): number {
+    try {
+      return evalDim(d, env);
+    } catch (e) {
+      throw new GpuRuntimeError(`${this.program.name}: ${what}: ${(e as Error).message}`);
+    }
+  }
+
+  private checkBinding(name: string, bytes: number): void {
+    const max = this.runtime.target.maxStorageBindingBytes;
+    if (bytes > max)
+      throw new GpuRuntimeError(
+        `${this.program.name}: buffer '${name}' needs ${bytes} bytes, above the device's max storage binding size ` +
+          `${max} (splitting large bindings is not implemented: a known limit)`,
+      );
+  }
+
+  private prepare(env: Map<string, number>, external: ReadonlyMap<number, GpuState>): Prepared {
+    const cp = this.program;
+    const key = JSON.stringify([...env]) + [...external].map(([id, s]) => `|${id}:${s.name}`).join("");
+    if (this.prepared?.key === key) return this.prepared;
+    this.releasePrepared();
+    const device = this.runtime.device;
+    const plan = planMemory(cp.buffers, env, new Set(external.keys()));
+    for (const b of cp.buffers) this.checkBinding(b.name, plan.bytes.get(b.id)!);
+    plan.slots.forEach((bytes, i) => {
+      const cur = this.slotBuffers[i];
+      if (cur && cur.size >= bytes) return;
+      cur?.destroy();
+      this.slotBuffers[i] = device.createBuffer({
+        label: `${cp.name} slot ${i}`,
+        size: bytes,
+        usage: STORAGE(),
+      });
+    });
+    const buffer = (id: number): GPUBuffer => {
+      const root = plan.root.get(id)!;
+      const ext = external.get(root) ?? external.get(id);
+      if (ext) return ext.buffer;
+      const c = this.constants.get(root);
+      if (c) return c;
+      return this.slotBuffers[plan.slotOf.get(id)!];
+    };
+    // One uniform buffer; each dispatch with symbols reads its own aligned slice.
+    const align = device.limits.minUniformBufferOffsetAlignment;
+    let uniformSize = 0;
+    const offsets = cp.steps.map((s) => {
+      const k = cp.kernels[s.kernel];
+      if (k.symbols.length === 0) return -1;
+      const off = uniformSize;
+      uniformSize += Math.ceil(uniformBytes(k.symbols.length) / align) * align;
+      return off;
+    });
+    const uniforms =
+      uniformSize > 0
+        ? device.createBuffer({
+            label: `${cp.name} symbols`,
+            size: uniformSize,
+            usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+          })
+        : undefined;
+    const data = new Int32Array(uniformSize / 4);
+    const dispatches: Prepared["dispatches"][number][] = [];
+    cp.steps.forEach((s, i) => {
+      const k = cp.kernels[s.kernel];
+      const where = `kernel ${k.name} (step ${i}: ${s.nodes.join(", ")})`;
+      const grid = k.grid.map((d) => this.eval(d, env, `${where} grid`)) as [number, number, number];
+      if (grid.some((g) => g > MAX_GROUPS))
+        throw new GpuRuntimeError(
+          `${cp.name}: ${where}: grid [${grid.join(", ")}] exceeds ${MAX_GROUPS} workgroups per axis`,
+        );
+      if (grid.some((g) => g <= 0)) return;
+      const entries: GPUBindGroupEntry[] = s.args.map((id, j) => ({
+        binding: j,
+        resource: { buffer: buffer(id), offset: 0, size: plan.bytes.get(id)! },
+      }));
+      if (offsets[i] >= 0) {
+        k.symbols.forEach((sym, j) => (data[offsets[i] / 4 + j] = env.get(sym)!));
+        entries.push({
+          binding: k.params.length,
+          resource: { buffer: uniforms!, offset: offsets[i], size: uniformBytes(k.symbols.length) },
+        });
+      }
+      const kernel = this.kernels[s.kernel];
+      dispatches.push({
+        kernel,
+        grid,
+        group: device.createBindGroup({ layout: kernel.layout, entries, label: where }),
+      });
+    });
+    if (uniforms) device.queue.writeBuffer(uniforms, 0, data);
+    const staging = new Map<number, GPUBuffer>();
+    for (const id of cp.outputs)
+      if (!external.has(id) && !staging.has(id))
+        staging.set(
+          id,
+          device.createBuffer({
+            label: `${cp.buffers[id].name} readback`,
+            size: plan.bytes.get(id)!,
+            usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          }),
+        );
+    this.prepared = { key, env, plan, buffer, dispatches, staging, uniforms };
+    return this.prepared;
+  }
+
+  private releasePrepared(): void {
+    const p = this.prepared;
+    if (!p) return;
+    p.uniforms?.destroy();
+    for (const s of p.staging.values()) s.destroy();
+    this.prepared = undefined;
+  }
+
+  /** Frees the program's device buffers (constants, slots, staging). */
+  destroy(): void {
+    this.releasePrepared();
+    for (const b of this.constants.values()) b.destroy();
+    for (const b of this.slotBuffers) b.destroy();
+    this.constants.clear();
+    this.slotBuffers = [];
+  }
+}
+
+function isState(v: Tensor | { buffer: unknown }): v is GpuState {
+  return "buffer" in v;
+}
