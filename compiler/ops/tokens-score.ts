@@ -23,9 +23,9 @@ function floatInput(ctx: InferCtx, i: number, name: string): TensorType {
  * - `"transition"` (TransPrune-style): a = tokens entering a block, b = tokens leaving it, both
  *   float `[B, N, C]`. With `na = |a|`, `nb = |b|` (L2 over C):
  *   `mag = |nb - na| / max(na, nb)` (0 when both are 0) and `dir = 1 - cos(a, b)` where cos is
- *   `a.b / (na nb)`, 1 when both are 0 (unchanged) and 0 when only one is 0. The score is
- *   `w_mag * mag + w_dir * dir`; mag is in [0, 1] and dir in [0, 2], so it is never NaN or inf
- *   for finite inputs.
+ *   `a.b / (na nb)` clamped to [-1, 1], 1 when both are 0 (unchanged) and 0 when only one is 0.
+ *   The score is `w_mag * mag + w_dir * dir`; mag is in [0, 1] and dir in [0, 2], so it is never
+ *   NaN or inf for finite inputs.
  * - `"key_norm"`: a = keys `[B, N, C]` or `[B, H, N, D]`, no b. The L2 norm of each token's key,
  *   averaged over heads for rank 4. (Methods that keep low-norm keys negate it.)
  *
@@ -117,7 +117,8 @@ export function transitionScores(a: Tensor, b: Tensor, wMag: number, wDir: numbe
     const nb = Math.sqrt(bb);
     const top = Math.max(na, nb);
     const mag = top === 0 ? 0 : Math.abs(nb - na) / top;
-    const cos = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : ab / (na * nb);
+    const cos =
+      na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : Math.min(1, Math.max(-1, ab / (na * nb)));
     out[t] = wMag * mag + wDir * (1 - cos);
   }
   return makeTensor("f32", [B, N], out);
