@@ -2,6 +2,7 @@ import { type Dim, add, ceildiv, dimEquals, floordiv, mul, printDim, sub } from 
 import { numel } from "../ir/tensor.js";
 import { type AxisRole, type TensorType, printType, tensorType } from "../ir/types.js";
 import { asF64, dropRoles, fromF64, numelDim, requireFloat } from "./numeric.js";
+import { lowerConv, lowerMatmul } from "./linalg-lower.js";
 import { type InferCtx, OpError, registerOp } from "./registry.js";
 import { broadcastAxes, broadcastDims, broadcastIndex, concreteBroadcast, input, shapeStr } from "./util.js";
 
@@ -120,6 +121,7 @@ registerOp({
     const a = input(ctx, 0);
     return mul(2, numelDim(outs[0].dims), a.dims[a.dims.length - 1]);
   },
+  lower: lowerMatmul,
 });
 
 /** Copies a row-major R×C matrix transposed (C×R) into f64. */
@@ -186,6 +188,7 @@ registerOp({
     const a = input(ctx, 0);
     return mul(2, numelDim(outs[0].dims), a.dims[ctx.attr<number>("transA") !== 0 ? 0 : 1]);
   },
+  lower: lowerMatmul,
 });
 
 // ---------- Conv ----------
@@ -366,4 +369,5 @@ registerOp({
     // Each output element is a dot product over C/group × prod(kernel) taps.
     return mul(2, numelDim(outs[0].dims), numelDim(w.dims.slice(1)));
   },
+  lower: lowerConv,
 });

@@ -1,7 +1,8 @@
+import { cases as linalg } from "./linalg.js";
 import type { OpCase } from "./types.js";
 
 /**
  * Every backend op case, by op family. Each family file exports `cases: OpCase[]`; add a
  * family here when its lowerings land.
  */
-export const ALL_CASES: readonly OpCase[] = [];
+export const ALL_CASES: readonly OpCase[] = [...linalg];
