@@ -2,7 +2,7 @@
  * The ONNX importer: a ModelProto becomes an IR graph built through GraphBuilder, so every type
  * is inferred by our op definitions. Value names are kept; each node's loc names its ONNX node.
  */
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { GraphBuilder } from "../builder.js";
 import type { DType } from "../ir/dtype.js";
@@ -38,23 +38,44 @@ export interface ImportOptions {
   readonly baseDir?: string;
 }
 
-/** Reads and imports an ONNX file; `display` is how messages name it (default: the path). */
+/**
+ * Reads and imports an ONNX file; `display` is how messages name it (default: the path). The file is
+ * read into a buffer of its own that becomes the storage of the f32/i32/f64 weights (views, no copies),
+ * so peak memory stays near one file size; external data is resolved against the file's directory.
+ */
 export function importOnnxFile(path: string, display = path, opts: ImportOptions = {}): Graph {
   const max = opts.maxBytes ?? MAX_MODEL_BYTES;
   let bytes: Uint8Array;
   try {
-    const size = statSync(path).size;
-    if (size > max)
-      throw new OnnxImportError(`${display}: ${size} bytes is over the ${max}-byte limit for ONNX models`);
-    bytes = readFileSync(path);
+    bytes = readWhole(path, display, max);
   } catch (e) {
     if (e instanceof OnnxImportError) throw e;
     throw new OnnxImportError(`${display}: cannot read file: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return importOnnx(bytes, display, { ...opts, baseDir: opts.baseDir ?? dirname(resolve(path)) });
+  const baseDir = opts.baseDir ?? dirname(resolve(path));
+  return importModel(decodeModel(bytes, display, max), display, { baseDir, ownsBuffer: true });
 }
 
-/** Imports ONNX model bytes; `file` names the model in errors and node locs. */
+/** The file's bytes in a fresh buffer starting at offset 0 (so weight alignment is the file's). */
+function readWhole(path: string, display: string, max: number): Uint8Array {
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    if (size > max)
+      throw new OnnxImportError(`${display}: ${size} bytes is over the ${max}-byte limit for ONNX models`);
+    const out = new Uint8Array(size);
+    for (let done = 0; done < size;) {
+      const n = readSync(fd, out, done, size - done, done);
+      if (n === 0) throw new OnnxImportError(`${display}: the file shrank while it was read`);
+      done += n;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Imports ONNX model bytes (left unchanged: weights are copied out); `file` names the model in errors and locs. */
 export function importOnnx(bytes: Uint8Array, file: string, opts: ImportOptions = {}): Graph {
   return importModel(decodeModel(bytes, file, opts.maxBytes), file, { baseDir: opts.baseDir });
 }

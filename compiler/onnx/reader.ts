@@ -122,6 +122,9 @@ function alignInPlace(raw: Uint8Array, align: number): Uint8Array | undefined {
   return whole.subarray(raw.byteOffset - shift, raw.byteOffset - shift + raw.length);
 }
 
+/** Dtypes whose storage is their little-endian wire format, on this host. */
+const VIEWABLE: ReadonlySet<DType> = new Set<DType>(LITTLE_ENDIAN ? ["f32", "f64", "i32", "i8", "u8"] : []);
+
 /** A typed array of `dtype` over `raw` (little-endian hosts; dtypes whose storage is their wire format). */
 function viewRaw(dtype: DType, raw: Uint8Array, n: number): TensorData | undefined {
   if (!LITTLE_ENDIAN || raw.byteOffset % BYTES[dtype] !== 0) return undefined;
@@ -150,7 +153,8 @@ function viewRaw(dtype: DType, raw: Uint8Array, n: number): TensorData | undefin
 function readRaw(dtype: DType, shape: number[], raw: Uint8Array, n: number, owned: boolean): Tensor {
   if (raw.length !== n * BYTES[dtype])
     throw new Error(`raw_data holds ${raw.length} bytes, expected ${n * BYTES[dtype]}`);
-  if (owned) {
+  if (owned && VIEWABLE.has(dtype)) {
+    // Only for dtypes viewRaw takes: once moved, `raw` no longer holds the tensor.
     const aligned = alignInPlace(raw, BYTES[dtype]);
     const view = aligned && viewRaw(dtype, aligned, n);
     if (view) return { dtype, shape, data: view };

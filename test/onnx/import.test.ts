@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { runGraph } from "../../backends/cpu/interpreter.js";
 import { printType } from "../../compiler/ir/types.js";
-import { importOnnx, OnnxImportError } from "../../compiler/onnx/import.js";
+import { importOnnx, importOnnxFile, OnnxImportError } from "../../compiler/onnx/import.js";
 import { assertValid } from "../../compiler/verify.js";
 import { assertClose, t } from "../util/helpers.js";
 import { attr, DataType as D, floatTensor, model, node, rawFloatTensor, vi } from "./build.js";
@@ -328,4 +331,53 @@ test("a float Range with constant bounds is folded to its value; with a runtime 
       ),
     /node '\/range' \(Range\): Range: Range start\/limit \(input 0\) must be known at compile time/,
   );
+});
+
+test("importOnnxFile views weights in its own file buffer (moved into alignment) with the same values as importOnnx", () => {
+  // Every viewable and converted dtype, small (< 128 bytes: copied) and large, at every offset mod 8
+  // (name lengths shift the raw_data start), so the in-place moves of one tensor cannot clobber another.
+  const kinds: [number, (v: number[]) => Uint8Array, (i: number) => number][] = [
+    [D.FLOAT, (v) => new Uint8Array(new Float32Array(v).buffer), (i) => Math.fround(i * 0.37 - 5)],
+    [D.DOUBLE, (v) => new Uint8Array(new Float64Array(v).buffer), (i) => i * 0.1 - 3],
+    [D.INT32, (v) => new Uint8Array(new Int32Array(v).buffer), (i) => i * 7919 - 40000],
+    [D.INT64, (v) => new Uint8Array(new BigInt64Array(v.map(BigInt)).buffer), (i) => i * 3 - 50],
+    [D.FLOAT16, (v) => new Uint8Array(new Uint16Array(v.map((x) => 0x3c00 + x)).buffer), (i) => i % 512],
+    [D.INT8, (v) => new Uint8Array(new Int8Array(v).buffer), (i) => (i % 200) - 100],
+    [D.UINT8, (v) => new Uint8Array(v), (i) => (i * 13) % 256],
+  ];
+  const inits: ReturnType<typeof rawFloatTensor>[] = [];
+  const raws = new Map<string, [number, number[]]>();
+  kinds.forEach(([dt, enc, val], k) => {
+    for (const n of [3, 61])
+      for (let pad = 0; pad < 8; pad++) {
+        const name = `t${k}_${n}_${"x".repeat(pad)}`;
+        const v = Array.from({ length: n }, (_, i) => val(i + pad));
+        raws.set(name, [dt, v]);
+        inits.push({ name, dims: [n], dataType: dt, rawData: enc(v) });
+      }
+  });
+  const bytes = model({ initializer: inits, output: [...raws.keys()].map((n) => vi(n, D.FLOAT, [])) });
+  const before = bytes.slice();
+  const dir = mkdtempSync(join(tmpdir(), "tokr-align-"));
+  try {
+    writeFileSync(join(dir, "w.onnx"), bytes);
+    const fromFile = importOnnxFile(join(dir, "w.onnx"));
+    const fromBytes = importOnnx(bytes, "w.onnx");
+    assert.deepEqual(bytes, before, "importOnnx leaves the caller's bytes alone");
+    const f16 = (x: number) => (x === 0 ? 1 : 1 + x / 1024);
+    for (const g of [fromFile, fromBytes]) {
+      const got = new Map([...g.constants.values()].map((c) => [c.value.name, [...c.data!.data]]));
+      for (const [name, [dt, v]] of raws)
+        assert.deepEqual(got.get(name), dt === D.FLOAT16 ? v.map(f16) : v, name);
+    }
+    // The large f32 weights of the file import share one buffer: the file's.
+    const big = [...fromFile.constants.values()].filter(
+      (c) => c.data!.dtype === "f32" && c.data!.data.length === 61,
+    );
+    assert.equal(big.length, 8);
+    assert.equal(new Set(big.map((c) => c.data!.data.buffer)).size, 1);
+    assert.ok(big[0].data!.data.buffer.byteLength >= bytes.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
