@@ -1,3 +1,4 @@
+import { cases as elementwise } from "./elementwise.js";
 import { cases as linalg } from "./linalg.js";
 import type { OpCase } from "./types.js";
 
@@ -5,4 +6,4 @@ import type { OpCase } from "./types.js";
  * Every backend op case, by op family. Each family file exports `cases: OpCase[]`; add a
  * family here when its lowerings land.
  */
-export const ALL_CASES: readonly OpCase[] = [...linalg];
+export const ALL_CASES: readonly OpCase[] = [...elementwise, ...linalg];

@@ -19,7 +19,11 @@ export function prepare(c: OpCase): Prepared {
   if (!def) throw new Error(`${c.name}: op ${c.op} is not registered`);
   const inTypes = c.types ?? c.inputs.map((t) => (t ? tensorType(t.dtype, t.shape) : null));
   const g = new Graph("case");
-  const vals: (Value | null)[] = inTypes.map((t, i) => (t ? g.addInput(t, `x${i}`) : null));
+  const vals: (Value | null)[] = inTypes.map((t, i) => {
+    if (!t) return null;
+    const data = c.inputs[i];
+    return c.consts?.includes(i) && data ? g.addConstant(t, `x${i}`, data) : g.addInput(t, `x${i}`);
+  });
   const numOutputs = c.numOutputs ?? 1;
   const outTypes = inferNode(g, def, { op: c.op, attrs: c.attrs ?? {}, inputs: vals }, numOutputs, {
     known: computeKnown(g),
@@ -43,7 +47,8 @@ export function compare(c: OpCase, got: readonly Tensor[], want: readonly Tensor
     for (let i = 0; i < w.data.length; i++) {
       const a = g.data[i];
       const b = w.data[i];
-      const ok = Number.isNaN(b) ? Number.isNaN(a) : Math.abs(a - b) <= tol * (1 + Math.abs(b));
+      // a === b first: equal infinities differ by NaN.
+      const ok = a === b || (Number.isNaN(b) ? Number.isNaN(a) : Math.abs(a - b) <= tol * (1 + Math.abs(b)));
       if (!ok && bad++ === 0) first = `[${i}] got ${a}, want ${b}`;
     }
     if (bad) errs.push(`output ${o}: ${bad} of ${w.data.length} elements differ, first ${first}`);

@@ -18,6 +18,11 @@ export interface OpCase {
   /** Symbol bindings of the run (for symbolic types). */
   readonly env?: Readonly<Record<string, number>>;
   readonly numOutputs?: number;
+  /**
+   * Inputs that are graph constants, so inference sees their values (Slice starts, Expand
+   * shape, axes given as inputs); the others are graph inputs.
+   */
+  readonly consts?: readonly number[];
   /** Max |got - want| <= tol * (1 + |want|); default 1e-5 (f32). */
   readonly tol?: number;
 }
