@@ -1,0 +1,90 @@
+import { bindInputs, RunError } from "../../backends/cpu/interpreter.js";
+import { Graph } from "../ir/graph.js";
+import { evalDim } from "../ir/sym.js";
+import { numel, type Tensor } from "../ir/tensor.js";
+import { tensorType } from "../ir/types.js";
+import { type KArray, type RunOptions, runKernel } from "./interp.js";
+import type { Program } from "./program.js";
+import { deviceArray, fromDevice, toDevice } from "./run.js";
+import { DEFAULT_TARGET, type Target } from "./types.js";
+
+export interface ProgramRunOptions extends RunOptions {
+  /** Only `f16` matters here: how IR f16 tensors are stored (must match the program's). Default f32 storage. */
+  readonly target?: Target;
+}
+
+/** A graph with just the program's input signature, so input binding is the reference's own. */
+function signature(p: Program): Graph {
+  const g = new Graph(p.name);
+  for (const s of p.symbols) g.declareSymbol(s);
+  for (const id of p.inputs) {
+    const b = p.buffers[id];
+    g.addInput(tensorType(b.dtype, b.dims), b.name);
+  }
+  return g;
+}
+
+/**
+ * Executes a scheduled program on the KIR interpreter: the CPU check of a whole compiled graph.
+ * Symbols are bound from the input shapes exactly as `runGraph` binds them; i64 inputs must fit
+ * in i32 (their device form) and i64/bool outputs come back in their IR dtype. Returns the
+ * outputs by name.
+ */
+export function runProgramOnKir(
+  program: Program,
+  feeds: ReadonlyMap<string, Tensor>,
+  opts: ProgramRunOptions = {},
+): Map<string, Tensor> {
+  const target = opts.target ?? DEFAULT_TARGET;
+  const env = bindInputs(signature(program), feeds);
+  for (const s of program.symbols)
+    if (!env.has(s.name) && s.capacity !== undefined)
+      throw new RunError(
+        `symbol '${s.name}' is data-dependent: the KIR runner cannot bind it (no kernel reports its value yet)`,
+      );
+  const storage = new Map<number, KArray>();
+  for (const id of program.inputs) {
+    const b = program.buffers[id];
+    const t = feeds.get(b.name)!;
+    if (t.dtype === "i64")
+      for (let i = 0; i < t.data.length; i++)
+        if (t.data[i] < -(2 ** 31) || t.data[i] >= 2 ** 31)
+          throw new RunError(
+            `input '${b.name}' element ${i} is ${t.data[i]}, outside the device's i32 range`,
+          );
+    storage.set(id, toDevice(t, target));
+  }
+  const arrayOf = (id: number): KArray => {
+    const b = program.buffers[id];
+    const r = b.aliasOf ?? id;
+    const have = storage.get(r);
+    if (have) return have;
+    const rb = program.buffers[r];
+    let a: KArray;
+    if (rb.kind === "constant") {
+      if (!rb.data) throw new RunError(`constant %${rb.name} has no data (weights were not loaded)`);
+      a = toDevice(rb.data, target);
+    } else a = deviceArray(rb.storage, evalDim(rb.size, env));
+    storage.set(r, a);
+    return a;
+  };
+  program.steps.forEach((s, i) => {
+    const k = program.kernels[s.kernel];
+    const arrays: Record<string, KArray> = {};
+    k.params.forEach((p, j) => (arrays[p.name] = arrayOf(s.args[j])));
+    try {
+      runKernel(k, arrays, env, opts);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new RunError(`step ${i} (kernel ${k.name}, nodes ${s.nodes.join(", ")}): ${msg}`);
+    }
+  });
+  const out = new Map<string, Tensor>();
+  for (const id of program.outputs) {
+    const b = program.buffers[id];
+    const shape = b.dims.map((d) => evalDim(d, env));
+    const a = arrayOf(id);
+    out.set(b.name, fromDevice(a.length === numel(shape) ? a : a.slice(0, numel(shape)), b.dtype, shape));
+  }
+  return out;
+}

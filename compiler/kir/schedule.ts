@@ -1,0 +1,405 @@
+import { formatLoc, type Graph, type Node, type Value } from "../ir/graph.js";
+import { type Dim, mul, substitute } from "../ir/sym.js";
+import type { DType } from "../ir/dtype.js";
+import type { Tensor } from "../ir/tensor.js";
+import "../ops/index.js";
+import { getOp, type OpDef } from "../ops/registry.js";
+import { elementwiseKernel } from "./builder.js";
+import { fusedKernel, fusionGroups, NodeError } from "./fuse.js";
+import { lowerCtx, lowerNode } from "./lower.js";
+import type { Program, ProgramBuffer, Step } from "./program.js";
+import { type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
+
+/** The graph cannot be scheduled (ops without kernels, failing lowerings); lists every problem. */
+export class ScheduleError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("\n"));
+  }
+}
+
+export interface ScheduleOptions {
+  /** Program name (default: the graph's). */
+  readonly name?: string;
+}
+
+/** How a node is named in steps and messages: its first output value (unique in the graph). */
+export function nodeName(n: Node): string {
+  return n.outputs[0]?.name ?? `#${n.id}`;
+}
+
+/** `node %y in blocks.0.attn (attention)`, with the source location first when known. */
+export function nodeLabel(n: Node): string {
+  const loc = formatLoc(n.loc);
+  return `${loc ? `${loc}: ` : ""}node %${nodeName(n)}${n.scope ? ` in ${n.scope}` : ""} (${n.op})`;
+}
+
+/** A valid identifier from a value name (kernel names start with it). */
+function ident(s: string): string {
+  const t = s.replace(/[^A-Za-z0-9_]/g, "_");
+  return /^[A-Za-z_]/.test(t) ? t : `n_${t}`;
+}
+
+type Unit =
+  | { readonly k: "group"; readonly nodes: readonly Node[] }
+  | { readonly k: "view"; readonly node: Node }
+  | { readonly k: "node"; readonly node: Node };
+
+/** One dispatch before buffers exist: parameters bound to values or to the unit's scratch. */
+interface PendingLaunch {
+  readonly kernel: Kernel;
+  readonly args: readonly ({ readonly v: Value } | { readonly scratch: string })[];
+}
+
+interface Lowered {
+  readonly unit: Unit;
+  readonly launches: readonly PendingLaunch[];
+  readonly scratch: Lowering["scratch"];
+}
+
+/**
+ * Schedules a verified graph onto kernels (see docs/backends.md, "Scheduling"): constants become
+ * deduplicated constant buffers, views alias their input's storage, pointwise chains fuse into one
+ * kernel each, every other op is lowered with `lowerNode`; nodes whose results no kernel reads
+ * (shape arithmetic feeding views) are dropped. Every op without a kernel is reported at once.
+ */
+export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {}): Program {
+  const problems: string[] = [];
+  const defs = new Map<Node, OpDef | undefined>();
+  for (const n of g.nodes) {
+    const def = getOp(n.op);
+    if (!def) problems.push(`${nodeLabel(n)}: unknown op`);
+    defs.set(n, def);
+  }
+  if (problems.length) throw new ScheduleError(problems);
+
+  const units = orderUnits(g, defs, fusionGroups(g, defs, target.maxStorageBuffersPerStage));
+
+  // Backwards: lower what is needed, marking the inputs the kernels actually read.
+  const needed = new Set<Value>(g.outputs);
+  const lowered: Lowered[] = [];
+  for (let u = units.length - 1; u >= 0; u--) {
+    const unit = units[u];
+    try {
+      const l = lowerUnit(unit, defs, needed, target);
+      if (l) lowered.push(l);
+    } catch (e) {
+      problems.push(describe(e, unit));
+    }
+  }
+  if (problems.length) throw new ScheduleError(problems.reverse());
+  lowered.reverse();
+  return assemble(g, target, opts.name ?? g.name, lowered);
+}
+
+function describe(e: unknown, unit: Unit): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (e instanceof NodeError) return `${nodeLabel(e.node)}: ${msg}`;
+  const n = unit.k === "group" ? unit.nodes[unit.nodes.length - 1] : unit.node;
+  return `${nodeLabel(n)}: ${msg}`;
+}
+
+/** Groups, views and other nodes in an order where every unit follows the units it reads. */
+function orderUnits(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, groups: Node[][]): Unit[] {
+  const unitOf = new Map<Node, Unit>();
+  for (const nodes of groups) {
+    const u: Unit = { k: "group", nodes };
+    for (const n of nodes) unitOf.set(n, u);
+  }
+  for (const n of g.nodes)
+    if (!unitOf.has(n)) unitOf.set(n, defs.get(n)?.view ? { k: "view", node: n } : { k: "node", node: n });
+  const producer = new Map<Value, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const out: Unit[] = [];
+  const done = new Set<Unit>();
+  const visit = (u: Unit): void => {
+    if (done.has(u)) return;
+    done.add(u);
+    for (const n of u.k === "group" ? u.nodes : [u.node])
+      for (const v of n.inputs) {
+        const p = v ? producer.get(v) : undefined;
+        if (p && unitOf.get(p) !== u) visit(unitOf.get(p)!);
+      }
+    out.push(u);
+  };
+  for (const n of g.nodes) visit(unitOf.get(n)!);
+  return out;
+}
+
+/** Lowers one unit if any of its results is needed; marks the values its kernels read. */
+function lowerUnit(
+  unit: Unit,
+  defs: ReadonlyMap<Node, OpDef | undefined>,
+  needed: Set<Value>,
+  target: Target,
+): Lowered | undefined {
+  switch (unit.k) {
+    case "view": {
+      const [x] = unit.node.inputs;
+      if (!needed.has(unit.node.outputs[0])) return undefined;
+      if (!x) throw new Error("a view needs its input 0");
+      needed.add(x);
+      return { unit, launches: [], scratch: [] };
+    }
+    case "group": {
+      // Members that feed nothing needed are dead; stored values are the needed ones.
+      const live = new Set<Node>();
+      const stored = new Set<Value>();
+      for (let i = unit.nodes.length - 1; i >= 0; i--) {
+        const n = unit.nodes[i];
+        const o = n.outputs[0];
+        if (needed.has(o)) stored.add(o);
+        if (needed.has(o) || unit.nodes.some((m) => live.has(m) && m.inputs.includes(o))) live.add(n);
+      }
+      if (live.size === 0) return undefined;
+      const nodes = unit.nodes.filter((n) => live.has(n));
+      const last = nodes[nodes.length - 1];
+      const f = fusedKernel(ident(nodeName(last)), nodes, defs, stored, target);
+      for (const v of f.args) needed.add(v);
+      return {
+        unit: { k: "group", nodes },
+        launches: [{ kernel: f.kernel, args: f.args.map((v) => ({ v })) }],
+        scratch: [],
+      };
+    }
+    case "node": {
+      const n = unit.node;
+      if (!n.outputs.some((o) => needed.has(o))) return undefined;
+      const def = defs.get(n)!;
+      if (!def.pointwise && !def.lower) {
+        for (const v of n.inputs) if (v) needed.add(v);
+        throw new Error("no kernel lowering for this op");
+      }
+      const l = lowerNode(
+        def,
+        lowerCtx(
+          def,
+          ident(nodeName(n)),
+          n.attrs,
+          n.inputs.map((v) => v?.type ?? null),
+          n.outputs.map((o) => o.type),
+          target,
+        ),
+      );
+      const launches = l.launches.map((la): PendingLaunch => {
+        if (la.args.length !== la.kernel.params.length)
+          throw new Error(
+            `kernel ${la.kernel.name} has ${la.kernel.params.length} parameters but ${la.args.length} bindings`,
+          );
+        return {
+          kernel: la.kernel,
+          args: la.args.map((b) => {
+            switch (b.kind) {
+              case "input": {
+                const v = n.inputs[b.index];
+                if (!v) throw new Error(`kernel ${la.kernel.name} reads input ${b.index}, which is absent`);
+                needed.add(v);
+                return { v };
+              }
+              case "output": {
+                const v = n.outputs[b.index];
+                if (!v)
+                  throw new Error(`kernel ${la.kernel.name} writes output ${b.index}, which does not exist`);
+                return { v };
+              }
+              case "scratch":
+                if (!l.scratch.some((s) => s.name === b.name))
+                  throw new Error(`kernel ${la.kernel.name} uses undeclared scratch '${b.name}'`);
+                return { scratch: b.name };
+            }
+          }),
+        };
+      });
+      return { unit, launches, scratch: l.scratch };
+    }
+  }
+}
+
+/** Nominal IR dtype of a scratch buffer (its `storage` is what counts). */
+function scratchDtype(t: Exclude<KType, "bool">): DType {
+  return t === "u32" ? "i32" : t;
+}
+
+/** Forward pass: buffers, deduplicated kernels, steps, live ranges. */
+function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowered[]): Program {
+  // Data-dependent symbols are sized by their capacity.
+  const caps = new Map<string, Dim>();
+  for (const s of g.symbols.values()) if (s.capacity !== undefined) caps.set(s.name, s.capacity);
+  const sizeOf = (dims: readonly Dim[]): Dim => substitute(mul(...dims), caps);
+
+  type Draft = Omit<ProgramBuffer, "firstUse" | "lastUse">;
+  const buffers: Draft[] = [];
+  const bufOf = new Map<Value, number>();
+  const viewSource = new Map<Value, Value>();
+  for (const l of lowered)
+    if (l.unit.k === "view") viewSource.set(l.unit.node.outputs[0], l.unit.node.inputs[0]!);
+  const outputs = new Set(g.outputs);
+  const root = (id: number): number => buffers[id].aliasOf ?? id;
+  const add = (b: Omit<Draft, "id">): number => {
+    buffers.push({ id: buffers.length, ...b });
+    return buffers.length - 1;
+  };
+  const plain = (v: Value, kind: ProgramBuffer["kind"], extra: Partial<Draft> = {}): Omit<Draft, "id"> => ({
+    name: v.name,
+    dtype: v.type.dtype,
+    dims: v.type.dims,
+    storage: storageType(v.type.dtype, target),
+    size: sizeOf(v.type.dims),
+    kind,
+    ...extra,
+  });
+  const constKeys = new Map<string, number[]>();
+  const constantBuf = (v: Value): number => {
+    const c = g.constants.get(v)!;
+    const key = c.data ? dataKey(c.data) : c.ref !== undefined ? `ref:${c.ref}` : `value:${v.name}`;
+    for (const id of constKeys.get(key) ?? []) {
+      const d = buffers[id].data;
+      if (!c.data || (d && sameData(d, c.data))) return id;
+    }
+    const id = add(plain(v, "constant", c.data ? { data: c.data } : {}));
+    constKeys.set(key, [...(constKeys.get(key) ?? []), id]);
+    return id;
+  };
+  const bufFor = (v: Value): number => {
+    const have = bufOf.get(v);
+    if (have !== undefined) return have;
+    let id: number;
+    const src = viewSource.get(v);
+    if (g.constants.has(v)) id = constantBuf(v);
+    else if (src)
+      id = add(plain(v, outputs.has(v) ? "output" : "intermediate", { aliasOf: root(bufFor(src)) }));
+    else id = add(plain(v, outputs.has(v) ? "output" : "intermediate"));
+    bufOf.set(v, id);
+    return id;
+  };
+  for (const v of g.inputs) bufOf.set(v, add(plain(v, "input")));
+
+  const kernels: Kernel[] = [];
+  const kernelIndex = new Map<string, number>();
+  const names = new Set<string>();
+  const kernelOf = (k: Kernel): number => {
+    const key = JSON.stringify({ ...k, name: "" });
+    const have = kernelIndex.get(key);
+    if (have !== undefined) return have;
+    let kname = k.name;
+    for (let i = 2; names.has(kname); i++) kname = `${k.name}_${i}`;
+    names.add(kname);
+    kernels.push(kname === k.name ? k : { ...k, name: kname });
+    kernelIndex.set(key, kernels.length - 1);
+    return kernels.length - 1;
+  };
+
+  const steps: Step[] = [];
+  const problems: string[] = [];
+  for (const l of lowered) {
+    const nodes = l.unit.k === "group" ? l.unit.nodes : [l.unit.node];
+    const stepNodes = nodes.map(nodeName);
+    const scratch = new Map<string, number>();
+    for (const s of l.scratch)
+      scratch.set(
+        s.name,
+        add({
+          name: `${stepNodes[0]}.${s.name}`,
+          dtype: scratchDtype(s.t),
+          dims: [substitute(s.size, caps)],
+          storage: s.t,
+          size: substitute(s.size, caps),
+          kind: "scratch",
+        }),
+      );
+    if (l.unit.k === "view") bufFor(l.unit.node.outputs[0]);
+    for (const la of l.launches) {
+      const args = la.args.map((a) => ("v" in a ? bufFor(a.v) : scratch.get(a.scratch)!));
+      la.kernel.params.forEach((p, i) => {
+        const b = buffers[args[i]];
+        if (b.storage !== p.t)
+          problems.push(
+            `${nodeLabel(nodes[nodes.length - 1])}: kernel ${la.kernel.name} parameter '${p.name}' is ${p.t} but is bound to %${b.name} stored as ${b.storage}`,
+          );
+      });
+      steps.push({ kernel: kernelOf(la.kernel), args, nodes: stepNodes });
+    }
+  }
+  if (problems.length) throw new ScheduleError(problems);
+
+  // Each output owns its storage: outputs that are (views of) inputs or constants, or share
+  // storage with an earlier output, get a copy.
+  const claimed = new Set<number>();
+  const outIds = g.outputs.map((v) => {
+    const id = bufFor(v);
+    const r = root(id);
+    const kind = buffers[r].kind;
+    if (kind !== "input" && kind !== "constant" && !claimed.has(r)) {
+      claimed.add(r);
+      return id;
+    }
+    const copy = add(plain(v, "output"));
+    claimed.add(copy);
+    const b = buffers[copy];
+    steps.push({
+      kernel: kernelOf(copyKernel(`copy_${ident(v.name)}`, b.size, b.storage)),
+      args: [id, copy],
+      nodes: [v.name],
+    });
+    return copy;
+  });
+
+  // Live ranges per storage (aliases share their root's); outputs live to the end.
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  steps.forEach((s, i) => {
+    for (const a of s.args) {
+      const r = root(a);
+      if (!first.has(r)) first.set(r, i);
+      last.set(r, i);
+    }
+  });
+  for (const id of outIds) last.set(root(id), steps.length - 1);
+  const isOutput = new Set(outIds);
+  const finished: ProgramBuffer[] = buffers.map((b) => ({
+    ...b,
+    // A view of an output value that got a copy is an intermediate.
+    kind: b.kind === "output" && !isOutput.has(b.id) ? "intermediate" : b.kind,
+    firstUse: first.get(root(b.id)) ?? -1,
+    lastUse: last.get(root(b.id)) ?? -1,
+  }));
+  return {
+    name,
+    symbols: [...g.symbols.values()].map((s) => ({
+      name: s.name,
+      ...(s.capacity !== undefined ? { capacity: s.capacity } : {}),
+    })),
+    buffers: finished,
+    kernels,
+    steps,
+    inputs: g.inputs.map((v) => bufOf.get(v)!),
+    outputs: outIds,
+  };
+}
+
+function copyKernel(name: string, size: Dim, t: Exclude<KType, "bool">): Kernel {
+  return elementwiseKernel(name, size, 64, (kb) => {
+    const src = kb.buffer("src", t, "read");
+    const dst = kb.buffer("dst", t, "read_write");
+    return (i) => kb.store(dst, i, kb.load(src, i));
+  });
+}
+
+/** A cheap content key for constant deduplication (equal keys are compared element by element). */
+function dataKey(t: Tensor): string {
+  let h = 0x811c9dc5;
+  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  // Sampled (at most ~64K bytes) to keep compiling big models fast.
+  const step = Math.max(1, Math.floor(bytes.length / 65536));
+  for (let i = 0; i < bytes.length; i += step) {
+    h ^= bytes[i];
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `${t.dtype}[${t.shape.join(",")}]:${h.toString(16)}`;
+}
+
+function sameData(a: Tensor, b: Tensor): boolean {
+  if (a.dtype !== b.dtype || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i]))
+    return false;
+  for (let i = 0; i < a.data.length; i++) if (!Object.is(a.data[i], b.data[i])) return false;
+  return true;
+}
