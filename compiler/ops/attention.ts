@@ -2,6 +2,7 @@ import { isFloat } from "../ir/dtype.js";
 import { type Dim, add, dimEquals, mod, mul, printDim } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
+import { lowerAttention } from "./attention-lower.js";
 import { type InferCtx, registerOp } from "./registry.js";
 import { asF64 } from "./numeric.js";
 import { broadcastIndex, input, shapeStr } from "./util.js";
@@ -149,6 +150,7 @@ export const attentionDef = registerOp({
     const iters = ctx.attr<number>("graph_iters");
     return add(base, pairs, mul(iters, B, add(mul(2, Nq, Nk), mul(2, Nk))));
   },
+  lower: lowerAttention,
 });
 
 export interface AttentionOptions {
