@@ -332,3 +332,22 @@ test("data-dependent symbols size buffers by their capacity", () => {
     runGraph(g, new Map([["x", f32([4, 2])]])).get(n.outputs[0].name)!,
   );
 });
+
+test("real elementwise ops: Add -> Mul -> Relu -> Sigmoid is one kernel and matches the reference", () => {
+  const b = new GraphBuilder("real");
+  b.symbol("N");
+  const x = b.input("x", "f32", [sym("N"), 4]);
+  const w = b.const("f32", [4], [0.5, -1, 2, 0.25]);
+  const a = b.op("Add", [x, w]);
+  const m = b.op("Mul", [a, x]);
+  const r = b.op("Relu", [m]);
+  const s = b.op("Sigmoid", [r]);
+  const g = b.output(s, a);
+  const p = check(g, new Map([["x", f32([3, 4])]]));
+  assert.equal(p.kernels.length, 1);
+  assert.deepEqual(p.steps[0].nodes, [a.name, m.name, r.name, s.name]);
+  assert.deepEqual(
+    p.outputs.map((id) => p.buffers[id].name),
+    [s.name, a.name],
+  );
+});
