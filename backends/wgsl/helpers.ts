@@ -26,12 +26,15 @@ export const HELPERS = {
     "  return select(y, -y, x < 0.0f);",
     "}",
   ].join("\n"),
-  // pow with Math.pow's sign rules: WGSL pow is undefined for a negative base and for 0^0.
+  // pow with Math.pow's rules (except the sign of (-0)^odd): WGSL pow is undefined for a
+  // negative base and for a zero base (lavapipe gives 0^-1 = 0).
   tokr_pow: [
     "fn tokr_pow(a: f32, b: f32) -> f32 {",
     "  if (b == 0.0f) { return 1.0f; }",
     "  var nan = 0x7fc00000u;",
+    "  var inf = 0x7f800000u;",
     "  if (a != a || b != b) { return bitcast<f32>(nan); }",
+    "  if (a == 0.0f) { return select(0.0f, bitcast<f32>(inf), b < 0.0f); }",
     "  let r = exp2(b * log2(abs(a)));",
     "  if (a >= 0.0f) { return r; }",
     "  if (floor(b) != b) { return bitcast<f32>(nan); }",
