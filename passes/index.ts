@@ -7,6 +7,7 @@ import { foldShapeChainsPass } from "./fold-shape-chains.js";
 import { fuseAttentionPass } from "./fuse-attention.js";
 import { fuseGeluPass } from "./fuse-gelu.js";
 import { fuseLayerNormPass } from "./fuse-layernorm.js";
+import { insertTokenMergingPass } from "./insert-token-merging.js";
 import { registerPass, registerPipeline } from "./registry.js";
 import { shapeInferPass } from "./shape-infer.js";
 
@@ -19,6 +20,7 @@ registerPass(fuseAttentionPass);
 registerPass(fuseLayerNormPass);
 registerPass(fuseGeluPass);
 registerPass(discoverBlocksPass);
+registerPass(insertTokenMergingPass);
 
 registerPipeline("default", "the cleanup every compile runs", [
   "shape-infer",
@@ -36,4 +38,10 @@ registerPipeline("onnx-structure", "recognise exported structure: shape chains, 
   "fold-constants",
   "dce",
   "discover-blocks",
+]);
+
+// Merging first: a prune or pool placed after a merge then sees its token sizes and threads them.
+registerPipeline("reduce", "apply the token-reduction policies attached to the graph", [
+  "insert-token-merging",
+  "dce",
 ]);

@@ -1,0 +1,550 @@
+import { computeKnown, inferNode, type InferMode, symbolicValue } from "../compiler/infer.js";
+import type { AttrValue, Attrs } from "../compiler/ir/attrs.js";
+import type { Graph, Node, NodeOptions, Policy, Value } from "../compiler/ir/graph.js";
+import { type Dim, ceildiv, dimEquals, mul, printDim } from "../compiler/ir/sym.js";
+import { makeTensor } from "../compiler/ir/tensor.js";
+import { tensorType, type TensorType } from "../compiler/ir/types.js";
+import "../compiler/ops/index.js";
+import { getOp, OpError } from "../compiler/ops/registry.js";
+import type { PassContext } from "./manager.js";
+import { nodeLabel } from "./rewrite.js";
+
+/**
+ * Shared machinery of the token-reduction passes (docs/passes.md, Token reduction): finding the
+ * transformer blocks and the policy sites, inserting a reduction on the residual stream, keeping
+ * every later shape correct (re-inference, Reshape targets that spell the old token count), and
+ * threading ToMe token sizes through all reductions.
+ */
+
+export type ReduceKind = "prune" | "merge" | "pool";
+
+/** Ops the passes insert on the residual stream; a site is applied once such a node carries its policy. */
+export const REDUCTION_OPS: ReadonlySet<string> = new Set(["tokens.prune", "tokens.merge", "tokens.pool"]);
+
+/** A transformer block as the reduction passes see it (reductions already inserted are looked through). */
+export interface TokenBlock {
+  readonly index: number;
+  readonly attention: Node;
+  /** The residual stream entering the block. */
+  readonly input: Value;
+  /** `input + attn(input)`; its output is the mid-block residual. */
+  readonly attnAdd: Node;
+}
+
+/** Nodes reachable forward from `from`. */
+function descendants(g: Graph, from: Value): Set<Node> {
+  const seen = new Set<Node>();
+  const live = new Set<Value>([from]);
+  for (const n of g.nodes)
+    if (n.inputs.some((v) => v && live.has(v))) {
+      seen.add(n);
+      for (const o of n.outputs) live.add(o);
+    }
+  return seen;
+}
+
+/**
+ * Blocks in graph order: each `attention` with the first residual `Add(x, branch)` after it whose
+ * branch contains the attention and whose `x` does not depend on it. Unlike `findBlocks`, the MLP
+ * half is not required, so blocks stay visible after a merge is inserted between the two halves.
+ */
+export function tokenBlocks(g: Graph): TokenBlock[] {
+  const prod = g.producerMap();
+  const order = new Map(g.nodes.map((n, i) => [n, i]));
+  const out: TokenBlock[] = [];
+  for (const att of g.nodes) {
+    if (att.op !== "attention") continue;
+    const fromAtt = descendants(g, att.outputs[0]);
+    for (const n of g.nodes.slice(order.get(att)! + 1)) {
+      if (n.op !== "Add" || !fromAtt.has(n) || n.inputs.length !== 2) continue;
+      const x = n.inputs.find((v) => v && !(prod.get(v) && fromAtt.has(prod.get(v)!)));
+      if (!x) continue;
+      if (!descendants(g, x).has(att)) continue;
+      out.push({ index: out.length, attention: att, input: x, attnAdd: n });
+      break;
+    }
+  }
+  return out;
+}
+
+/** A policy site not applied yet: its node, policy and the block it reduces. */
+export interface PendingSite {
+  readonly node: Node;
+  readonly policy: Policy;
+  readonly params: Attrs;
+  /** The scope the selector matched (one of the policy's `sites`). */
+  readonly scope: string;
+  /** Index of that scope among the policy's sites (merge schedules). */
+  readonly siteIndex: number;
+}
+
+function policyKind(p: Policy | undefined): string | undefined {
+  const k = p?.params.kind;
+  return typeof k === "string" ? k : undefined;
+}
+
+/** Site nodes of `kind` whose policy no inserted reduction carries yet, in graph order. */
+export function pendingSites(g: Graph, kind: ReduceKind): PendingSite[] {
+  const out: PendingSite[] = [];
+  for (const n of g.nodes) {
+    if (n.policy === undefined || REDUCTION_OPS.has(n.op)) continue;
+    const p = g.policies.get(n.policy);
+    if (!p || policyKind(p) !== kind) continue;
+    const sites = Array.isArray(p.params.sites) ? (p.params.sites as readonly string[]) : [];
+    const scope = n.scope ?? "";
+    const siteIndex = sites.findIndex((s) => scope === s || scope.startsWith(`${s}.`));
+    out.push({
+      node: n,
+      policy: p,
+      params: p.params,
+      scope: siteIndex >= 0 ? sites[siteIndex] : scope,
+      siteIndex,
+    });
+  }
+  return out;
+}
+
+/** `@p.0 (blocks.3)` for messages. */
+export function siteLabel(s: PendingSite): string {
+  const loc = s.policy.loc;
+  const at = loc?.file ? ` at ${loc.file}:${loc.line ?? 1}:${loc.col ?? 1}` : "";
+  return `${String(s.params.kind)} @${s.policy.name} on scope '${s.scope}'${at}`;
+}
+
+/**
+ * The block a site reduces: the last block whose residual input is defined before the site node
+ * (so the site node lies inside that block). Throws when the site precedes every block or lies
+ * after the last block's attention residual.
+ */
+export function blockOfSite(g: Graph, blocks: readonly TokenBlock[], s: PendingSite): TokenBlock {
+  const order = new Map(g.nodes.map((n, i) => [n, i]));
+  const pos = order.get(s.node)!;
+  const prod = g.producerMap();
+  const defined = (v: Value): number => {
+    const p = prod.get(v);
+    return p ? order.get(p)! : -1;
+  };
+  let found: TokenBlock | undefined;
+  for (const b of blocks) if (defined(b.input) < pos) found = b;
+  if (!found)
+    throw new Error(`${siteLabel(s)}: the site node ${nodeLabel(s.node)} is not inside a transformer block`);
+  const next = blocks[found.index + 1];
+  if (!next && !inBlockTail(g, found, s.node))
+    throw new Error(
+      `${siteLabel(s)}: the site node ${nodeLabel(s.node)} comes after the last transformer block`,
+    );
+  return found;
+}
+
+/** Whether `n` belongs to the last block: it depends on the block's input and precedes the next attention-free end. */
+function inBlockTail(g: Graph, b: TokenBlock, n: Node): boolean {
+  if (n === b.attnAdd) return true;
+  const down = descendants(g, b.input);
+  if (!down.has(n)) return false;
+  // Inside the last block means: before the second residual Add that follows the attention's.
+  const order = new Map(g.nodes.map((m, i) => [m, i]));
+  const mid = b.attnAdd.outputs[0];
+  const after = descendants(g, mid);
+  const adds = g.nodes.filter(
+    (m) => m.op === "Add" && after.has(m) && order.get(m)! > order.get(b.attnAdd)! && isResidualOf(g, m, mid),
+  );
+  const end = adds.length ? order.get(adds[0])! : Infinity;
+  return order.get(n)! <= end;
+}
+
+/** An Add reading the residual `mid` (possibly through inserted reductions) on one side. */
+function isResidualOf(g: Graph, add: Node, mid: Value): boolean {
+  const prod = g.producerMap();
+  return add.inputs.some((v) => {
+    let cur: Value | null = v;
+    for (let i = 0; i < 4 && cur; i++) {
+      if (cur === mid) return true;
+      const p = prod.get(cur);
+      cur = p && REDUCTION_OPS.has(p.op) ? p.inputs[0] : null;
+    }
+    return false;
+  });
+}
+
+/** Where `insertNode` puts a node. */
+export type At = { readonly before: Node } | { readonly after: Node };
+
+/** Inserts a node with its output types inferred from its inputs (errors name the op and `label`). */
+export function insertNode(
+  g: Graph,
+  at: At,
+  op: string,
+  inputs: readonly (Value | null)[],
+  numOutputs: number,
+  attrs: Attrs,
+  opts: NodeOptions,
+): Node {
+  const def = getOp(op);
+  if (!def) throw new Error(`op '${op}' is not registered`);
+  let types: TensorType[];
+  try {
+    types = inferNode(g, def, { op, attrs, inputs }, numOutputs, {
+      known: computeKnown(g),
+      dataDims: "mint",
+    });
+  } catch (e) {
+    if (e instanceof OpError) throw new Error(`inserting ${op}: ${e.message}`, { cause: e });
+    throw e;
+  }
+  return "before" in at
+    ? g.insertBefore(at.before, op, inputs, types, attrs, opts)
+    : g.insertAfter(at.after, op, inputs, types, attrs, opts);
+}
+
+/** Replaces `from` by `to` as an input of every node after `anchor` (graph outputs stay as they are). */
+export function replaceUsesAfter(g: Graph, from: Value, to: Value, anchor: Node): void {
+  const nodes = g.nodes;
+  const i = nodes.indexOf(anchor);
+  for (const n of nodes.slice(i + 1))
+    n.inputs.forEach((v, k) => {
+      if (v === from) g.setInput(n, k, to);
+    });
+}
+
+/** The token axis of the residual stream: 1, as `tokens.*` ops read `[B, N, C]`. */
+export function streamTokens(s: PendingSite, v: Value): Dim {
+  const t = v.type;
+  if (t.dims.length !== 3)
+    throw new Error(
+      `${siteLabel(s)}: the residual stream %${v.name} is ${printDim(t.dims.length)}-D, expected [B, N, C]`,
+    );
+  const role = t.axes?.findIndex((a) => a === "token") ?? -1;
+  if (role >= 0 && role !== 1)
+    throw new Error(
+      `${siteLabel(s)}: the residual stream %${v.name} has its token axis at ${role}, expected 1 ([B, N, C])`,
+    );
+  return t.dims[1];
+}
+
+/** A float in (0, 1] as an exact small fraction (0.7 -> 7/10), so counts are exact integers. */
+export function ratio(x: number): { num: number; den: number } {
+  for (let den = 1; den <= 10000; den++) {
+    const num = Math.round(x * den);
+    if (Math.abs(num / den - x) < 1e-12) return { num, den };
+  }
+  throw new Error(`ratio ${x} is not a fraction with denominator <= 10000`);
+}
+
+/** `ceil(n * keep)` exactly: a number for static n, else `ceildiv(num * n, den)`. */
+export function keepCount(n: Dim, keep: number): Dim {
+  const { num, den } = ratio(keep);
+  return ceildiv(mul(num, n), den);
+}
+
+/** An integer policy parameter (validated by the policy schema; re-checked here for hand-written IR). */
+export function intParam(s: PendingSite, name: string): number | undefined {
+  const v = s.params[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v))
+    throw new Error(`${siteLabel(s)}: parameter '${name}' must be an integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function stringParam(s: PendingSite, name: string): string | undefined {
+  const v = s.params[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") throw new Error(`${siteLabel(s)}: parameter '${name}' must be a string`);
+  return v;
+}
+
+/** Whether an op declares an attribute accepting `value` (for ops other engineers extend). */
+export function opAccepts(op: string, attr: string, value?: AttrValue): boolean {
+  const spec = getOp(op)?.attrs[attr];
+  if (!spec) return false;
+  if (value === undefined) return true;
+  return spec.oneOf === undefined || (spec.oneOf as readonly AttrValue[]).includes(value);
+}
+
+/** Dims of every value, to compare against after an edit. */
+export function snapshot(g: Graph): Map<Value, readonly Dim[]> {
+  const m = new Map<Value, readonly Dim[]>();
+  for (const v of g.inputs) m.set(v, v.type.dims);
+  for (const n of g.nodes) for (const o of n.outputs) m.set(o, o.type.dims);
+  return m;
+}
+
+/**
+ * Re-infers every node's output types in order after an edit. Reshape targets are constants that
+ * may spell an old token count (exported models: `[197, -1, 16]`); with `before` (the dims before
+ * the edit), a target entry equal to an old static count that changed is rewritten to the new one,
+ * where the old output had that count at that position. `label` prefixes errors.
+ */
+export function reinfer(g: Graph, label: string, before?: ReadonlyMap<Value, readonly Dim[]>): void {
+  const known = computeKnown(g);
+  const mode: InferMode = { known, dataDims: "declared" };
+  // Old static count -> new count, learnt from the values re-inferred so far.
+  const counts = new Map<number, Dim>();
+  for (const n of g.nodes) {
+    const def = getOp(n.op);
+    if (!def) throw new Error(`${label}: ${nodeLabel(n)}: unknown op '${n.op}'`);
+    if (before && n.op === "Reshape") fixReshape(g, n, before, counts, known, label);
+    let types: TensorType[];
+    try {
+      types = inferNode(g, def, n, n.outputs.length, mode);
+    } catch (e) {
+      if (e instanceof OpError) throw new Error(`${label}: ${nodeLabel(n)}: ${e.message}`, { cause: e });
+      throw e;
+    }
+    n.outputs.forEach((o, i) => {
+      const old = before?.get(o);
+      const t = keepRoles(types[i], o.type);
+      if (old && old.length === t.dims.length)
+        old.forEach((d, k) => {
+          const nd = t.dims[k];
+          if (typeof d === "number" && !dimEquals(d, nd) && !counts.has(d)) counts.set(d, nd);
+        });
+      g.setType(o, t);
+    });
+    const sv = symbolicValue(g, def, n, mode);
+    if (sv) known.set(n.outputs[0], sv);
+  }
+}
+
+function keepRoles(inferred: TensorType, declared: TensorType): TensorType {
+  if (inferred.axes || !declared.axes || declared.dims.length !== inferred.dims.length) return inferred;
+  return tensorType(inferred.dtype, inferred.dims, declared.axes);
+}
+
+function fixReshape(
+  g: Graph,
+  n: Node,
+  before: ReadonlyMap<Value, readonly Dim[]>,
+  counts: ReadonlyMap<number, Dim>,
+  known: Map<Value, readonly Dim[]>,
+  label: string,
+): void {
+  const [x, target] = n.inputs;
+  const c = target ? g.constants.get(target) : undefined;
+  const oldIn = x ? before.get(x) : undefined;
+  const oldOut = before.get(n.outputs[0]);
+  if (!x || !target || !c?.data || !oldIn || !oldOut) return;
+  if (oldIn.length === x.type.dims.length && oldIn.every((d, i) => dimEquals(d, x.type.dims[i]))) return;
+  const vals = Array.from(c.data.data);
+  const pos = vals.flatMap((v, k) => (counts.has(v) && oldOut[k] === v ? [k] : []));
+  if (pos.length === 0) return;
+  if (pos.length > 1)
+    throw new Error(
+      `${label}: ${nodeLabel(n)}: the Reshape target [${vals.join(", ")}] spells old token counts at ${pos.length} positions; cannot tell which one is the token axis`,
+    );
+  const k = pos[0];
+  const now = counts.get(vals[k])!;
+  if (typeof now !== "number")
+    throw new Error(
+      `${label}: ${nodeLabel(n)}: the Reshape target [${vals.join(", ")}] spells the token count ${vals[k]}, which is now ${printDim(now)}; a constant target cannot hold a symbolic count`,
+    );
+  vals[k] = now;
+  const nv = g.addConstant(
+    c.value.type,
+    `${target.name}_reduced`,
+    makeTensor(c.data.dtype, c.data.shape, vals),
+  );
+  g.setInput(n, 1, nv);
+  known.set(nv, vals);
+  if (g.users(target).length === 0 && !g.outputs.includes(target)) g.eraseConstant(target);
+}
+
+/**
+ * Inserts one site's nodes with `apply`, threads token sizes through it, then re-infers every
+ * type (fixing Reshape targets). Nodes inserted meanwhile may carry stale types until then.
+ */
+export function applySite(g: Graph, ctx: PassContext, s: PendingSite, apply: () => void): void {
+  const before = snapshot(g);
+  apply();
+  threadSizes(g, ctx);
+  reinfer(g, `after applying ${siteLabel(s)}`, before);
+}
+
+/** threadSizes, then re-inference if it added anything (the end of every reduction pass). */
+export function finishSizes(g: Graph, ctx: PassContext): boolean {
+  if (!threadSizes(g, ctx)) return false;
+  reinfer(g, "threading token sizes");
+  return true;
+}
+
+/** Moves a site's policy from its site node to the node that applies it (the marker of an applied site). */
+export function markApplied(g: Graph, s: PendingSite, applied: Node | undefined): void {
+  g.setPolicy(s.node, undefined);
+  if (applied) g.setPolicy(applied, s.policy.name);
+}
+
+/** Whether a merge with proportional attention was applied: its policy says `proportional: true`. */
+function isProportional(g: Graph, n: Node): boolean {
+  const p = n.policy !== undefined ? g.policies.get(n.policy) : undefined;
+  return p?.params.proportional === true;
+}
+
+/** `bias` is `Unsqueeze(Transpose(Log(size)))` (or that plus another bias), as threadSizes builds it. */
+function hasSizeBias(g: Graph, att: Node): boolean {
+  const prod = g.producerMap();
+  const isChain = (v: Value | null | undefined): boolean => {
+    const u = v ? prod.get(v) : undefined;
+    const t = u?.op === "Unsqueeze" && u.inputs[0] ? prod.get(u.inputs[0]) : undefined;
+    const l = t?.op === "Transpose" && t.inputs[0] ? prod.get(t.inputs[0]) : undefined;
+    return l?.op === "Log";
+  };
+  const b = att.inputs[4];
+  if (isChain(b)) return true;
+  const add = b ? prod.get(b) : undefined;
+  return add?.op === "Add" && add.inputs.some(isChain);
+}
+
+/**
+ * ToMe token sizes through every applied reduction, in graph order: the size output of each
+ * merge feeds the next merge; a prune after a merge prunes the sizes alike (the fused row's size
+ * is the sum of the dropped sizes); a pool takes the sizes as input. With proportional attention
+ * (a merge whose policy says so) every later attention gets `log(size)` as `[B, 1, 1, N]` bias.
+ * Idempotent: what exists is reused. Returns whether anything was added; the caller re-infers.
+ */
+export function threadSizes(g: Graph, ctx: PassContext): boolean {
+  let size: Value | undefined;
+  let proportional = false;
+  let changed = false;
+  // Readers after `p` of the size value it consumed read its output instead.
+  const advance = (p: Node, old: Value | null | undefined, cur: Value): void => {
+    if (old) replaceUsesAfter(g, old, cur, p);
+    size = cur;
+  };
+  for (let i = 0; i < g.nodes.length; i++) {
+    const n = g.nodes[i];
+    if (n.op === "tokens.merge" && n.policy !== undefined) {
+      if (size && n.inputs[2] !== size) {
+        g.setInput(n, 2, size);
+        changed = true;
+      }
+      if (n.outputs.length < 2)
+        throw new Error(`${nodeLabel(n)}: tokens.merge on the residual stream must have a size output`);
+      advance(n, n.inputs[2], n.outputs[1]);
+      proportional ||= isProportional(g, n);
+    } else if (n.op === "tokens.prune" && n.policy !== undefined && size) {
+      const r = pruneSizes(g, n, size);
+      changed ||= r.added;
+      size = r.value;
+    } else if (n.op === "tokens.pool" && n.policy !== undefined) {
+      // A pool always produces sizes (each row stands for its group), so later merges weigh by them.
+      if (size && n.inputs[1] !== size) {
+        g.setInput(n, 1, size);
+        changed = true;
+      }
+      if (n.outputs.length < 2)
+        throw new Error(`${nodeLabel(n)}: tokens.pool on the residual stream must have a size output`);
+      advance(n, n.inputs[1], n.outputs[1]);
+    } else if (n.op === "attention" && proportional && size && !hasSizeBias(g, n)) {
+      addSizeBias(g, n, size);
+      ctx.remarks.push(`proportional attention: log(size) bias on ${nodeLabel(n)}`);
+      changed = true;
+      i = g.nodes.indexOf(n);
+    }
+  }
+  return changed;
+}
+
+/**
+ * The sizes after a residual prune `n`: the same prune applied to `size` [B, N, 1] (same scores
+ * and attributes, so the same rows), plus with `fuse` a last row holding the dropped sizes' sum.
+ * Reuses an existing companion.
+ */
+function pruneSizes(g: Graph, n: Node, size: Value): { value: Value; added: boolean } {
+  const existing = g.nodes.find(
+    (m) => m !== n && m.op === "tokens.prune" && m.inputs[0] === size && m.inputs[1] === n.inputs[1],
+  );
+  const fuse = n.attrs.fuse === true;
+  if (existing) {
+    if (!fuse) return { value: existing.outputs[0], added: false };
+    const cat = g.users(existing.outputs[0]).find((u) => u.op === "Concat");
+    if (cat) return { value: cat.outputs[0], added: false };
+  }
+  const opts = { ...(n.scope !== undefined ? { scope: n.scope } : {}), ...(n.loc ? { loc: n.loc } : {}) };
+  const kept = insertNode(
+    g,
+    { after: n },
+    "tokens.prune",
+    n.inputs[2] ? [size, n.inputs[1], n.inputs[2]] : [size, n.inputs[1]],
+    1,
+    { ...n.attrs, fuse: false },
+    { ...opts, names: [`${size.name}_pruned`] },
+  );
+  let value = kept.outputs[0];
+  let last = kept;
+  if (fuse) {
+    const sum = { axes: [1], keepdims: 1 };
+    const all = insertNode(g, { after: last }, "ReduceSum", [size], 1, sum, opts);
+    const keptSum = insertNode(g, { after: all }, "ReduceSum", [value], 1, sum, opts);
+    const dropped = insertNode(
+      g,
+      { after: keptSum },
+      "Sub",
+      [all.outputs[0], keptSum.outputs[0]],
+      1,
+      {},
+      opts,
+    );
+    last = insertNode(g, { after: dropped }, "Concat", [value, dropped.outputs[0]], 1, { axis: 1 }, opts);
+    value = last.outputs[0];
+  }
+  replaceUsesAfter(g, size, value, last);
+  return { value, added: true };
+}
+
+/** bias = log(size) as [B, 1, 1, N], added to the attention's own bias if it has one. */
+function addSizeBias(g: Graph, att: Node, size: Value): void {
+  const opts = {
+    ...(att.scope !== undefined ? { scope: att.scope } : {}),
+    ...(att.loc ? { loc: att.loc } : {}),
+  };
+  const at = { before: att };
+  const log = insertNode(g, at, "Log", [size], 1, {}, { ...opts, names: [`${size.name}_log`] });
+  const tr = insertNode(g, at, "Transpose", [log.outputs[0]], 1, { perm: [0, 2, 1] }, opts);
+  const un = insertNode(g, at, "Unsqueeze", [tr.outputs[0]], 1, { axes: [1] }, opts);
+  let bias = un.outputs[0];
+  const own = att.inputs[4];
+  if (own) bias = insertNode(g, at, "Add", [own, bias], 1, {}, opts).outputs[0];
+  const inputs = [...att.inputs];
+  while (inputs.length < 5) inputs.push(null);
+  inputs[4] = bias;
+  inputs.forEach((v, k) => {
+    if (att.inputs[k] !== v) g.setInput(att, k, v);
+  });
+}
+
+/**
+ * The importance output of an attention, of kind `kind`: present already, or the node is replaced
+ * by the same attention emitting it (the fused op computes it on the way; no second attention).
+ * With `anyKind`, whatever importance the attention already emits is accepted.
+ */
+export function importance(
+  g: Graph,
+  s: PendingSite,
+  att: Node,
+  kind: "cls" | "graph",
+  anyKind = false,
+): Value {
+  const cur = (att.attrs.scores as string | undefined) ?? "none";
+  if ((cur === kind || (anyKind && cur !== "none")) && att.outputs.length === 2) return att.outputs[1];
+  if (cur !== "none")
+    throw new Error(
+      `${siteLabel(s)}: needs scores = "${kind}" from ${nodeLabel(att)}, which already emits scores = "${cur}"`,
+    );
+  const out = att.outputs[0];
+  const repl = insertNode(
+    g,
+    { after: att },
+    "attention",
+    att.inputs,
+    2,
+    { ...att.attrs, scores: kind },
+    {
+      ...(att.scope !== undefined ? { scope: att.scope } : {}),
+      ...(att.loc ? { loc: att.loc } : {}),
+      ...(att.policy !== undefined ? { policy: att.policy } : {}),
+      names: [`${out.name}_s`, `${out.name}_importance`],
+    },
+  );
+  g.replaceAllUses(out, repl.outputs[0]);
+  g.erase(att);
+  return repl.outputs[1];
+}
