@@ -18,6 +18,11 @@ import {
   trackable,
   transposeIndex,
 } from "./known.js";
+import { unravel } from "../kir/builder.js";
+import * as K from "../kir/expr.js";
+import type { Expr, Launch, Lowering } from "../kir/types.js";
+import { dot, elementwiseLaunch, foldedStrides, iadd, imul, lowering } from "./lower-util.js";
+import type { LowerCtx } from "./registry.js";
 import { type InferCtx, registerOp } from "./registry.js";
 import { input, makeTensorFrom, normAxis, shapeStr, throwOp } from "./util.js";
 
@@ -70,6 +75,7 @@ registerOp({
       ),
     ];
   },
+  lower: (ctx) => lowerTranspose(ctx, permOf(ctx.optAttr("perm"), ctx.inputs[0]!.dims.length, ctx.fail)),
   symbolic: (ctx) => moveKnown(ctx, (s) => transposeIndex(s, permOf(ctx.optAttr("perm"), s.length, throwOp))),
 });
 
@@ -117,6 +123,7 @@ registerOp({
     for (let k = 0; k < idx.length; k++) out[k] = xs[part[k]].data[idx[k]];
     return [makeTensorFrom(xs[0].dtype, shape, out)];
   },
+  lower: (ctx) => lowerConcat(ctx, normAxis(ctx.attr("axis"), ctx.outputs[0].dims.length, ctx.fail)),
   symbolic(ctx) {
     const vals = ctx.inputs.map((_, i) => ctx.known(i));
     const shapes = ctx.inputs.map((t) => (t ? concreteDims(t) : undefined));
@@ -191,6 +198,7 @@ registerOp({
       );
     });
   },
+  lower: (ctx) => lowerSplit(ctx, normAxis(ctx.attr("axis"), ctx.inputs[0]!.dims.length, ctx.fail)),
 });
 
 interface SliceSpec {
@@ -284,6 +292,7 @@ registerOp({
     const { starts, steps, out } = sliceConcrete(x.shape, refSpec(inputs));
     return [takeTensor(x, sliceIndex(x.shape, starts, steps, out), out)];
   },
+  lower: lowerSlice,
   symbolic(ctx) {
     const [s, e] = [knownInts(ctx, 1), knownInts(ctx, 2)];
     const axes = ctx.inputs[3] ? knownInts(ctx, 3) : undefined;
@@ -341,9 +350,186 @@ registerOp({
     const shape = gatherShape(x!.shape, axis, ix!.shape);
     return [takeTensor(x!, gatherIndex(x!.shape, axis, Array.from(ix!.data)), shape)];
   },
+  lower: (ctx) => lowerGather(ctx, normAxis(ctx.attr("axis"), ctx.inputs[0]!.dims.length, ctx.fail)),
   symbolic: symbolicSafe((ctx) => {
     const ix = knownInts(ctx, 1);
     if (!ix) return undefined;
     return moveKnown(ctx, (shape) => gatherIndex(shape, normAxis(ctx.attr("axis"), shape.length), ix));
   }),
 });
+
+// ---------- kernel lowerings: one invocation per output element reads its source element ----------
+
+/** Output coordinate i reads input coordinate perm[i]. */
+function lowerTranspose(ctx: LowerCtx, perm: readonly number[]): Lowering {
+  const [x, out] = [ctx.inputs[0]!, ctx.outputs[0]];
+  const strides = foldedStrides(x.dims);
+  return lowering(
+    elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
+      const [src, dst] = [io.input(0), io.output(0)];
+      return (i) => {
+        const idx = unravel(io.kb, i, out.dims);
+        io.kb.store(
+          dst,
+          i,
+          io.kb.load(
+            src,
+            dot(
+              idx,
+              perm.map((p) => strides[p]),
+            ),
+          ),
+        );
+      };
+    }),
+  );
+}
+
+/** Dims around `axis` as [outer, inner] products. */
+function around(dims: readonly Dim[], axis: number): [Dim, Dim] {
+  return [mul(...dims.slice(0, axis)), mul(...dims.slice(axis + 1))];
+}
+
+/**
+ * Concat: each launch fills the output block of a run of inputs (at most maxStorageBuffers - 1 of
+ * them, so wide concatenations stay within the binding limit); an invocation picks its part by
+ * its coordinate along the axis.
+ */
+function lowerConcat(ctx: LowerCtx, axis: number): Lowering {
+  const out = ctx.outputs[0];
+  const [outer, inner] = around(out.dims, axis);
+  const total = K.dimExpr(out.dims[axis]);
+  const parts = ctx.inputs.map((t, i) => ({ i, len: t!.dims[axis] })).filter((p) => p.len !== 0);
+  const perLaunch = Math.max(1, ctx.target.maxStorageBuffersPerStage - 1);
+  const launches: Launch[] = [];
+  let at: Dim = 0;
+  for (let c = 0; c < parts.length; c += perLaunch) {
+    const run = parts.slice(c, c + perLaunch);
+    const runLen = add(...run.map((p) => p.len));
+    const base = at;
+    launches.push(
+      elementwiseLaunch(ctx, `part${c}`, mul(outer, runLen, inner), (io) => {
+        const bufs = run.map((p) => io.input(p.i));
+        const dst = io.output(0);
+        return (i) => {
+          const [o, q, w] = unravel(io.kb, i, [outer, runLen, inner]);
+          const target = iadd(imul(iadd(imul(o, total), iadd(K.dimExpr(base), q)), K.dimExpr(inner)), w);
+          // Parts in order: the first whose end is past q holds it.
+          const pick = (k: number, start: Dim): void => {
+            const len = K.dimExpr(run[k].len);
+            const local = iadd(imul(iadd(imul(o, len), K.sub(q, K.dimExpr(start))), K.dimExpr(inner)), w);
+            const copy = (): void => io.kb.store(dst, target, io.kb.load(bufs[k], local));
+            if (k === run.length - 1) copy();
+            else
+              io.kb.if(K.lt(q, K.dimExpr(add(start, run[k].len))), copy, () =>
+                pick(k + 1, add(start, run[k].len)),
+              );
+          };
+          pick(0, 0);
+        };
+      }),
+    );
+    at = add(at, runLen);
+  }
+  return { launches, scratch: [] };
+}
+
+/** Split: one launch per (non-empty) output copying its block along the axis. */
+function lowerSplit(ctx: LowerCtx, axis: number): Lowering {
+  const x = ctx.inputs[0]!;
+  const [outer, inner] = around(x.dims, axis);
+  const d = K.dimExpr(x.dims[axis]);
+  const launches: Launch[] = [];
+  let at: Dim = 0;
+  ctx.outputs.forEach((t, k) => {
+    const len = t.dims[axis];
+    const start = at;
+    at = add(at, len);
+    if (len === 0) return;
+    launches.push(
+      elementwiseLaunch(ctx, `out${k}`, mul(outer, len, inner), (io) => {
+        const [src, dst] = [io.input(0), io.output(k)];
+        return (i) => {
+          const [o, q, w] = unravel(io.kb, i, [outer, len, inner]);
+          const from = iadd(imul(iadd(imul(o, d), iadd(K.dimExpr(start), q)), K.dimExpr(inner)), w);
+          io.kb.store(dst, i, io.kb.load(src, from));
+        };
+      }),
+    );
+  });
+  return { launches, scratch: [] };
+}
+
+/**
+ * Slice: starts, axes and steps are read from their buffers at run time (they may come from shape
+ * arithmetic on the device) and clamped as in sliceAxis; the output shape is the node's type, so
+ * `ends` is not read.
+ */
+function lowerSlice(ctx: LowerCtx): Lowering {
+  const [x, out] = [ctx.inputs[0]!, ctx.outputs[0]];
+  const r = x.dims.length;
+  const k = ctx.inputs[1]!.dims[0];
+  if (typeof k !== "number") return ctx.fail(`Slice starts must have a static length`);
+  const strides = foldedStrides(x.dims);
+  return lowering(
+    elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
+      const starts = io.input(1, "starts");
+      const axes = ctx.inputs[3] ? io.input(3, "axes") : undefined;
+      const steps = ctx.inputs[4] ? io.input(4, "steps") : undefined;
+      const dst = io.output(0);
+      const src = io.input(0);
+      return (i) => {
+        const kb = io.kb;
+        const at = (buf: string, j: number): Expr => io.read(buf, K.i32(j), "i32");
+        // Per tensor axis: start and step (0 and 1 unless an entry names the axis).
+        const start: Expr[] = Array.from({ length: r }, () => K.i32(0));
+        const step: Expr[] = Array.from({ length: r }, () => K.i32(1));
+        for (let j = 0; j < k; j++) {
+          const st = steps ? kb.let(`step${j}`, at(steps, j)) : K.i32(1);
+          const raw = kb.let(`start${j}`, at(starts, j));
+          const ax = axes ? kb.let(`axis${j}`, at(axes, j)) : undefined;
+          const axis = ax ? kb.let(`axisn${j}`, K.select(K.lt(ax, 0), K.add(ax, r), ax)) : undefined;
+          for (let a = 0; a < r; a++) {
+            if (!axis && a !== j) continue;
+            const d = K.dimExpr(x.dims[a]);
+            const s = K.select(K.lt(raw, 0), K.add(raw, d), raw);
+            const hi = K.select(K.gt(st, 0), d, K.sub(d, 1));
+            const clamped = K.min(K.max(s, 0), hi);
+            if (!axis) [start[a], step[a]] = [kb.let(`s${a}`, clamped), st];
+            else {
+              const hit = K.eq(axis, a);
+              start[a] = kb.let(`s${a}_${j}`, K.select(hit, clamped, start[a]));
+              step[a] = kb.let(`st${a}_${j}`, K.select(hit, st, step[a]));
+            }
+          }
+        }
+        const idx = unravel(kb, i, out.dims);
+        const from = dot(
+          idx.map((c, a) => iadd(start[a], imul(c, step[a]))),
+          strides,
+        );
+        kb.store(dst, i, kb.load(src, from));
+      };
+    }),
+  );
+}
+
+/** Gather: negative indices count from the end; out-of-range ones are clamped (no fault on devices). */
+function lowerGather(ctx: LowerCtx, axis: number): Lowering {
+  const [x, ix, out] = [ctx.inputs[0]!, ctx.inputs[1]!, ctx.outputs[0]];
+  const [outer, inner] = around(x.dims, axis);
+  const n = mul(...ix.dims);
+  const d = K.dimExpr(x.dims[axis]);
+  return lowering(
+    elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
+      const [src, idxBuf, dst] = [io.input(0), io.input(1, "indices"), io.output(0)];
+      return (i) => {
+        const [o, q, w] = unravel(io.kb, i, [outer, n, inner]);
+        const raw = io.kb.let("raw", io.read(idxBuf, q, "i32"));
+        const j = K.min(K.max(K.select(K.lt(raw, 0), K.add(raw, d), raw), 0), K.sub(d, 1));
+        const from = iadd(imul(iadd(imul(o, d), j), K.dimExpr(inner)), w);
+        io.kb.store(dst, i, io.kb.load(src, from));
+      };
+    }),
+  );
+}

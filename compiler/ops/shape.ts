@@ -15,6 +15,10 @@ import {
   takeTensor,
   trackable,
 } from "./known.js";
+import { KernelBuilder, broadcastOffset, unravel } from "../kir/builder.js";
+import * as K from "../kir/expr.js";
+import { storageType } from "../kir/types.js";
+import { Io, elementwiseLaunch, kernelName, lowering } from "./lower-util.js";
 import { type InferCtx, registerOp } from "./registry.js";
 import {
   broadcastAxes,
@@ -101,6 +105,7 @@ registerOp({
   outputs: [{ name: "reshaped" }],
   attrs: { allowzero: { kind: "int", default: 0 } },
   pure: true,
+  view: true,
   infer(ctx) {
     const x = input(ctx, 0);
     requireIntVector(ctx, 1, "Reshape target shape");
@@ -127,6 +132,7 @@ registerOp({
   outputs: [{ name: "output" }],
   attrs: { axis: { kind: "int", default: 1 } },
   pure: true,
+  view: true,
   infer(ctx) {
     const x = input(ctx, 0);
     const r = x.dims.length;
@@ -157,6 +163,7 @@ registerOp({
   outputs: [{ name: "output" }],
   attrs: {},
   pure: true,
+  view: true,
   infer: (ctx) => [input(ctx, 0)],
   reference: ([x]) => [x!],
   symbolic: passKnown,
@@ -200,6 +207,7 @@ registerOp({
   outputs: [{ name: "expanded" }],
   attrs: axesAttr,
   pure: true,
+  view: true,
   infer(ctx) {
     const x = input(ctx, 0);
     const axes = axesOf(ctx, "Unsqueeze");
@@ -240,6 +248,7 @@ registerOp({
   outputs: [{ name: "squeezed" }],
   attrs: axesAttr,
   pure: true,
+  view: true,
   infer(ctx) {
     const x = input(ctx, 0);
     const drop = squeezeAxes(x.dims, axesOf(ctx, "Squeeze"), ctx.fail);
@@ -278,6 +287,16 @@ registerOp({
     const out = concreteBroadcast([x!.shape, ints(shape!)]);
     return [takeTensor(x!, broadcastIndex(x!.shape, out), out)];
   },
+  lower(ctx) {
+    const [x, out] = [ctx.inputs[0]!, ctx.outputs[0]];
+    return lowering(
+      elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
+        const [src, dst] = [io.input(0), io.output(0)];
+        return (i) =>
+          io.kb.store(dst, i, io.kb.load(src, broadcastOffset(unravel(io.kb, i, out.dims), x.dims)));
+      }),
+    );
+  },
   symbolic: symbolicSafe((ctx) => {
     const vals = ctx.known(0);
     const x = concreteDims(input(ctx, 0));
@@ -310,6 +329,17 @@ registerOp({
     const [s, e] = shapeRange(x!.shape.length, ctx.attr("start"), ctx.optAttr("end"));
     return [makeTensor("i64", [e - s], x!.shape.slice(s, e))];
   },
+  lower(ctx) {
+    // The values are the input's (symbolic) dims: one invocation writes them from the uniforms.
+    const dims = ctx.inputs[0]!.dims.slice(
+      ...shapeRange(ctx.inputs[0]!.dims.length, ctx.attr("start"), ctx.optAttr("end")),
+    );
+    if (dims.length === 0) return lowering();
+    const io = new Io(new KernelBuilder(kernelName(ctx), [1, 1, 1]), ctx);
+    const dst = io.output(0);
+    dims.forEach((d, k) => io.kb.store(dst, K.i32(k), K.dimExpr(d)));
+    return lowering(io.launch());
+  },
   symbolic(ctx) {
     const dims = input(ctx, 0).dims;
     return dims.slice(...shapeRange(dims.length, ctx.attr("start"), ctx.optAttr("end")));
@@ -339,6 +369,19 @@ registerOp({
         new Array<number>(numel(dims)).fill(ctx.attr<number>("value")),
       ),
     ];
+  },
+  lower(ctx) {
+    const out = ctx.outputs[0];
+    const st = storageType(out.dtype, ctx.target);
+    // The element exactly as the reference stores it (8-bit wrap, bool 0/1), then i64 as i32.
+    const v = makeTensor(out.dtype, [1], [ctx.attr<number>("value")]).data[0];
+    const value = K.lit(st === "i32" ? v | 0 : st === "u32" ? v >>> 0 : v, st);
+    return lowering(
+      elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
+        const dst = io.output(0);
+        return (i) => io.kb.store(dst, i, value);
+      }),
+    );
   },
   symbolic(ctx) {
     const dims = knownInts(ctx, 0);
@@ -385,6 +428,20 @@ registerOp({
         Array.from({ length: n }, (_, i) => s + i * d),
       ),
     ];
+  },
+  lower(ctx) {
+    const out = ctx.outputs[0];
+    const dt = out.dtype;
+    return lowering(
+      elementwiseLaunch(ctx, "", out.dims[0], (io) => {
+        const [start, delta, dst] = [io.input(0, "start"), io.input(2, "delta"), io.output(0)];
+        return (i) => {
+          const s = io.read(start, K.i32(0), dt);
+          const d = io.read(delta, K.i32(0), dt);
+          io.write(dst, i, K.add(s, K.mul(K.cast(i, s.t), d)), dt);
+        };
+      }),
+    );
   },
   symbolic: symbolicSafe((ctx) => {
     const [s, l, d] = [0, 1, 2].map((i) => ctx.known(i)?.[0]);
