@@ -88,12 +88,12 @@ export function readArtifact(args: Args, dir: string): { manifest: Manifest; gra
   } catch (e) {
     throw new CliError(`${manifestFile}: not a tokr artifact: ${fsMessage(e)}`);
   }
+  const target = (json as { target?: unknown } | null)?.target;
+  if (target === "cuda") throw notImplemented("cuda", `${dir}: running cuda artifacts`);
+  if (target === "wgsl")
+    throw new CliError(`${dir}: a wgsl artifact holds no graph; run it with \`tokr run ${dir}\``);
   const manifest = checkManifest(json, manifestFile);
-  if (manifest.target !== "cpu")
-    throw notImplemented(
-      manifest.target === "cuda" ? "cuda" : "wgsl",
-      `${dir}: running ${manifest.target} artifacts`,
-    );
+  if (manifest.target !== "cpu") throw new CliError(`${manifestFile}: unknown target ${JSON.stringify(target)}`);
   const graphFile = join(dir, manifest.graph);
   let text: string;
   let bytes: Uint8Array;

@@ -3,6 +3,7 @@ import { writeArtifact } from "./artifact.js";
 import { bindWeightsFile, inputKind, loadGraph } from "./load.js";
 import { notImplemented } from "./pending.js";
 import { attachPolicyOption } from "./policy.js";
+import { compileWgsl } from "./wgsl.js";
 
 export const TARGETS = ["cpu", "wgsl", "cuda"] as const;
 
@@ -11,7 +12,8 @@ export const compileCommand: CommandSpec = {
   name: "compile",
   summary:
     "Compile a model into an artifact directory. For --target cpu: graph.ir (large constants as ref<>),\n" +
-    "weights.safetensors and manifest.json, runnable with `tokr run DIR`.",
+    "weights.safetensors and manifest.json; for --target wgsl: manifest.json (the scheduled program),\n" +
+    "kernels/*.wgsl and weights.safetensors. Both run with `tokr run DIR`.",
   synopsis: "INPUT --target cpu|wgsl|cuda -o DIR [--policy FILE] [--weights W.safetensors]",
   options: {
     target: { type: "string", arg: "cpu|wgsl|cuda", help: "backend to compile for" },
@@ -24,17 +26,17 @@ export const compileCommand: CommandSpec = {
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
-  run(args, io) {
+  async run(args, io) {
     const input = args.positionals[0];
     const target = args.choice("target", TARGETS);
     if (target === undefined) args.required("target");
     const dir = args.required("output");
     if (inputKind(args, input) === "artifact") throw new CliError(`${input}: is already a compiled artifact`);
-    if (target !== "cpu")
-      throw notImplemented(target === "cuda" ? "cuda" : "wgsl", `compile --target ${target}`);
+    if (target === "cuda") throw notImplemented("cuda", `compile --target ${target}`);
     const g = loadGraph(args, input);
     attachPolicyOption(args, io, g);
     bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
-    writeArtifact(args, dir, g, input);
+    if (target === "wgsl") await compileWgsl(args, g, dir, input);
+    else writeArtifact(args, dir, g, input);
   },
 };

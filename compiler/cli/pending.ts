@@ -5,7 +5,6 @@ import { CliError } from "./cli.js";
  * so that the issue that lands a feature deletes its row and every message stays accurate.
  */
 export const PENDING = {
-  wgsl: { issue: 5, what: "the WGSL backend" },
   cuda: { issue: 7, what: "the CUDA backend" },
   policy: { issue: 6, what: "the token-reduction passes that apply policies" },
   bench: { issue: 5, what: "benchmarking" },

@@ -1,8 +1,9 @@
 import { bindInputs, RunError, runGraph } from "../../backends/cpu/interpreter.js";
 import { printType, tensorType } from "../ir/types.js";
 import type { Tensor } from "../ir/tensor.js";
-import { CliError, type CommandSpec } from "./cli.js";
+import { type Args, type CliIO, CliError, type CommandSpec } from "./cli.js";
 import { bindWeightsFile, loadGraph, readTensors, writeTensors } from "./load.js";
+import { artifactTarget, runWgsl } from "./wgsl.js";
 
 /** Values printed per tensor when no output file is given. */
 const PRINT_LIMIT = 16;
@@ -11,9 +12,10 @@ const PRINT_LIMIT = 16;
 export const runCommand: CommandSpec = {
   name: "run",
   summary:
-    "Execute an IR file or a compiled CPU artifact on the reference backend. Tensors are named by the graph's\n" +
-    "input and output value names.",
-  synopsis: "INPUT [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors]",
+    "Execute an IR file or a compiled artifact on the reference backend (cpu) or on WebGPU (wgsl). Tensors are\n" +
+    "named by the graph's input and output value names.",
+  synopsis:
+    "INPUT [--target cpu|wgsl] [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors]",
   options: {
     inputs: { type: "string", arg: "IN.safetensors", help: "the graph's inputs, by input name" },
     output: {
@@ -23,10 +25,24 @@ export const runCommand: CommandSpec = {
       help: "write the outputs here (else print them)",
     },
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
+    target: { type: "string", arg: "cpu|wgsl", help: "backend (default: the artifact's, else cpu)" },
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
-  run(args, io) {
+  async run(args, io) {
     const input = args.positionals[0];
+    const built = artifactTarget(args, input);
+    const target = args.choice("target", ["cpu", "wgsl"] as const) ?? (built === "wgsl" ? "wgsl" : "cpu");
+    if (built !== undefined && built !== "cpu" && built !== target)
+      throw new CliError(`${input}: is a ${built} artifact; it cannot run with --target ${target}`);
+    if (target === "wgsl" && built === "wgsl") {
+      const inputsFile = args.string("inputs");
+      const outputs = await runWgsl(
+        args,
+        input,
+        inputsFile !== undefined ? readTensors(args, inputsFile) : new Map(),
+      );
+      return report(args, io, outputs);
+    }
     const g = loadGraph(args, input);
     bindWeightsFile(args, g, args.string("weights"), `running ${input}`);
     const inputsFile = args.string("inputs");
@@ -44,12 +60,16 @@ export const runCommand: CommandSpec = {
           .join("\n"),
       );
     }
-    const outputs = runGraph(g, inputs);
-    const out = args.string("output");
-    if (out !== undefined) writeTensors(args, out, outputs);
-    else for (const [name, t] of outputs) io.stdout(`%${name}: ${describe(t)}\n`);
+    const outputs = target === "wgsl" ? await runWgsl(args, g, inputs) : runGraph(g, inputs);
+    report(args, io, outputs);
   },
 };
+
+function report(args: Args, io: CliIO, outputs: ReadonlyMap<string, Tensor>): void {
+  const out = args.string("output");
+  if (out !== undefined) writeTensors(args, out, outputs);
+  else for (const [name, t] of outputs) io.stdout(`%${name}: ${describe(t)}\n`);
+}
 
 function describe(t: Tensor): string {
   const vals = Array.from(t.data.subarray(0, PRINT_LIMIT), (x) => formatValue(t, x));

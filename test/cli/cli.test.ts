@@ -384,9 +384,9 @@ describe("tokr compile --target cpu", () => {
     const r = await tokr("compile", "big.ir", "--target", "cpu", "-o", "art2");
     assert.equal(r.code, 1);
     assert.match(r.err, /compiling big\.ir needs data for 1 ref<> constant\(s\) \(bias\)/);
-    const g = await tokr("compile", "big.ir", "--target", "wgsl", "-o", "art2");
+    const g = await tokr("compile", "big.ir", "--target", "cuda", "-o", "art2");
     assert.equal(g.code, 1);
-    assert.match(g.err, /compile --target wgsl: not implemented yet \(issue #5/);
+    assert.match(g.err, /compile --target cuda: not implemented yet \(issue #7/);
   });
 });
 
