@@ -47,6 +47,13 @@ __device__ __forceinline__ unsigned tk_f2u(float x) {
   return x != x || x <= 0.0f ? 0u : x >= 4294967295.0f ? 4294967295u : (unsigned)x;
 }
 
+// Integer division by a literal zero (dead code of zero-sized shapes; nvcc rejects it as written).
+#ifdef __CUDACC__
+template <class T> __device__ __forceinline__ T tk_div_by_zero() { __trap(); return T(0); }
+#else
+template <class T> T tk_div_by_zero() { cucpu::fail("integer division by zero at " + cucpu::where()); }
+#endif
+
 __device__ __forceinline__ float tk_add(float a, float b) { return a + b; }
 __device__ __forceinline__ int tk_add(int a, int b) { return a + b; }
 __device__ __forceinline__ unsigned tk_add(unsigned a, unsigned b) { return a + b; }

@@ -11,6 +11,7 @@ import type {
   UnOp,
 } from "../../compiler/kir/types.js";
 import { PRELUDE } from "./prelude.js";
+import { pruneDeadRegisters } from "./prune.js";
 
 /**
  * KIR -> CUDA C++. Every kernel becomes `extern "C" __global__ void tokr_<name>(buffers..., int
@@ -162,6 +163,8 @@ class KernelRenderer {
       case "unary":
         return this.rounded(e.t, UNARY[e.op](this.asFloat(e.a), e.a.t));
       case "binary": {
+        if ((e.op === "div" || e.op === "mod") && !isFloat(e.t) && e.b.k === "const" && e.b.v === 0)
+          return `tk_div_by_zero<${CTYPE[e.t]}>()`;
         const s = BINARY[e.op](this.asFloat(e.a), this.asFloat(e.b), e.a.t);
         return e.t === "f16" ? `__float2half_rn(${s})` : s;
       }
@@ -346,7 +349,7 @@ export function renderKernel(k: Kernel): { source: string; info: CudaKernelInfo 
   out.push(`// kernel ${k.name}: block ${bx}x${by}x${bz}${syncs ? ", synchronising" : ""}`);
   out.push(`extern "C" __global__ void __launch_bounds__(${bx * by * bz}) ${entry}(${args.join(", ")}) {`);
   for (const a of k.arrays) out.push(`  ${r.array(a)}`);
-  r.stmts(k.body, 1);
+  r.stmts(pruneDeadRegisters(k.body), 1);
   out.push(r.text());
   out.push("}");
   const callArgs = [

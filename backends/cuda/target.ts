@@ -1,0 +1,17 @@
+import type { Target } from "../../compiler/kir/types.js";
+
+/**
+ * What lowerings may assume on the CUDA target (any sm_80+ GPU): 32-lane warps, 1024 threads
+ * and 48 KiB of static shared memory per block, buffers as kernel pointers (no binding limit
+ * beyond the 4 KiB parameter space). f16 storage is opt-in like on WebGPU.
+ */
+export const CUDA_TARGET: Target = {
+  f16: false,
+  subgroups: true,
+  subgroupSize: 32,
+  maxWorkgroupInvocations: 1024,
+  maxWorkgroupStorageBytes: 48 * 1024,
+  maxStorageBuffersPerStage: 64,
+  maxStorageBindingBytes: 2 ** 31 - 1,
+  matmul: "tiled",
+};
