@@ -3,7 +3,12 @@
  * computed in JS. Skips with the reason when there is no adapter.
  */
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { main } from "../../compiler/cli/main.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../../runtime/node-io.js";
 import { mul as dmul } from "../../compiler/ir/sym.js";
 import { makeTensor, roundF16, type Tensor } from "../../compiler/ir/tensor.js";
 import type { Kernel } from "../../compiler/kir/types.js";
@@ -476,5 +481,49 @@ describe("WebGPU: programs", () => {
         ).then(() => loadProgramArtifact(async () => new TextEncoder().encode("{}"), "bad")),
         /bad\/manifest.json: format is undefined/,
       );
+    }));
+});
+
+describe("WebGPU: tokr compile/run --target wgsl", () => {
+  it("compiles an IR file to a WGSL artifact whose run matches the CPU reference", (t) =>
+    withGpu(t, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "tokr-wgsl-"));
+      const io = (out: string[]) => ({
+        stdout: (s: string) => void out.push(s),
+        stderr: (s: string) => void out.push(s),
+        cwd: dir,
+      });
+      writeFileSync(
+        join(dir, "m.ir"),
+        `graph @m(%x: f32[B, 3]) {\n  sym B\n  const %w: f32[3] = dense<[1, -2, 0.5]>\n  %s = Mul(%x, %w) : f32[B, 3]\n  %e = Erf(%s) : f32[B, 3]\n  return %e\n}\n`,
+      );
+      writeSafetensorsFile(
+        join(dir, "in.safetensors"),
+        new Map([["x", makeTensor("f32", [2, 3], [0.1, 0.2, -0.3, 1, 2, 3])]]),
+      );
+      const log: string[] = [];
+      assert.equal(
+        await main(["compile", "m.ir", "--target", "wgsl", "-o", "art"], io(log)),
+        0,
+        log.join(""),
+      );
+      assert.ok(existsSync(join(dir, "art", "kernels")));
+      assert.equal(
+        await main(["run", "art", "--inputs", "in.safetensors", "-o", "gpu.safetensors"], io(log)),
+        0,
+        log.join(""),
+      );
+      assert.equal(
+        await main(["run", "m.ir", "--inputs", "in.safetensors", "-o", "cpu.safetensors"], io(log)),
+        0,
+        log.join(""),
+      );
+      const gpu = readSafetensorsFile(join(dir, "gpu.safetensors")).get("e")!;
+      const cpu = readSafetensorsFile(join(dir, "cpu.safetensors")).get("e")!;
+      close(gpu.data, Array.from(cpu.data), 1e-6, "e", true);
+      const bad: string[] = [];
+      assert.equal(await main(["run", "art", "--target", "cpu"], io(bad)), 1);
+      assert.match(bad.join(""), /is a wgsl artifact; it cannot run with --target cpu/);
+      rmSync(dir, { recursive: true, force: true });
     }));
 });
