@@ -4,6 +4,7 @@ import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { tensorType } from "../ir/types.js";
 import { type InferCtx, OpError, type RefCtx, registerOp } from "./registry.js";
 import { requireDims, requireLE, tokens3 } from "./tokens.js";
+import { lowerPool } from "./tokens-lower.js";
 import { input, shapeStr } from "./util.js";
 
 /** How `tokens.pool` groups the unprotected tokens. */
@@ -198,6 +199,7 @@ export const poolDef = registerOp({
     // Every element is weighted and added once (2 per element), as tokens.merge's average.
     return ctx.inputs[1] ? add(mul(2, B, N, C), mul(2, B, N)) : mul(2, B, N, C);
   },
+  lower: lowerPool,
 });
 
 export interface PoolOptions {

@@ -5,6 +5,7 @@ import { tensorType, type TensorType } from "../ir/types.js";
 import { type InferCtx, OpError, registerOp } from "./registry.js";
 import { asF64 } from "./numeric.js";
 import { requireDims, tokens3 } from "./tokens.js";
+import { lowerScore } from "./tokens-lower.js";
 import { input, shapeStr } from "./util.js";
 
 /** The scoring rules of `tokens.score`. */
@@ -92,6 +93,7 @@ export const scoreDef = registerOp({
       }
     }
   },
+  lower: lowerScore,
 });
 
 /** `method = "transition"` on concrete `[B, N, C]` tensors. */

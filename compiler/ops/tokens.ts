@@ -13,6 +13,7 @@ import {
 } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
+import { lowerMerge, lowerPrune } from "./tokens-lower.js";
 import { type InferCtx, OpError, type RefCtx, registerOp } from "./registry.js";
 import { input, shapeStr } from "./util.js";
 
@@ -142,6 +143,7 @@ export const pruneDef = registerOp({
     // Ranking ~B*N; the fused average reads every token once (2 per element).
     return ctx.attr<boolean>("fuse") ? add(mul(B, N), mul(2, B, N, C)) : mul(B, N);
   },
+  lower: lowerPrune,
 });
 
 export interface PruneOptions {
@@ -332,6 +334,7 @@ export const mergeDef = registerOp({
     // multi_criteria: normalising importance and sizes (~2 per token), ~6 per edge to combine.
     return add(base, mul(2, B, N), mul(6, pairs));
   },
+  lower: lowerMerge,
 });
 
 /** The inputs and weights of `method = "multi_criteria"`. */

@@ -1,0 +1,711 @@
+import type { DType } from "../ir/dtype.js";
+import { type Dim, ceildiv, floordiv, max as dimMax, mul as dimMul, sub as dimSub } from "../ir/sym.js";
+import { type KernelBuilder, elementwiseKernel, unravel } from "../kir/builder.js";
+import {
+  NEG_INF,
+  add,
+  and,
+  cast,
+  dimExpr,
+  div,
+  eq,
+  f32,
+  ge,
+  gt,
+  i32,
+  lit,
+  lt,
+  max,
+  min,
+  mod,
+  mul,
+  ne,
+  or,
+  select,
+  sub,
+  unary,
+} from "../kir/expr.js";
+import { loadAs, toStorage } from "../kir/lower.js";
+import type { Binding, Expr, KType, Launch, Lowering, Scratch } from "../kir/types.js";
+import { storageType } from "../kir/types.js";
+import { iadd, imul } from "./linalg-lower.js";
+import type { LowerCtx } from "./registry.js";
+import type { PoolMode } from "./tokens-pool.js";
+import type { ScoreMethod } from "./tokens-score.js";
+import type { MergeMethod } from "./tokens.js";
+
+/**
+ * Kernel lowerings of the token ops. All are one-invocation-per-item launches (no float atomics,
+ * no scatter of float sums): rankings are O(N^2) rank counts per token (ties to the lower
+ * position, as the references), compactions write each kept token's slot from a prefix count,
+ * and every output row gathers its sources. Launch order carries the dependencies.
+ */
+
+const WG = 64;
+
+/** Buffer parameters that remember their bindings. */
+class Io {
+  readonly args: Binding[] = [];
+  constructor(
+    readonly kb: KernelBuilder,
+    readonly ctx: LowerCtx,
+  ) {}
+
+  input(i: number): string {
+    const t = this.ctx.inputs[i];
+    if (!t) return this.ctx.fail(`input ${i} is required`);
+    this.args.push({ kind: "input", index: i });
+    return this.kb.buffer(`in${i}`, storageType(t.dtype, this.ctx.target), "read");
+  }
+
+  output(i: number): string {
+    const t = this.ctx.outputs[i];
+    this.args.push({ kind: "output", index: i });
+    return this.kb.buffer(`out${i}`, storageType(t.dtype, this.ctx.target), "read_write");
+  }
+
+  scratch(s: Scratch, access: "read" | "read_write"): string {
+    this.args.push({ kind: "scratch", name: s.name });
+    return this.kb.buffer(s.name, s.t, access);
+  }
+
+  /** Element of a buffer holding IR dtype `d`, as f32 (floats) or the register type. */
+  read(buf: string, index: Expr, d: DType): Expr {
+    const v = loadAs(this.kb, buf, index, d, this.ctx.target);
+    return v.t === "f16" ? cast(v, "f32") : v;
+  }
+
+  write(buf: string, index: Expr, v: Expr, d: DType): void {
+    this.kb.store(buf, index, toStorage(v, d, this.ctx.target));
+  }
+}
+
+function launch(ctx: LowerCtx, suffix: string, total: Dim, setup: (io: Io) => (i: Expr) => void): Launch {
+  let io: Io | undefined;
+  const kernel = elementwiseKernel(`${ctx.name}_${suffix}`, total, WG, (kb) => {
+    io = new Io(kb, ctx);
+    return setup(io);
+  });
+  if (!io) return ctx.fail("internal: launch setup did not run");
+  return { kernel, args: [...io.args] };
+}
+
+/** A scratch buffer of at least one element (devices reject empty buffers). */
+function scratch(name: string, t: Exclude<KType, "bool">, size: Dim): Scratch {
+  return { name, t, size: dimMax(1, size) };
+}
+
+const isNaN_ = (v: Expr): Expr => ne(v, v);
+/** Score for ranking: NaN ranks as -inf (`rankScore`). */
+const rankScore = (v: Expr): Expr => select(isNaN_(v), NEG_INF(), v);
+const fdiv = (a: Expr, b: Expr): Expr => div(a, b);
+const toF = (e: Expr): Expr => cast(e, "f32");
+
+// ---------- tokens.prune ----------
+
+/**
+ * `tokens.prune`, static and adaptive: (1) each token's rank by an O(N) count and its kept flag,
+ * (2) each kept token's output slot (count of kept tokens before it) and the per-example count,
+ * (3) y rows gathered from their source tokens (plus the EViT fused row), (4) the index output.
+ */
+export function lowerPrune(ctx: LowerCtx): Lowering {
+  const x = ctx.inputs[0];
+  const sc = ctx.inputs[1];
+  if (!x || !sc) return ctx.fail("tokens.prune needs x and scores");
+  const protect = ctx.inputs[2] ?? null;
+  const [B, N, C] = x.dims;
+  const fuse = ctx.attr<boolean>("fuse");
+  const pf = ctx.attr<number>("protect_first");
+  const threshold = ctx.optAttr<number>("threshold");
+  const adaptive = threshold !== undefined;
+  const limit = adaptive ? ctx.attr<Dim>("capacity") : ctx.attr<Dim>("keep");
+  const y = ctx.outputs[0];
+  const rows = y.dims[1];
+  const n = dimExpr(N);
+  const keptS = scratch("kept", "i32", dimMul(B, N));
+  const srcS = scratch("src", "i32", dimMul(B, limit));
+  const cntS = scratch("cnt", "i32", B);
+
+  const rank = launch(ctx, "rank", dimMul(B, N), (io) => {
+    const xs = io.input(1);
+    const pr = protect ? io.input(2) : null;
+    const kept = io.scratch(keptS, "read_write");
+    const kb = io.kb;
+    return (flat) => {
+      const [b, j] = unravel(kb, flat, [B, N]);
+      const prot = (t: Expr): Expr => {
+        let p = lt(t, pf);
+        if (protect && pr) {
+          const at = protect.dims.length === 1 ? t : iadd(imul(b, n), t);
+          p = or(p, io.read(pr, at, "bool"));
+        }
+        return p;
+      };
+      const score = (t: Expr): Expr => rankScore(io.read(xs, iadd(imul(b, n), t), sc.dtype));
+      const pj = kb.let("pj", prot(j));
+      const sj = kb.let("sj", score(j));
+      const r = kb.var("rank", i32(0));
+      kb.for("i", 0, n, (i) => {
+        const pi = kb.let("pi", prot(i));
+        const si = kb.let("si", score(i));
+        // i ranks before j: protected first (by position), then descending score, ties to the lower position.
+        const samePrefix = eq(pi, pj);
+        const byScore = or(gt(si, sj), and(eq(si, sj), lt(i, j)));
+        const before = or(and(pi, ne(pj, pi)), and(samePrefix, select(pj, lt(i, j), byScore)));
+        kb.set(r, add(r, select(before, i32(1), i32(0))));
+      });
+      let keep = lt(r, dimExpr(limit));
+      if (adaptive) keep = and(keep, or(pj, ge(sj, f32(threshold))));
+      kb.store(kept, flat, select(keep, i32(1), i32(0)));
+    };
+  });
+
+  const slots = launch(ctx, "slots", dimMul(B, N), (io) => {
+    const kept = io.scratch(keptS, "read");
+    const src = io.scratch(srcS, "read_write");
+    const kb = io.kb;
+    return (flat) => {
+      const [b, j] = unravel(kb, flat, [B, N]);
+      kb.if(ne(kb.load(kept, flat), 0), () => {
+        const r = kb.var("slot", i32(0));
+        kb.for("i", 0, j, (i) => kb.set(r, add(r, kb.load(kept, iadd(imul(b, n), i)))));
+        kb.store(src, iadd(imul(b, dimExpr(limit)), r), j);
+      });
+    };
+  });
+
+  const wantCount = ctx.outputs.length === 3;
+  const counts = launch(ctx, "count", B, (io) => {
+    const kept = io.scratch(keptS, "read");
+    const cnt = io.scratch(cntS, "read_write");
+    const co = wantCount ? io.output(2) : null;
+    const kb = io.kb;
+    return (b) => {
+      const c = kb.var("count", i32(0));
+      kb.for("i", 0, n, (i) => kb.set(c, add(c, kb.load(kept, iadd(imul(b, n), i)))));
+      kb.store(cnt, b, c);
+      if (co) io.write(co, b, c, "i32");
+    };
+  });
+
+  const gather = launch(ctx, "gather", dimMul(B, rows, C), (io) => {
+    const xb = io.input(0);
+    const sb = fuse ? io.input(1) : null;
+    const kept = fuse ? io.scratch(keptS, "read") : null;
+    const src = io.scratch(srcS, "read");
+    const cnt = io.scratch(cntS, "read");
+    const yb = io.output(0);
+    const kb = io.kb;
+    const c_ = dimExpr(C);
+    return (flat) => {
+      const [b, r, c] = unravel(kb, flat, [B, rows, C]);
+      const count = kb.let("count", kb.load(cnt, b));
+      const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype);
+      kb.if(
+        lt(r, count),
+        () => {
+          const j = kb.let("j", kb.load(src, iadd(imul(b, dimExpr(limit)), r)));
+          io.write(yb, flat, xAt(j), y.dtype);
+        },
+        () => {
+          if (!(fuse && sb && kept)) {
+            io.write(yb, flat, i32(0), y.dtype);
+            return;
+          }
+          const fused = (): void => {
+            // Weights: dropped scores normalised to sum 1, or a plain mean when they sum to 0.
+            const wsum = kb.var("wsum", f32(0));
+            const nd = kb.var("dropped", i32(0));
+            const dropped = (j: Expr): Expr => eq(kb.load(kept, iadd(imul(b, n), j)), 0);
+            const s = (j: Expr): Expr => io.read(sb, iadd(imul(b, n), j), sc.dtype);
+            kb.for("j", 0, n, (j) =>
+              kb.if(dropped(j), () => {
+                kb.set(wsum, add(wsum, s(j)));
+                kb.set(nd, add(nd, 1));
+              }),
+            );
+            const acc = kb.var("acc", f32(0));
+            kb.for("j", 0, n, (j) =>
+              kb.if(dropped(j), () => {
+                const w = select(ne(wsum, f32(0)), fdiv(s(j), wsum), fdiv(f32(1), toF(nd)));
+                kb.set(acc, add(acc, mul(w, toF(xAt(j)))));
+              }),
+            );
+            io.write(yb, flat, acc, y.dtype);
+          };
+          kb.if(eq(r, count), fused, () => io.write(yb, flat, f32(0), y.dtype));
+        },
+      );
+    };
+  });
+
+  const launches = [rank, slots, counts, gather];
+  if (ctx.outputs.length >= 2) {
+    const idx = ctx.outputs[1];
+    const w = idx.dims[1];
+    launches.push(
+      launch(ctx, "index", dimMul(B, w), (io) => {
+        const src = io.scratch(srcS, "read");
+        const cnt = io.scratch(cntS, "read");
+        const ib = io.output(1);
+        const kb = io.kb;
+        return (flat) => {
+          const [b, r] = unravel(kb, flat, [B, w]);
+          const v = kb.var("v", i32(-1));
+          kb.if(lt(r, kb.load(cnt, b)), () => kb.set(v, kb.load(src, iadd(imul(b, dimExpr(limit)), r))));
+          io.write(ib, flat, v, idx.dtype);
+        };
+      }),
+    );
+  }
+  return { launches, scratch: [keptS, srcS, cntS] };
+}
+
+// ---------- tokens.merge ----------
+
+/**
+ * `tokens.merge` (ToMe bipartite; MCTF multi-criteria edges): (1) per-token metric norms (and the
+ * normalised importance/size terms), (2) each A token's best B match, (3) the rank of each A
+ * token's best edge: the r best are merged, listed by rank, (4) each token's output row
+ * (`source`) and each surviving row's token, (5) row sizes, (6) y rows as size-weighted means
+ * gathered from the row's token and the merged A tokens that chose it.
+ */
+export function lowerMerge(ctx: LowerCtx): Lowering {
+  const x = ctx.inputs[0];
+  const metric = ctx.inputs[1];
+  if (!x || !metric) return ctx.fail("tokens.merge needs x and metric");
+  const size = ctx.inputs[2] ?? null;
+  const importance = ctx.inputs[3] ?? null;
+  const [B, N, C] = x.dims;
+  const Cm = metric.dims[2];
+  const r = ctx.attr<number>("r");
+  const pf = ctx.attr<number>("protect_first");
+  const mc = ctx.attr<MergeMethod>("method") === "multi_criteria";
+  const U = dimSub(N, pf);
+  const nA = ceildiv(U, 2);
+  const nB = floordiv(U, 2);
+  const M = dimSub(N, r);
+  const n = dimExpr(N);
+  const y = ctx.outputs[0];
+  const normS = scratch("norm", "f32", dimMul(B, N));
+  const infoS = scratch("info", "f32", dimMul(B, N));
+  const relS = scratch("rel", "f32", dimMul(B, N));
+  const bestS = scratch("best", "i32", dimMul(B, nA));
+  const simS = scratch("best_sim", "f32", dimMul(B, nA));
+  const mergedS = scratch("merged", "i32", dimMul(B, nA));
+  const listS = scratch("merged_list", "i32", B === 0 ? 1 : dimMul(B, r));
+  const srcS = scratch("row_token", "i32", dimMul(B, M));
+  const sizeS = scratch("row_size", "f32", dimMul(B, M));
+  const tok = (b: Expr, j: Expr): Expr => iadd(imul(b, n), j);
+  const aPos = (a: Expr): Expr => iadd(imul(a, 2), pf);
+  const bPos = (k: Expr): Expr => iadd(imul(k, 2), pf + 1);
+  const szOf = (io: Io, buf: string | null, b: Expr, j: Expr): Expr =>
+    buf ? io.read(buf, tok(b, j), "f32") : f32(1);
+
+  const norms = launch(ctx, "norms", dimMul(B, N), (io) => {
+    const mb = io.input(1);
+    const sb = mc && size ? io.input(2) : null;
+    const ib = mc && importance ? io.input(3) : null;
+    const nb = io.scratch(normS, "read_write");
+    const info = mc ? io.scratch(infoS, "read_write") : null;
+    const rel = mc ? io.scratch(relS, "read_write") : null;
+    const kb = io.kb;
+    return (flat) => {
+      const [b] = unravel(kb, flat, [B, N]);
+      const acc = kb.var("acc", f32(0));
+      kb.for("c", 0, dimExpr(Cm), (c) => {
+        const v = kb.let("v", io.read(mb, iadd(imul(flat, dimExpr(Cm)), c), metric.dtype));
+        kb.set(acc, add(acc, mul(v, v)));
+      });
+      kb.store(nb, flat, unary("sqrt", acc));
+      if (!(info && rel)) return;
+      // Importance min-max normalised and size / max size, over the example's unprotected tokens.
+      const lo = kb.var("lo", lit(Infinity, "f32"));
+      const hi = kb.var("hi", NEG_INF());
+      const top = kb.var("top", NEG_INF());
+      kb.for("j", pf, n, (j) => {
+        if (ib && importance) {
+          const v = kb.let("imp", io.read(ib, tok(b, j), importance.dtype));
+          kb.if(eq(v, v), () => {
+            kb.set(lo, min(lo, v));
+            kb.set(hi, max(hi, v));
+          });
+        }
+        kb.set(top, max(top, szOf(io, sb, b, j)));
+      });
+      if (ib && importance) {
+        const v = kb.let("imp_self", io.read(ib, flat, importance.dtype));
+        // NaN stays NaN (select keeps the loaded value); constant importance gives 0.
+        kb.store(info, flat, select(ne(v, v), v, select(gt(hi, lo), div(sub(v, lo), sub(hi, lo)), f32(0))));
+      } else kb.store(info, flat, f32(0));
+      const own = sb ? io.read(sb, flat, "f32") : f32(1);
+      kb.store(rel, flat, select(gt(top, f32(0)), div(own, top), f32(0)));
+    };
+  });
+
+  const wSim = ctx.attr<number>("w_sim");
+  const wInfo = ctx.attr<number>("w_info");
+  const wSize = ctx.attr<number>("w_size");
+  const match = launch(ctx, "match", dimMul(B, nA), (io) => {
+    const mb = io.input(1);
+    const nb = io.scratch(normS, "read");
+    const info = mc ? io.scratch(infoS, "read") : null;
+    const rel = mc ? io.scratch(relS, "read") : null;
+    const best = io.scratch(bestS, "read_write");
+    const sim = io.scratch(simS, "read_write");
+    const kb = io.kb;
+    return (flat) => {
+      const [b, a] = unravel(kb, flat, [B, nA]);
+      const ta = kb.let("ta", tok(b, aPos(a)));
+      const na = kb.let("na", kb.load(nb, ta));
+      const bi = kb.var("bi", i32(0));
+      const bs = kb.var("bs", NEG_INF());
+      kb.for("k", 0, dimExpr(nB), (k) => {
+        const tb = kb.let("tb", tok(b, bPos(k)));
+        const nbk = kb.let("nbk", kb.load(nb, tb));
+        const dot = kb.var("dot", f32(0));
+        const cm = dimExpr(Cm);
+        kb.for("c", 0, cm, (c) => {
+          const u = io.read(mb, iadd(imul(ta, cm), c), metric.dtype);
+          const w = io.read(mb, iadd(imul(tb, cm), c), metric.dtype);
+          kb.set(dot, add(dot, mul(u, w)));
+        });
+        const cos = select(or(eq(na, f32(0)), eq(nbk, f32(0))), f32(0), div(dot, mul(na, nbk)));
+        let e = cos;
+        if (info && rel) {
+          const half = (buf: string): Expr => mul(add(kb.load(buf, ta), kb.load(buf, tb)), f32(0.5));
+          e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
+        }
+        const s = kb.let("s", rankScore(e));
+        kb.if(or(gt(s, bs), eq(k, 0)), () => {
+          kb.set(bi, k);
+          kb.set(bs, s);
+        });
+      });
+      kb.store(best, flat, bi);
+      kb.store(sim, flat, bs);
+    };
+  });
+
+  const na_ = dimExpr(nA);
+  const choose = launch(ctx, "choose", dimMul(B, nA), (io) => {
+    const sim = io.scratch(simS, "read");
+    const merged = io.scratch(mergedS, "read_write");
+    const list = io.scratch(listS, "read_write");
+    const kb = io.kb;
+    return (flat) => {
+      const [b, a] = unravel(kb, flat, [B, nA]);
+      const sa = kb.let("sa", kb.load(sim, flat));
+      const rank = kb.var("rank", i32(0));
+      kb.for("o", 0, na_, (o) => {
+        const so = kb.load(sim, iadd(imul(b, na_), o));
+        kb.set(rank, add(rank, select(or(gt(so, sa), and(eq(so, sa), lt(o, a))), i32(1), i32(0))));
+      });
+      const isMerged = kb.let("is_merged", lt(rank, r));
+      kb.store(merged, flat, select(isMerged, i32(1), i32(0)));
+      kb.if(isMerged, () => kb.store(list, iadd(imul(b, r), rank), a));
+    };
+  });
+
+  const wantSource = ctx.outputs.length >= 3;
+  const rowsL = launch(ctx, "rows", dimMul(B, N), (io) => {
+    const best = io.scratch(bestS, "read");
+    const merged = io.scratch(mergedS, "read");
+    const rowTok = io.scratch(srcS, "read_write");
+    const so = wantSource ? io.output(2) : null;
+    const kb = io.kb;
+    return (flat) => {
+      const [b, j] = unravel(kb, flat, [B, N]);
+      const mergedAt = (a: Expr): Expr => ne(kb.load(merged, iadd(imul(b, na_), a)), 0);
+      // A survivor's row: its position minus the merged A tokens before it (positions pf + 2a < t).
+      const survivorRow = (t: Expr, hint: string): Expr => {
+        const before = kb.var(hint, i32(0));
+        const upto = kb.let(`${hint}_n`, div(add(max(sub(t, pf), 0), 1), 2));
+        kb.for("a", 0, upto, (a) => kb.set(before, add(before, select(mergedAt(a), i32(1), i32(0)))));
+        return sub(t, before);
+      };
+      const u = kb.let("u", sub(j, pf));
+      const isA = kb.let("is_a", and(ge(u, 0), eq(mod(max(u, 0), 2), 0)));
+      const a = kb.let("a", min(div(max(u, 0), 2), sub(na_, 1)));
+      const row = kb.var("row", i32(0));
+      const viaB = kb.var("via_b", lit(0, "bool"));
+      kb.if(isA, () => kb.set(viaB, mergedAt(a)));
+      kb.if(
+        viaB,
+        () => kb.set(row, survivorRow(bPos(kb.load(best, iadd(imul(b, na_), a))), "mb")),
+        () => {
+          const own = kb.let("own", survivorRow(j, "ms"));
+          kb.set(row, own);
+          kb.store(rowTok, iadd(imul(b, dimExpr(M)), own), j);
+        },
+      );
+      if (so) io.write(so, flat, row, "i32");
+    };
+  });
+
+  /** Calls `each(a)` for every merged A token whose best match is B token k (rank order). */
+  const forMergedInto = (
+    io: Io,
+    list: string,
+    best: string,
+    b: Expr,
+    k: Expr,
+    each: (a: Expr) => void,
+  ): void => {
+    const kb = io.kb;
+    kb.for("q", 0, r, (q) => {
+      const a = kb.let("ma", kb.load(list, iadd(imul(b, r), q)));
+      kb.if(eq(kb.load(best, iadd(imul(b, na_), a)), k), () => each(a));
+    });
+  };
+  /** The row's B-token index k when its token is a B token, else -1. */
+  const bIndex = (kb: KernelBuilder, j: Expr): Expr => {
+    const u = sub(j, pf);
+    return kb.let("k", select(and(ge(u, 0), eq(mod(max(u, 0), 2), 1)), div(max(u, 0), 2), i32(-1)));
+  };
+
+  const sizes = launch(ctx, "sizes", dimMul(B, M), (io) => {
+    const sb = size ? io.input(2) : null;
+    const rowTok = io.scratch(srcS, "read");
+    const list = io.scratch(listS, "read");
+    const best = io.scratch(bestS, "read");
+    const rs = io.scratch(sizeS, "read_write");
+    const so = ctx.outputs.length >= 2 ? io.output(1) : null;
+    const kb = io.kb;
+    return (flat) => {
+      const [b] = unravel(kb, flat, [B, M]);
+      const j0 = kb.let("j0", kb.load(rowTok, flat));
+      const total = kb.var("total", szOf(io, sb, b, j0));
+      const k = bIndex(kb, j0);
+      forMergedInto(io, list, best, b, k, (a) => kb.set(total, add(total, szOf(io, sb, b, aPos(a)))));
+      kb.store(rs, flat, total);
+      if (so) io.write(so, flat, total, "f32");
+    };
+  });
+
+  const gather = launch(ctx, "gather", dimMul(B, M, C), (io) => {
+    const xb = io.input(0);
+    const sb = size ? io.input(2) : null;
+    const rowTok = io.scratch(srcS, "read");
+    const list = io.scratch(listS, "read");
+    const best = io.scratch(bestS, "read");
+    const rs = io.scratch(sizeS, "read");
+    const yb = io.output(0);
+    const kb = io.kb;
+    const c_ = dimExpr(C);
+    return (flat) => {
+      const [b, o, c] = unravel(kb, flat, [B, M, C]);
+      const row = kb.let("row", iadd(imul(b, dimExpr(M)), o));
+      const j0 = kb.let("j0", kb.load(rowTok, row));
+      const total = kb.let("total", kb.load(rs, row));
+      const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(tok(b, j), c_), c), x.dtype);
+      const x0 = kb.let("x0", xAt(j0));
+      const acc = kb.var("acc", mul(div(szOf(io, sb, b, j0), total), x0));
+      const fan = kb.var("fan", i32(1));
+      const k = bIndex(kb, j0);
+      forMergedInto(io, list, best, b, k, (a) => {
+        const t = kb.let("t", aPos(a));
+        kb.set(acc, add(acc, mul(div(szOf(io, sb, b, t), total), xAt(t))));
+        kb.set(fan, add(fan, 1));
+      });
+      // A row with one source is copied exactly.
+      io.write(yb, flat, select(eq(fan, 1), x0, acc), y.dtype);
+    };
+  });
+
+  return {
+    launches: [norms, match, choose, rowsL, sizes, gather],
+    scratch: [normS, ...(mc ? [infoS, relS] : []), bestS, simS, mergedS, listS, srcS, sizeS],
+  };
+}
+
+// ---------- tokens.score ----------
+
+/** `tokens.score` (transition, key_norm): one invocation per token. */
+export function lowerScore(ctx: LowerCtx): Lowering {
+  const a = ctx.inputs[0];
+  if (!a) return ctx.fail("tokens.score needs a");
+  const method = ctx.attr<ScoreMethod>("method");
+  const out = ctx.outputs[0];
+  const [B, N] = out.dims;
+  switch (method) {
+    case "transition": {
+      const bT = ctx.inputs[1];
+      if (!bT) return ctx.fail(`method "transition" needs b`);
+      const C = a.dims[2];
+      const wMag = ctx.attr<number>("w_mag");
+      const wDir = ctx.attr<number>("w_dir");
+      const l = launch(ctx, "transition", dimMul(B, N), (io) => {
+        const ab = io.input(0);
+        const bb = io.input(1);
+        const ob = io.output(0);
+        const kb = io.kb;
+        return (t) => {
+          const aa = kb.var("aa", f32(0));
+          const bb2 = kb.var("bb", f32(0));
+          const ab2 = kb.var("ab", f32(0));
+          const c_ = dimExpr(C);
+          kb.for("c", 0, c_, (c) => {
+            const xa = kb.let("xa", io.read(ab, iadd(imul(t, c_), c), a.dtype));
+            const xb = kb.let("xb", io.read(bb, iadd(imul(t, c_), c), bT.dtype));
+            kb.set(aa, add(aa, mul(xa, xa)));
+            kb.set(bb2, add(bb2, mul(xb, xb)));
+            kb.set(ab2, add(ab2, mul(xa, xb)));
+          });
+          const na = kb.let("na", unary("sqrt", aa));
+          const nb = kb.let("nb", unary("sqrt", bb2));
+          const top = kb.let("top", max(na, nb));
+          const mag = select(eq(top, f32(0)), f32(0), div(unary("abs", sub(nb, na)), top));
+          const za = eq(na, f32(0));
+          const zb = eq(nb, f32(0));
+          const cos = select(and(za, zb), f32(1), select(or(za, zb), f32(0), div(ab2, mul(na, nb))));
+          io.write(ob, t, add(mul(f32(wMag), mag), mul(f32(wDir), sub(f32(1), cos))), "f32");
+        };
+      });
+      return { launches: [l], scratch: [] };
+    }
+    case "key_norm": {
+      const rank4 = a.dims.length === 4;
+      const H = rank4 ? a.dims[1] : 1;
+      const D = a.dims[a.dims.length - 1];
+      const l = launch(ctx, "key_norm", dimMul(B, N), (io) => {
+        const kbuf = io.input(0);
+        const ob = io.output(0);
+        const kb = io.kb;
+        return (t) => {
+          const [b, nIdx] = unravel(kb, t, [B, N]);
+          const acc = kb.var("acc", f32(0));
+          const d_ = dimExpr(D);
+          kb.for("h", 0, dimExpr(H), (h) => {
+            const off = kb.let("off", imul(iadd(imul(iadd(imul(b, dimExpr(H)), h), dimExpr(N)), nIdx), d_));
+            const ss = kb.var("ss", f32(0));
+            kb.for("d", 0, d_, (d) => {
+              const v = kb.let("v", io.read(kbuf, iadd(off, d), a.dtype));
+              kb.set(ss, add(ss, mul(v, v)));
+            });
+            kb.set(acc, add(acc, div(unary("sqrt", ss), toF(dimExpr(H)))));
+          });
+          io.write(ob, t, acc, "f32");
+        };
+      });
+      return { launches: [l], scratch: [] };
+    }
+  }
+}
+
+// ---------- tokens.pool ----------
+
+/** `tokens.pool`: each output row enumerates its group's tokens (no group-of-token table). */
+export function lowerPool(ctx: LowerCtx): Lowering {
+  const x = ctx.inputs[0];
+  if (!x) return ctx.fail("tokens.pool needs x");
+  const size = ctx.inputs[1] ?? null;
+  const [B, N, C] = x.dims;
+  const y = ctx.outputs[0];
+  const M = y.dims[1];
+  const mode = ctx.attr<PoolMode>("mode");
+  const s = ctx.attr<number>("size");
+  const pf = ctx.attr<number>("protect_first");
+  const U = dimSub(N, pf);
+  const n = dimExpr(N);
+  // Calls `each(u)` for the unprotected tokens u of group g, in ascending u.
+  let members: (kb: KernelBuilder, g: Expr, each: (u: Expr) => void) => void;
+  switch (mode) {
+    case "stride":
+      members = (kb, g, each) => kb.for("u", imul(g, s), min(iadd(imul(g, s), s), dimExpr(U)), each);
+      break;
+    case "spatial": {
+      const grid = ctx.optAttr<readonly Dim[]>("grid");
+      let hw: readonly Dim[];
+      if (grid) hw = grid;
+      else {
+        if (typeof U !== "number")
+          return ctx.fail("spatial pooling of a symbolic token count needs the grid attribute");
+        const side = Math.round(Math.sqrt(U));
+        hw = [side, side];
+      }
+      const H = dimExpr(hw[0]);
+      const W = dimExpr(hw[1]);
+      const Wp = dimExpr(ceildiv(hw[1], s));
+      members = (kb, g, each) => {
+        const gi = kb.let("gi", div(g, Wp));
+        const gj = kb.let("gj", mod(g, Wp));
+        kb.for("pi", imul(gi, s), min(iadd(imul(gi, s), s), H), (pi) =>
+          kb.for("pj", imul(gj, s), min(iadd(imul(gj, s), s), W), (pj) => each(iadd(imul(pi, W), pj))),
+        );
+      };
+      break;
+    }
+    case "temporal": {
+      const frames = ctx.optAttr<number>("frames");
+      if (frames === undefined) return ctx.fail(`mode "temporal" needs the frames attribute`);
+      const T = dimExpr(floordiv(U, frames));
+      members = (kb, g, each) => {
+        const k = kb.let("k", div(g, T));
+        const p = kb.let("p", mod(g, T));
+        kb.for("f", imul(k, s), min(iadd(imul(k, s), s), frames), (f) => each(iadd(imul(f, T), p)));
+      };
+      break;
+    }
+  }
+  const szOf = (io: Io, buf: string | null, b: Expr, j: Expr): Expr =>
+    buf ? io.read(buf, iadd(imul(b, n), j), "f32") : f32(1);
+  /** Summed size and member count of row o (a protected row is its own token). */
+  const groupTotals = (io: Io, sb: string | null, b: Expr, o: Expr): { total: Expr; count: Expr } => {
+    const kb = io.kb;
+    const total = kb.var("total", f32(0));
+    const count = kb.var("count", i32(0));
+    kb.if(
+      lt(o, pf),
+      () => {
+        kb.set(total, szOf(io, sb, b, o));
+        kb.set(count, i32(1));
+      },
+      () =>
+        members(kb, sub(o, pf), (u) => {
+          kb.set(total, add(total, szOf(io, sb, b, iadd(u, pf))));
+          kb.set(count, add(count, 1));
+        }),
+    );
+    return { total, count };
+  };
+  const launches: Launch[] = [
+    launch(ctx, "pool", dimMul(B, M, C), (io) => {
+      const xb = io.input(0);
+      const sb = size ? io.input(1) : null;
+      const yb = io.output(0);
+      const kb = io.kb;
+      const c_ = dimExpr(C);
+      return (flat) => {
+        const [b, o, c] = unravel(kb, flat, [B, M, C]);
+        const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype);
+        const { total, count } = groupTotals(io, sb, b, o);
+        const acc = kb.var("acc", f32(0));
+        const w = (j: Expr): Expr =>
+          select(ne(total, f32(0)), div(szOf(io, sb, b, j), total), div(f32(1), toF(count)));
+        kb.if(
+          lt(o, pf),
+          () => kb.set(acc, mul(w(o), xAt(o))),
+          () =>
+            members(kb, sub(o, pf), (u) => {
+              const j = kb.let("j", iadd(u, pf));
+              kb.set(acc, add(acc, mul(w(j), xAt(j))));
+            }),
+        );
+        io.write(yb, flat, acc, y.dtype);
+      };
+    }),
+  ];
+  if (ctx.outputs.length >= 2)
+    launches.push(
+      launch(ctx, "pool_sizes", dimMul(B, M), (io) => {
+        const sb = size ? io.input(1) : null;
+        const so = io.output(1);
+        return (flat) => {
+          const [b, o] = unravel(io.kb, flat, [B, M]);
+          io.write(so, flat, groupTotals(io, sb, b, o).total, "f32");
+        };
+      }),
+    );
+  return { launches, scratch: [] };
+}
