@@ -8,6 +8,7 @@ import { fuseAttentionPass } from "./fuse-attention.js";
 import { fuseGeluPass } from "./fuse-gelu.js";
 import { fuseLayerNormPass } from "./fuse-layernorm.js";
 import { insertTokenMergingPass } from "./insert-token-merging.js";
+import { insertTokenPruningPass } from "./insert-token-pruning.js";
 import { registerPass, registerPipeline } from "./registry.js";
 import { shapeInferPass } from "./shape-infer.js";
 
@@ -21,6 +22,7 @@ registerPass(fuseLayerNormPass);
 registerPass(fuseGeluPass);
 registerPass(discoverBlocksPass);
 registerPass(insertTokenMergingPass);
+registerPass(insertTokenPruningPass);
 
 registerPipeline("default", "the cleanup every compile runs", [
   "shape-infer",
@@ -43,5 +45,6 @@ registerPipeline("onnx-structure", "recognise exported structure: shape chains, 
 // Merging first: a prune or pool placed after a merge then sees its token sizes and threads them.
 registerPipeline("reduce", "apply the token-reduction policies attached to the graph", [
   "insert-token-merging",
+  "insert-token-pruning",
   "dce",
 ]);

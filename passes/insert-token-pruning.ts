@@ -1,0 +1,162 @@
+import type { Attrs } from "../compiler/ir/attrs.js";
+import type { Graph, Node, Value } from "../compiler/ir/graph.js";
+import { compareLE, dimEquals, printDim, type Dim } from "../compiler/ir/sym.js";
+import { getOp } from "../compiler/ops/registry.js";
+import type { Pass } from "./manager.js";
+import {
+  applySite,
+  blockOfSite,
+  intParam,
+  keepCount,
+  markApplied,
+  opAccepts,
+  importance,
+  insertNode,
+  type PendingSite,
+  pendingSites,
+  replaceUsesAfter,
+  siteLabel,
+  streamTokens,
+  stringParam,
+  finishSizes,
+  type TokenBlock,
+  tokenBlocks,
+} from "./token-sites.js";
+
+/**
+ * `prune` policies: at the entry of the site's block the residual stream goes through
+ * `tokens.prune`, so the attention branch and the skip connection see the same tokens. Scores
+ * come from the previous block: `cls` and `attention_graph` from its fused attention's importance
+ * output (attention `scores = "cls" | "graph"`), `transition` and `key_norm` from `tokens.score`.
+ * `keep` r gives `ceil(N * r)` kept tokens (exact; symbolic N stays symbolic), `budget` a fixed count.
+ */
+export const insertTokenPruningPass: Pass = {
+  name: "insert-token-pruning",
+  description: "apply prune policies: tokens.prune at each site block's entry, scored by the previous block",
+  run(g, ctx) {
+    let changed = false;
+    for (const s of pendingSites(g, "prune")) {
+      const blocks = tokenBlocks(g);
+      const b = blockOfSite(g, blocks, s);
+      const x = b.input;
+      const n = streamTokens(s, x);
+      const protect = intParam(s, "protect") ?? 0;
+      const budget = intParam(s, "budget");
+      const keepRatio = s.params.keep;
+      let keep: Dim;
+      if (budget !== undefined) keep = budget;
+      else if (typeof keepRatio === "number") keep = keepCount(n, keepRatio);
+      else throw new Error(`${siteLabel(s)}: needs 'keep' or 'budget'`);
+      if (compareLE(keep, n) === false)
+        throw new Error(`${siteLabel(s)}: keeps ${printDim(keep)} tokens, but only ${printDim(n)} enter`);
+      if (compareLE(protect, keep) === false)
+        throw new Error(`${siteLabel(s)}: protects ${protect} tokens but keeps only ${printDim(keep)}`);
+      // Keeping every token leaves nothing to fuse: no fused row, so keep 1.0 is the identity.
+      const fuse = s.params.fuse === true && !dimEquals(keep, n);
+      const first = g.nodes.find((m) => m.inputs.includes(x))!;
+      const opts = { scope: s.scope, ...(s.policy.loc ? { loc: s.policy.loc } : {}) };
+      applySite(g, ctx, s, () => {
+        const scores = throughMerges(g, scoreTokens(g, s, blocks, b, first, opts), first, opts);
+        if (!dimEquals(scores.type.dims[1], n))
+          throw new Error(
+            `${siteLabel(s)}: the scores cover ${printDim(scores.type.dims[1])} tokens but ${printDim(n)} enter the block ` +
+              `(a reduction between the previous block's attention and this site changed them)`,
+          );
+        const attrs: Attrs = { keep, fuse, protect_first: protect };
+        const prune = insertNode(g, { before: first }, "tokens.prune", [x, scores], 1, attrs, {
+          ...opts,
+          names: [`${x.name}_pruned`],
+        });
+        replaceUsesAfter(g, x, prune.outputs[0], prune);
+        markApplied(g, s, prune);
+      });
+      ctx.remarks.push(`${siteLabel(s)}: keep ${printDim(keep)} of ${printDim(n)}`);
+      changed = true;
+    }
+    return finishSizes(g, ctx) || changed;
+  },
+};
+
+type Opts = { readonly scope: string; readonly loc?: Node["loc"] };
+
+/**
+ * Scores computed before merges that precede the site (the previous block merged after its
+ * attention) follow the same merges: the companion `tokens.merge` of the scores as `[B, N, 1]`
+ * with the same metric and no sizes matches the same pairs and averages each group; times the
+ * group's token count that is the sum of its members' scores (a merged token's importance).
+ */
+function throughMerges(g: Graph, scores: Value, before: Node, opts: Opts): Value {
+  const prod = g.producerMap();
+  const from = prod.get(scores);
+  const order = new Map(g.nodes.map((n, i) => [n, i]));
+  const lo = from ? order.get(from)! : -1;
+  const hi = order.get(before)!;
+  const merges = g.nodes.filter(
+    (n, i) => i > lo && i < hi && n.op === "tokens.merge" && n.policy !== undefined,
+  );
+  let cur = scores;
+  for (const m of merges) {
+    const at = { before };
+    const col = insertNode(g, at, "Unsqueeze", [cur], 1, { axes: [2] }, opts);
+    const merged = insertNode(g, at, "tokens.merge", [col.outputs[0], m.inputs[1]], 2, m.attrs, opts);
+    const sum = insertNode(g, at, "Mul", [merged.outputs[0], merged.outputs[1]], 1, {}, opts);
+    cur = insertNode(g, at, "Squeeze", [sum.outputs[0]], 1, { axes: [2] }, opts).outputs[0];
+  }
+  return cur;
+}
+
+/** The [B, N] scores of the tokens entering block b, per the policy's `score`. */
+function scoreTokens(
+  g: Graph,
+  s: PendingSite,
+  blocks: readonly TokenBlock[],
+  b: TokenBlock,
+  before: Node,
+  opts: Opts,
+): Value {
+  const score = stringParam(s, "score") ?? "cls";
+  const prev = blocks[b.index - 1];
+  if (!prev)
+    throw new Error(
+      `${siteLabel(s)}: score '${score}' is computed by the previous block, but '${s.scope}' is the first block`,
+    );
+  switch (score) {
+    case "cls":
+      return importance(g, s, prev.attention, "cls");
+    case "attention_graph":
+      if (!opAccepts("attention", "scores", "graph"))
+        throw new Error(
+          `${siteLabel(s)}: score 'attention_graph' needs attention scores = "graph", which this build's op lacks`,
+        );
+      return importance(g, s, prev.attention, "graph");
+    case "transition":
+    case "key_norm": {
+      const method = score;
+      if (!getOp("tokens.score") || !opAccepts("tokens.score", "method", method))
+        throw new Error(
+          `${siteLabel(s)}: score '${score}' needs op tokens.score with method = "${method}", which this build lacks`,
+        );
+      // transition: the change of each token across the previous block (its input vs its output);
+      // key_norm: the previous block's keys, heads joined into channels ([B, N, H*D]).
+      const ins: Value[] =
+        method === "transition"
+          ? [prev.input, b.input]
+          : [joinHeads(g, prev.attention.inputs[1]!, before, opts)];
+      const names = [`${b.input.name}_score`];
+      return insertNode(g, { before }, "tokens.score", ins, 1, { method }, { ...opts, names }).outputs[0];
+    }
+    default:
+      throw new Error(`${siteLabel(s)}: unknown score '${score}'`);
+  }
+}
+
+/** keys [B, H, N, D] -> [B, N, H*D]. */
+function joinHeads(g: Graph, k: Value, before: Node, opts: Opts): Value {
+  const t = insertNode(g, { before }, "Transpose", [k], 1, { perm: [0, 2, 1, 3] }, opts);
+  const shape = g.addConstant({ dtype: "i64", dims: [3] }, `${k.name}_join_shape`, {
+    dtype: "i64",
+    shape: [3],
+    data: new Float64Array([0, 0, -1]),
+  });
+  return insertNode(g, { before }, "Reshape", [t.outputs[0], shape], 1, {}, opts).outputs[0];
+}
