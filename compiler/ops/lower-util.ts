@@ -1,9 +1,17 @@
 import type { DType } from "../ir/dtype.js";
-import type { Dim } from "../ir/sym.js";
-import { type KernelBuilder, elementwiseKernel } from "../kir/builder.js";
+import { type Dim, ceildiv, min as dimMin } from "../ir/sym.js";
+import { KernelBuilder, MAX_GROUPS_PER_AXIS, elementwiseKernel } from "../kir/builder.js";
+import * as K from "../kir/expr.js";
 import { add, dimExpr, i32, mul } from "../kir/expr.js";
 import { loadAs, toStorage } from "../kir/lower.js";
-import { type Binding, type Expr, type Launch, type Lowering, storageType } from "../kir/types.js";
+import {
+  type Binding,
+  type Expr,
+  type Launch,
+  type Lowering,
+  type Target,
+  storageType,
+} from "../kir/types.js";
 import type { LowerCtx } from "./registry.js";
 
 /**
@@ -117,4 +125,170 @@ export function foldedStrides(dims: readonly Dim[]): Expr[] {
 /** The product of dims as an i32 expression. */
 export function numelExpr(dims: readonly Dim[]): Expr {
   return dims.reduce<Expr>((acc, d) => imul(acc, dimExpr(d)), i32(1));
+}
+
+// ---------- row reductions (Reduce*, Softmax, norms) ----------
+
+export type Combine = "add" | "max";
+export type AccType = "f32" | "i32";
+
+/** What a row body sees: its row, and collectives over the row's elements. */
+export interface Row {
+  readonly io: Io;
+  /** The row this invocation works on; rows past the end (folded grids) have `valid` false. */
+  readonly row: Expr;
+  readonly valid: Expr;
+  /**
+   * `op` over f(k) for k in [0, len): every invocation of the row gets the result. Call at the
+   * body's top level only (it may contain barriers); `f` must not contain barriers.
+   */
+  reduce(op: Combine, t: AccType, len: Expr, f: (k: Expr) => Expr): Expr;
+  /** Runs f(k) for each k in [0, len), spread over the row's invocations. */
+  each(len: Expr, f: (k: Expr) => void): void;
+  /** Runs f once per valid row. */
+  once(f: () => void): void;
+}
+
+/**
+ * How rows map to invocations: `group` gives each row a workgroup of `wg` invocations that
+ * stride over it and combine partials in workgroup memory (or subgroup ops); `serial` gives each
+ * row one invocation (short rows, or strided rows where neighbouring rows are adjacent in memory).
+ */
+export interface RowPlan {
+  readonly mode: "group" | "serial";
+  readonly wg: number;
+  readonly subgroups: boolean;
+  /** Lanes per subgroup the kernel may assume at least (target.subgroupSize). */
+  readonly minSubgroup: number;
+}
+
+/** Rows of at most this many static elements run serially: a workgroup would idle. */
+export const SERIAL_ROW_MAX = 32;
+
+const floorPow2 = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)));
+const ceilPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/** The plan for rows of `len` elements that are contiguous (`cooperative`) or strided. */
+export function rowPlan(len: Dim, target: Target, cooperative = true): RowPlan {
+  if (!cooperative || (typeof len === "number" && len <= SERIAL_ROW_MAX))
+    return { mode: "serial", wg: ELEMENTWISE_WG, subgroups: false, minSubgroup: 1 };
+  let wg = floorPow2(Math.min(256, target.maxWorkgroupInvocations));
+  // Two subgroup steps cover wg lanes when wg <= (minimum subgroup size)^2.
+  if (target.subgroups) wg = Math.min(wg, floorPow2(target.subgroupSize * target.subgroupSize));
+  if (typeof len === "number") wg = Math.min(wg, ceilPow2(len));
+  return { mode: "group", wg, subgroups: target.subgroups, minSubgroup: target.subgroupSize };
+}
+
+const identity = (op: Combine, t: AccType): Expr =>
+  op === "add" ? K.lit(0, t) : t === "f32" ? K.NEG_INF("f32") : K.lit(-(2 ** 31), "i32");
+const combine = (op: Combine, a: Expr, b: Expr): Expr => (op === "add" ? K.add(a, b) : K.max(a, b));
+
+/** One launch over `rows` rows; `body` declares buffers through `row.io` and computes one row. */
+export function rowLaunch(
+  ctx: LowerCtx,
+  suffix: string,
+  rows: Dim,
+  plan: RowPlan,
+  body: (row: Row) => void,
+): Launch {
+  const name = kernelName(ctx, suffix);
+  if (plan.mode === "serial") {
+    let io: Io | undefined;
+    const kernel = elementwiseKernel(name, rows, plan.wg, (kb) => {
+      const rio = new Io(kb, ctx);
+      io = rio;
+      return (r) => body(serialRow(rio, r));
+    });
+    if (!io) return ctx.fail("internal: row setup did not run");
+    return { kernel, args: [...io.args] };
+  }
+  const kb = new KernelBuilder(name, [plan.wg, 1, 1]);
+  const io = new Io(kb, ctx);
+  const gx =
+    typeof rows === "number" && rows <= MAX_GROUPS_PER_AXIS ? rows : dimMin(rows, MAX_GROUPS_PER_AXIS);
+  kb.setGrid([gx, gx === rows ? 1 : ceildiv(rows, MAX_GROUPS_PER_AXIS), 1]);
+  const row = kb.let(
+    "row",
+    add(K.builtin("group_id", 0), mul(K.builtin("group_id", 1), K.builtin("num_groups", 0))),
+  );
+  const valid = kb.let("valid", K.lt(row, dimExpr(rows)));
+  const t = kb.let("t", K.builtin("local_id", 0));
+  body(groupRow(io, plan, row, valid, t));
+  return io.launch();
+}
+
+function serialRow(io: Io, row: Expr): Row {
+  const kb = io.kb;
+  return {
+    io,
+    row,
+    valid: K.TRUE,
+    reduce(op, t, len, f) {
+      const acc = kb.var("acc", identity(op, t));
+      kb.for("k", 0, len, (k) => kb.set(acc, combine(op, acc, f(k))));
+      return acc;
+    },
+    each: (len, f) => kb.for("k", 0, len, f),
+    once: (f) => f(),
+  };
+}
+
+function groupRow(io: Io, plan: RowPlan, row: Expr, valid: Expr, t: Expr): Row {
+  const kb = io.kb;
+  const wg = plan.wg;
+  return {
+    io,
+    row,
+    valid,
+    reduce(op, type, len, f) {
+      const acc = kb.var("acc", identity(op, type));
+      // Invalid rows run no iterations but still reach every barrier.
+      const end = kb.let("end", K.select(valid, len, 0));
+      kb.for("k", t, end, (k) => kb.set(acc, combine(op, acc, f(k))), wg);
+      return plan.subgroups
+        ? subgroupCombine(kb, op, type, acc, t, plan)
+        : treeCombine(kb, op, type, acc, t, wg);
+    },
+    each: (len, f) => kb.if(valid, () => kb.for("k", t, len, f, wg)),
+    once: (f) => kb.if(K.and(valid, K.eq(t, 0)), f),
+  };
+}
+
+/** Pairwise halving in workgroup memory (own array per call, so results stay readable). */
+function treeCombine(kb: KernelBuilder, op: Combine, type: AccType, acc: Expr, t: Expr, wg: number): Expr {
+  const sh = kb.array("red", type, wg, "workgroup");
+  kb.store(sh, t, acc);
+  kb.barrier();
+  for (let s = wg / 2; s >= 1; s /= 2) {
+    kb.if(K.lt(t, s), () => kb.store(sh, t, combine(op, kb.load(sh, t), kb.load(sh, K.add(t, s)))));
+    kb.barrier();
+  }
+  return kb.let("total", kb.load(sh, i32(0)));
+}
+
+/**
+ * Subgroup reduce, one partial per subgroup in workgroup memory, then a second subgroup reduce
+ * that every subgroup computes alike. Lanes per subgroup are at least target.subgroupSize, so
+ * there are at most wg / subgroupSize <= subgroupSize partials.
+ */
+function subgroupCombine(
+  kb: KernelBuilder,
+  op: Combine,
+  type: AccType,
+  acc: Expr,
+  t: Expr,
+  plan: RowPlan,
+): Expr {
+  const wg = plan.wg;
+  kb.use("subgroups");
+  const first = kb.let("sg", K.subgroup(op, acc));
+  const size = K.builtin("subgroup_size");
+  const slots = Math.ceil(wg / plan.minSubgroup);
+  const sh = kb.array("part", type, slots, "workgroup");
+  // The clamp only guards memory should a device run smaller subgroups than promised.
+  kb.if(K.eq(K.builtin("subgroup_lane"), 0), () => kb.store(sh, K.min(K.div(t, size), slots - 1), first));
+  kb.barrier();
+  const parts = K.div(K.add(wg - 1, size), size);
+  const mine = K.select(K.lt(t, parts), kb.load(sh, K.min(t, slots - 1)), identity(op, type));
+  return kb.let("total", K.subgroup(op, mine));
 }

@@ -1,9 +1,21 @@
-import type { Dim } from "../ir/sym.js";
+import { type Dim, dimEquals, mul } from "../ir/sym.js";
+import { unravel } from "../kir/builder.js";
+import * as K from "../kir/expr.js";
+import { type Expr, type Lowering, registerType } from "../kir/types.js";
+import {
+  type AccType,
+  type Combine,
+  dot,
+  foldedStrides,
+  lowering,
+  rowLaunch,
+  rowPlan,
+} from "./lower-util.js";
 import type { Tensor } from "../ir/tensor.js";
 import { numel } from "../ir/tensor.js";
 import { type AxisRole, printType, tensorType } from "../ir/types.js";
 import { asF64, fromF64, numelDim } from "./numeric.js";
-import { type InferCtx, type RefCtx, OpError, registerOp } from "./registry.js";
+import { type InferCtx, type LowerCtx, type RefCtx, OpError, registerOp } from "./registry.js";
 import { broadcastIndex, input, normAxis, throwOp } from "./util.js";
 
 /**
@@ -112,7 +124,126 @@ function defineReduce(name: string, kind: Kind, doc: string): void {
       return [fromF64(X.dtype, shape, reduce(X, axes, kind))];
     },
     flops: (ctx) => numelDim(input(ctx, 0).dims),
+    lower: (ctx) => lowerReduce(ctx, kind),
   });
+}
+
+// ---------- kernel lowering ----------
+
+/**
+ * The reduced axes as the lowering sees them: the attribute, or (axes given as an input, whose
+ * values a lowering does not see) the axes the node's input and output types imply. Size-1
+ * axes may go either way; a genuinely ambiguous keepdims = 0 pair ([3, 3] -> [3]) is an error.
+ */
+function loweredAxes(ctx: LowerCtx): number[] {
+  const x = ctx.inputs[0]!;
+  const out = ctx.outputs[0];
+  const r = x.dims.length;
+  const noop = ctx.attr<number>("noop_with_empty_axes") !== 0;
+  if (!ctx.inputs[1]) {
+    const axes = resolveAxes(ctx.optAttr<readonly number[]>("axes"), r, noop, ctx.fail);
+    return axes === "noop" ? [] : axes;
+  }
+  const matters = (a: number): boolean => x.dims[a] !== 1;
+  if (ctx.attr<number>("keepdims") !== 0 || out.dims.length === r) {
+    if (out.dims.length !== r) ctx.fail(`output rank ${out.dims.length} differs from input rank ${r}`);
+    return x.dims.flatMap((d, a) => (out.dims[a] === 1 && !dimEquals(out.dims[a], d) ? [a] : []));
+  }
+  // keepdims = 0: every way to keep input axes in order that gives the output dims.
+  const found = new Set<string>();
+  const walk = (a: number, o: number, reduced: number[]): void => {
+    if (o === out.dims.length) {
+      const all = [...reduced, ...Array.from({ length: r - a }, (_, k) => a + k)];
+      found.add(all.filter(matters).join(","));
+      return;
+    }
+    if (a === r) return;
+    if (dimEquals(x.dims[a], out.dims[o])) walk(a + 1, o + 1, reduced);
+    walk(a + 1, o, [...reduced, a]);
+  };
+  walk(0, 0, []);
+  if (found.size !== 1)
+    ctx.fail(
+      `cannot tell the reduced axes from the types (${found.size} candidates); give axes as an attribute or keepdims = 1`,
+    );
+  const [only] = found;
+  return only === "" ? [] : only.split(",").map(Number);
+}
+
+/**
+ * Groups of adjacent axes that are all kept or all reduced, with size-1 axes dropped: the
+ * innermost group decides the plan (reduced: contiguous rows; kept: strided rows).
+ */
+function axisGroups(dims: readonly Dim[], reduced: ReadonlySet<number>): { dim: Dim; reduced: boolean }[] {
+  const out: { dim: Dim; reduced: boolean }[] = [];
+  dims.forEach((d, a) => {
+    if (d === 1) return;
+    const red = reduced.has(a);
+    const last = out[out.length - 1];
+    if (last && last.reduced === red) last.dim = mul(last.dim, d);
+    else out.push({ dim: d, reduced: red });
+  });
+  return out;
+}
+
+/** One output element per row; its reduced elements are combined in f32 (floats) or i32. */
+function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
+  const x = ctx.inputs[0]!;
+  const out = ctx.outputs[0];
+  const groups = axisGroups(x.dims, new Set(loweredAxes(ctx)));
+  const kept = groups.filter((g) => !g.reduced);
+  const red = groups.filter((g) => g.reduced);
+  const strides = foldedStrides(groups.map((g) => g.dim));
+  const keptStrides = strides.filter((_, k) => !groups[k].reduced);
+  const redStrides = strides.filter((_, k) => groups[k].reduced);
+  const rows = mul(...kept.map((g) => g.dim));
+  const len = mul(...red.map((g) => g.dim));
+  const last = groups[groups.length - 1];
+  // Contiguous rows, or strided ones whose tiny inner span would leave a serial thread idle-waiting.
+  const cooperative = !last || last.reduced || (typeof last.dim === "number" && last.dim <= 4);
+  const plan = rowPlan(len, ctx.target, cooperative);
+  const acc: AccType = x.dtype === "f32" || x.dtype === "f16" || x.dtype === "f64" ? "f32" : "i32";
+  const op: Combine = kind === "max" ? "max" : "add";
+  return lowering(
+    rowLaunch(ctx, "", rows, plan, (r) => {
+      const { io } = r;
+      const [src, dst] = [io.input(0), io.output(0)];
+      const kb = io.kb;
+      const base = kb.let(
+        "base",
+        dot(
+          unravel(
+            kb,
+            r.row,
+            kept.map((g) => g.dim),
+            "o",
+          ),
+          keptStrides,
+        ),
+      );
+      const n = K.dimExpr(len);
+      const total = r.reduce(op, acc, n, (k) => {
+        const at = K.add(
+          base,
+          dot(
+            unravel(
+              kb,
+              k,
+              red.map((g) => g.dim),
+              "q",
+            ),
+            redStrides,
+          ),
+        );
+        return K.cast(io.read(src, at, x.dtype), acc);
+      });
+      let v: Expr = total;
+      if (kind === "mean") v = acc === "f32" ? K.div(total, K.cast(n, "f32")) : K.div(total, K.max(n, 1));
+      // The reference's empty integer max is -inf cast to an integer: 0.
+      if (kind === "max" && acc === "i32") v = K.select(K.gt(n, 0), total, 0);
+      r.once(() => io.write(dst, r.row, K.cast(v, registerType(out.dtype, ctx.target)), out.dtype));
+    }),
+  );
 }
 
 defineReduce("ReduceSum", "sum", "Sum over `axes` (ONNX); an empty reduction gives 0.");
