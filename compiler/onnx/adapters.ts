@@ -8,6 +8,7 @@ import type { GraphBuilder } from "../builder.js";
 import { isFloat } from "../ir/dtype.js";
 import type { Tensor } from "../ir/tensor.js";
 import { getOp, refCtx } from "../ops/registry.js";
+import { averagePool, batchNorm } from "./pool.js";
 import { dtypeOf, elemTypeName, onnx, readTensor, toNum, type AttributeProto } from "./reader.js";
 
 /** What an adapter sees of one ONNX node. */
@@ -18,6 +19,8 @@ export interface AdaptCtx {
   /** The node's attributes, protos by name. */
   readonly attrs: ReadonlyMap<string, AttributeProto>;
   readonly b: GraphBuilder;
+  /** How many outputs the node names (trailing empty names dropped). */
+  readonly outputs: number;
   /** A name for helper constants the adapter adds (e.g. attribute-to-input conversions). */
   readonly hint: string;
 }
@@ -27,6 +30,8 @@ export interface Adapted {
   readonly op: string;
   readonly inputs: readonly (Value | null)[];
   readonly attrs: Record<string, AttrValue>;
+  /** Outputs 1.. of a node written out as several IR ops (the op above gives output 0). */
+  readonly extra?: readonly Value[];
 }
 
 const AT = onnx.AttributeProto.AttributeType;
@@ -89,27 +94,25 @@ function axesForm(ctx: AdaptCtx): Adapted {
   return passThrough(ctx);
 }
 
-/** `lo <= x <= hi` by selects (no Min/Max ops in the IR); a NaN x stays NaN, as in ONNX Clip. */
-function clamp(ctx: AdaptCtx, x: Value, lo: number, hi: number, what: string): Adapted {
-  const dt = x.type.dtype;
-  const l = ctx.b.const(dt, [], [lo], `${ctx.hint}_${what}_lo`);
-  const h = ctx.b.const(dt, [], [hi], `${ctx.hint}_${what}_hi`);
-  const low = ctx.b.op("Where", [ctx.b.op("Less", [x, l]), l, x]);
-  return { op: "Where", inputs: [ctx.b.op("Greater", [low, h]), h, low], attrs: {} };
+/**
+ * `lo <= x <= hi` by selects (no Min/Max ops in the IR), either bound optional; a NaN x stays NaN, and
+ * lo > hi gives hi everywhere, as in ONNX Clip.
+ */
+function clamp(x: Value, lo: Value | null, hi: Value | null, b: GraphBuilder): Adapted {
+  const low = lo ? b.op("Where", [b.op("Less", [x, lo]), lo, x]) : x;
+  if (hi) return { op: "Where", inputs: [b.op("Greater", [low, hi]), hi, low], attrs: {} };
+  return { op: "Identity", inputs: [low], attrs: {} };
+}
+
+/** A scalar constant of `x`'s dtype. */
+function scalar(ctx: AdaptCtx, x: Value, v: number, what: string): Value {
+  return ctx.b.const(x.type.dtype, [], [v], `${ctx.hint}_${what}`);
 }
 
 function input0(ctx: AdaptCtx): Value {
   const x = ctx.inputs[0];
   if (!x) throw new Error(`${ctx.opType} needs an input`);
   return x;
-}
-
-/** A constant input's values (BatchNormalization parameters are folded at import). */
-function constData(ctx: AdaptCtx, k: number): ArrayLike<number> {
-  const v = ctx.inputs[k];
-  const t = v ? ctx.b.g.constants.get(v)?.data : undefined;
-  if (!t) throw new Error(`${ctx.opType} input ${k} must be a constant`);
-  return t.data;
 }
 
 /** ONNX ops with no IR op of their own, written out as IR ops by their adapters. */
@@ -172,56 +175,38 @@ const ADAPTERS: Readonly<Record<string, (ctx: AdaptCtx) => Adapted>> = {
     return { op: "Identity", inputs: [ctx.b.constant(y, `${ctx.hint}_value`)], attrs: {} };
   },
   Clip(ctx) {
-    if (ctx.opset >= 11) throw new Error("Clip with min/max inputs (opset 11+) is not supported yet");
-    const f = (n: string, d: number) => ctx.attrs.get(n)?.f ?? d;
-    return clamp(ctx, input0(ctx), f("min", -3.4028234663852886e38), f("max", 3.4028234663852886e38), "clip");
+    const x = input0(ctx);
+    if (ctx.opset >= 11) {
+      // Bounds are optional inputs (scalars of x's dtype), absent or named "".
+      for (const k of [1, 2]) {
+        const v = ctx.inputs[k];
+        if (v && (v.type.dims.length !== 0 || v.type.dtype !== x.type.dtype))
+          throw new Error(`Clip ${k === 1 ? "min" : "max"} must be a ${x.type.dtype} scalar`);
+      }
+      return clamp(x, ctx.inputs[1] ?? null, ctx.inputs[2] ?? null, ctx.b);
+    }
+    // Opsets 6-10: float attributes, absent meaning no bound.
+    const bound = (n: string) => {
+      const a = ctx.attrs.get(n);
+      return a ? scalar(ctx, x, a.f ?? 0, n) : null;
+    };
+    return clamp(x, bound("min"), bound("max"), ctx.b);
   },
   HardSigmoid(ctx) {
     // max(0, min(1, alpha * x + beta)); ONNX defaults alpha 0.2, beta 0.5.
     const x = input0(ctx);
-    const dt = x.type.dtype;
-    const alpha = ctx.b.const(dt, [], [ctx.attrs.get("alpha")?.f ?? 0.2], `${ctx.hint}_alpha`);
-    const beta = ctx.b.const(dt, [], [ctx.attrs.get("beta")?.f ?? 0.5], `${ctx.hint}_beta`);
-    return clamp(ctx, ctx.b.op("Add", [ctx.b.op("Mul", [x, alpha]), beta]), 0, 1, "hs");
+    const alpha = scalar(ctx, x, ctx.attrs.get("alpha")?.f ?? 0.2, "alpha");
+    const beta = scalar(ctx, x, ctx.attrs.get("beta")?.f ?? 0.5, "beta");
+    const y = ctx.b.op("Add", [ctx.b.op("Mul", [x, alpha]), beta]);
+    return clamp(y, scalar(ctx, x, 0, "lo"), scalar(ctx, x, 1, "hi"), ctx.b);
   },
-  BatchNormalization(ctx) {
-    // Inference form: y = x * s + (bias - mean * s), s = scale / sqrt(var + eps), per channel (axis 1).
-    const x = input0(ctx);
-    if (ctx.attrs.has("training_mode") && toNum(ctx.attrs.get("training_mode")?.i) !== 0)
-      throw new Error("BatchNormalization in training mode is not supported");
-    const [scale, bias, mean, v] = [1, 2, 3, 4].map((k) => constData(ctx, k));
-    const eps = ctx.attrs.get("epsilon")?.f ?? 1e-5;
-    const C = scale.length;
-    const s = Array.from({ length: C }, (_, c) => scale[c] / Math.sqrt(v[c] + eps));
-    const t = Array.from({ length: C }, (_, c) => bias[c] - mean[c] * s[c]);
-    const shape = [C, ...Array<number>(Math.max(x.type.dims.length - 2, 0)).fill(1)];
-    const sv = ctx.b.const(x.type.dtype, shape, s, `${ctx.hint}_scale`);
-    const tv = ctx.b.const(x.type.dtype, shape, t, `${ctx.hint}_shift`);
-    return { op: "Add", inputs: [ctx.b.op("Mul", [x, sv]), tv], attrs: {} };
-  },
+  BatchNormalization: batchNorm,
   GlobalAveragePool(ctx) {
     const x = input0(ctx);
     const axes = x.type.dims.map((_, k) => k).slice(2);
     return { op: "ReduceMean", inputs: [x, i64Const(ctx, axes, "axes")], attrs: { keepdims: 1 } };
   },
-  AveragePool(ctx) {
-    // Unpadded average pooling is a depthwise Conv with constant weights 1 / kernel size.
-    const x = input0(ctx);
-    const k = intsAttr(ctx, "kernel_shape") ?? [];
-    const pads = intsAttr(ctx, "pads") ?? [];
-    const autoPad = ctx.attrs.get("auto_pad");
-    const padded = pads.some((p) => p !== 0) || (autoPad && plainAttr(autoPad) !== "NOTSET");
-    if (padded || (ctx.attrs.has("ceil_mode") && toNum(ctx.attrs.get("ceil_mode")?.i) !== 0))
-      throw new Error("AveragePool with padding or ceil_mode is not supported yet");
-    const C = x.type.dims[1];
-    if (typeof C !== "number") throw new Error("AveragePool needs a known channel count");
-    const kn = k.reduce((a, b) => a * b, 1);
-    const w = ctx.b.const(x.type.dtype, [C, 1, ...k], Array<number>(C * kn).fill(1 / kn), `${ctx.hint}_w`);
-    const attrs: Record<string, AttrValue> = { group: C, kernel_shape: k };
-    const strides = intsAttr(ctx, "strides");
-    if (strides) attrs.strides = strides;
-    return { op: "Conv", inputs: [x, w], attrs };
-  },
+  AveragePool: averagePool,
   Split(ctx) {
     const split = intsAttr(ctx, "split");
     if (split === undefined) return passThrough(ctx);
@@ -241,18 +226,12 @@ const ADAPTERS: Readonly<Record<string, (ctx: AdaptCtx) => Adapted>> = {
   },
 };
 
-/** ONNX ops the importer maps: registry ops with ONNX names (the IR's own ops are dotted or lower case). */
-export function isImportable(opType: string): boolean {
-  return /^[A-Z]/.test(opType) && getOp(opType) !== undefined;
-}
-
 /**
- * ONNX ops the importer writes out as IR ops, only in the forms PP-OCR uses (Clip before opset 11,
- * inference BatchNormalization with constant parameters, unpadded 2-D AveragePool); not counted as
- * importable by the conformance suite, whose cases cover the other forms.
+ * ONNX ops the importer maps: registry ops with ONNX names (the IR's own ops are dotted or lower case)
+ * and the ops it writes out as IR ops (`pool.ts`, Clip, HardSigmoid).
  */
-export function isComposed(opType: string): boolean {
-  return COMPOSED.has(opType);
+export function isImportable(opType: string): boolean {
+  return (/^[A-Z]/.test(opType) && getOp(opType) !== undefined) || COMPOSED.has(opType);
 }
 
 /** The IR form of one ONNX node (not `Constant`, which the importer turns into a constant). */

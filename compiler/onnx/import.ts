@@ -9,7 +9,7 @@ import type { DType } from "../ir/dtype.js";
 import type { Graph, Value } from "../ir/graph.js";
 import { type Dim, sym } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
-import { adapt, isComposed, isImportable } from "./adapters.js";
+import { adapt, isImportable } from "./adapters.js";
 import {
   type AttributeProto,
   checkDims,
@@ -110,9 +110,7 @@ function checkSupported(nodes: readonly NodeProto[], opset: number, file: string
   const bad = new Map<string, string[]>();
   nodes.forEach((n, i) => {
     const op = n.opType ?? "";
-    const ok =
-      isDefaultDomain(n.domain) &&
-      (op === "Constant" || (isImportable(op) && op !== "RMSNorm") || isComposed(op));
+    const ok = isDefaultDomain(n.domain) && (op === "Constant" || (isImportable(op) && op !== "RMSNorm"));
     if (ok) return;
     const key = isDefaultDomain(n.domain) ? op : `${n.domain}::${op}`;
     bad.set(key, [...(bad.get(key) ?? []), nodeLabel(n, i)]);
@@ -283,11 +281,20 @@ function importNode(n: NodeProto, i: number, env: NodeEnv): void {
       if (!v) throw new Error(`input '${name}' is not a graph input, initializer or earlier node output`);
       return v;
     });
-    const a = adapt({ opType: op, opset, inputs, attrs, b, hint: n.name || `${op}_${i}` });
-    const outs = b.ops(a.op, a.inputs, a.attrs, outNames.length, {
-      loc: { file, node: label },
-      names: outNames.map((s) => (s === "" ? undefined : s)),
-    });
+    const hint = n.name || `${op}_${i}`;
+    const a = adapt({ opType: op, opset, inputs, attrs, b, hint, outputs: outNames.length });
+    const loc = { file, node: label };
+    const names = outNames.map((s) => (s === "" ? undefined : s));
+    // Nodes written out as several IR ops give outputs 1.. as values, bound through Identity nodes.
+    const extra = a.extra ?? [];
+    if (extra.length && outNames.length > 1 + extra.length)
+      throw new Error(`${op} gives ${1 + extra.length} output(s) here, the node names ${outNames.length}`);
+    const count = extra.length ? 1 : outNames.length;
+    const first = b.ops(a.op, a.inputs, a.attrs, count, { loc, names: names.slice(0, count) });
+    const rest = extra
+      .slice(0, Math.max(outNames.length - 1, 0))
+      .map((v, k) => b.ops("Identity", [v], {}, 1, { loc, names: [names[k + 1]] })[0]);
+    const outs = [...first, ...rest];
     outNames.forEach((s, k) => s !== "" && values.set(s, outs[k]));
   } catch (e) {
     if (e instanceof OnnxImportError) throw e;
