@@ -93,7 +93,8 @@ export function readArtifact(args: Args, dir: string): { manifest: Manifest; gra
   if (target === "wgsl")
     throw new CliError(`${dir}: a wgsl artifact holds no graph; run it with \`tokr run ${dir}\``);
   const manifest = checkManifest(json, manifestFile);
-  if (manifest.target !== "cpu") throw new CliError(`${manifestFile}: unknown target ${JSON.stringify(target)}`);
+  if (manifest.target !== "cpu")
+    throw new CliError(`${manifestFile}: unknown target ${JSON.stringify(target)}`);
   const graphFile = join(dir, manifest.graph);
   let text: string;
   let bytes: Uint8Array;
