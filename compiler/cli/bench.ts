@@ -1,9 +1,12 @@
-import type { CommandSpec } from "./cli.js";
+import { CliError, type CommandSpec } from "./cli.js";
 import { TARGETS } from "./compile.js";
 import { inputKind } from "./load.js";
-import { notImplemented } from "./pending.js";
 
-/** `tokr bench`: timing runs (built by its issue; the arguments are fixed here). */
+/**
+ * `tokr bench`: timing one model with and without a token-reduction policy, which needs the passes
+ * that apply policies (issue #6; the arguments are fixed here). The WGSL vs onnxruntime benchmark of
+ * issue #5 is `npm run bench` (bench/webgpu.ts), which this command points at.
+ */
 export const benchCommand: CommandSpec = {
   name: "bench",
   summary: "Time a model with and without token reduction, side by side in one run.",
@@ -24,6 +27,11 @@ export const benchCommand: CommandSpec = {
     args.int("iterations", 1);
     args.int("warmup", 0);
     inputKind(args, args.positionals[0]);
-    throw notImplemented("bench");
+    throw new CliError(
+      "bench: timing a model with and without a token-reduction policy is not implemented yet " +
+        "(issue #6: it needs the passes that apply policies). For tokr WGSL vs onnxruntime's WebGPU " +
+        "execution provider (matmul, the Fashion-MNIST ViT, vit_b_16, compile time) run `npm run bench` " +
+        "(bench/webgpu.ts; results in bench/README.md)",
+    );
   },
 };
