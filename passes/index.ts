@@ -8,6 +8,7 @@ import { fuseAttentionPass } from "./fuse-attention.js";
 import { fuseGeluPass } from "./fuse-gelu.js";
 import { fuseLayerNormPass } from "./fuse-layernorm.js";
 import { insertTokenMergingPass } from "./insert-token-merging.js";
+import { insertTokenPoolingPass } from "./insert-token-pooling.js";
 import { insertTokenPruningPass } from "./insert-token-pruning.js";
 import { registerPass, registerPipeline } from "./registry.js";
 import { shapeInferPass } from "./shape-infer.js";
@@ -23,6 +24,7 @@ registerPass(fuseGeluPass);
 registerPass(discoverBlocksPass);
 registerPass(insertTokenMergingPass);
 registerPass(insertTokenPruningPass);
+registerPass(insertTokenPoolingPass);
 
 registerPipeline("default", "the cleanup every compile runs", [
   "shape-infer",
@@ -46,5 +48,6 @@ registerPipeline("onnx-structure", "recognise exported structure: shape chains, 
 registerPipeline("reduce", "apply the token-reduction policies attached to the graph", [
   "insert-token-merging",
   "insert-token-pruning",
+  "insert-token-pooling",
   "dce",
 ]);
