@@ -26,9 +26,10 @@ function signature(p: Program): Graph {
 
 /**
  * Executes a scheduled program on the KIR interpreter: the CPU check of a whole compiled graph.
- * Symbols are bound from the input shapes exactly as `runGraph` binds them; i64 inputs must fit
- * in i32 (their device form) and i64/bool outputs come back in their IR dtype. Returns the
- * outputs by name.
+ * Symbols are bound from the input shapes exactly as `runGraph` binds them; data-dependent symbols
+ * take their capacity, as on the GPU (outputs with such dims come back at capacity size; the live
+ * count is the producing op's count output). i64 inputs must fit in i32 (their device form) and
+ * i64/bool outputs come back in their IR dtype. Returns the outputs by name.
  */
 export function runProgramOnKir(
   program: Program,
@@ -37,11 +38,9 @@ export function runProgramOnKir(
 ): Map<string, Tensor> {
   const target = opts.target ?? DEFAULT_TARGET;
   const env = bindInputs(signature(program), feeds);
+  // Like the GPU runtime: a data-dependent symbol not bound by an input takes its capacity.
   for (const s of program.symbols)
-    if (!env.has(s.name) && s.capacity !== undefined)
-      throw new RunError(
-        `symbol '${s.name}' is data-dependent: the KIR runner cannot bind it (no kernel reports its value yet)`,
-      );
+    if (!env.has(s.name) && s.capacity !== undefined) env.set(s.name, evalDim(s.capacity, env));
   const storage = new Map<number, KArray>();
   for (const id of program.inputs) {
     const b = program.buffers[id];

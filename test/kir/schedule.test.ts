@@ -351,3 +351,25 @@ test("real elementwise ops: Add -> Mul -> Relu -> Sigmoid is one kernel and matc
     [s.name, a.name],
   );
 });
+
+test("adaptive pruning: buffers sized by capacity, the symbol takes its capacity, live rows match", () => {
+  const b = new GraphBuilder("adaptive");
+  const x = b.input("x", "f32", [1, 6, 2]);
+  const s = b.input("s", "f32", [1, 6]);
+  const [y, , count] = b.ops("tokens.prune", [x, s], { threshold: 0.5, capacity: 4 }, 3);
+  const r = b.op("Relu", [y]);
+  const g = b.output(r, count);
+  const p = buildProgram(g, DEFAULT_TARGET);
+  const K = p.symbols.find((q) => q.capacity !== undefined)!;
+  assert.equal(K.capacity, 4);
+  assert.equal(p.buffers[p.outputs[0]].size, 8, "[1, K, 2] at capacity 4");
+  const feeds = new Map([
+    ["x", f32([1, 6, 2])],
+    ["s", makeTensor("f32", [1, 6], [0.9, 0.1, 0.7, 0.2, 0.6, 0.3])],
+  ]);
+  const got = runProgramOnKir(p, feeds);
+  const want = runGraph(g, feeds);
+  assert.deepEqual([...got.get(count.name)!.data], [3]);
+  assert.deepEqual([...got.get(r.name)!.shape], [1, 4, 2]);
+  assert.deepEqual([...got.get(r.name)!.data].slice(0, 6), [...want.get(r.name)!.data]);
+});
