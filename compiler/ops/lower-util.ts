@@ -23,6 +23,10 @@ import type { LowerCtx } from "./registry.js";
 /** Invocations per workgroup of the elementwise-style launches (data movement, fills). */
 export const ELEMENTWISE_WG = 64;
 
+export function elementwiseWg(target: Target): number {
+  return Math.min(ELEMENTWISE_WG, floorPow2(target.maxWorkgroupInvocations));
+}
+
 /** Declares kernel buffers bound to a node's inputs/outputs (or scratch) and records the bindings. */
 export class Io {
   readonly args: Binding[] = [];
@@ -74,7 +78,7 @@ export function elementwiseLaunch(
   setup: (io: Io) => (i: Expr) => void,
 ): Launch {
   let io: Io | undefined;
-  const kernel = elementwiseKernel(kernelName(ctx, suffix), total, ELEMENTWISE_WG, (kb) => {
+  const kernel = elementwiseKernel(kernelName(ctx, suffix), total, elementwiseWg(ctx.target), (kb) => {
     io = new Io(kb, ctx);
     return setup(io);
   });
@@ -165,13 +169,17 @@ export interface RowPlan {
 /** Rows of at most this many static elements run serially: a workgroup would idle. */
 export const SERIAL_ROW_MAX = 32;
 
-const floorPow2 = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)));
-const ceilPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+function floorPow2(n: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
+}
+function ceilPow2(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+}
 
 /** The plan for rows of `len` elements that are contiguous (`cooperative`) or strided. */
 export function rowPlan(len: Dim, target: Target, cooperative = true): RowPlan {
   if (!cooperative || (typeof len === "number" && len <= SERIAL_ROW_MAX))
-    return { mode: "serial", wg: ELEMENTWISE_WG, subgroups: false, minSubgroup: 1 };
+    return { mode: "serial", wg: elementwiseWg(target), subgroups: false, minSubgroup: 1 };
   let wg = floorPow2(Math.min(256, target.maxWorkgroupInvocations));
   // Two subgroup steps cover wg lanes when wg <= (minimum subgroup size)^2.
   if (target.subgroups) wg = Math.min(wg, floorPow2(target.subgroupSize * target.subgroupSize));
@@ -289,6 +297,8 @@ function subgroupCombine(
   kb.if(K.eq(K.builtin("subgroup_lane"), 0), () => kb.store(sh, K.min(K.div(t, size), slots - 1), first));
   kb.barrier();
   const parts = K.div(K.add(wg - 1, size), size);
-  const mine = K.select(K.lt(t, parts), kb.load(sh, K.min(t, slots - 1)), identity(op, type));
+  // Every subgroup reads all partials by lane, so every invocation ends with the total.
+  const lane = kb.let("lane", K.builtin("subgroup_lane"));
+  const mine = K.select(K.lt(lane, parts), kb.load(sh, K.min(lane, slots - 1)), identity(op, type));
   return kb.let("total", K.subgroup(op, mine));
 }

@@ -1,8 +1,12 @@
-import { dimEquals, mul } from "../ir/sym.js";
+import { type Dim, dimEquals, mul } from "../ir/sym.js";
+import { broadcastOffset, unravel } from "../kir/builder.js";
+import * as K from "../kir/expr.js";
+import type { Expr, Lowering } from "../kir/types.js";
+import { iadd, imul, lowering, rowLaunch, rowPlan, type Row } from "./lower-util.js";
 import type { Tensor } from "../ir/tensor.js";
 import { type TensorType, printType, tensorType } from "../ir/types.js";
 import { asF64, dropRoles, fromF64, numelDim, requireFloat, requireSameDtype, span } from "./numeric.js";
-import { type InferCtx, registerOp } from "./registry.js";
+import { type InferCtx, type LowerCtx, registerOp } from "./registry.js";
 import { broadcastDims, broadcastIndex, input, normAxis, shapeStr } from "./util.js";
 
 /** LayerNormalization, RMSNorm and Softmax. Statistics are computed in f64 and stored once. */
@@ -106,6 +110,7 @@ registerOp({
       fromF64("f32", statShape, inv),
     ].slice(0, Math.max(1, ctx.numOutputs));
   },
+  lower: (ctx) => lowerNorm(ctx, false),
   flops: (ctx) => mul(8, numelDim(input(ctx, 0).dims)),
 });
 
@@ -129,6 +134,7 @@ registerOp({
     const { y } = normalizeRows(X, axis, ctx.attr<number>("epsilon"), true, scale, null);
     return [fromF64(X.dtype, X.shape, y)];
   },
+  lower: (ctx) => lowerNorm(ctx, true),
   flops: (ctx) => mul(5, numelDim(input(ctx, 0).dims)),
 });
 
@@ -168,6 +174,111 @@ registerOp({
       }
     return [fromF64(X.dtype, X.shape, y)];
   },
+  lower: lowerSoftmax,
   // max, subtract, exp, sum, divide per element.
   flops: (ctx) => mul(5, numelDim(input(ctx, 0).dims)),
 });
+
+// ---------- kernel lowerings: one row per workgroup (or per invocation for short/strided rows) ----------
+
+/** Loads x[at] of the node's input dtype as f32 (statistics are f32). */
+function loadF32(r: Row, buf: string, at: Expr, ctx: LowerCtx): Expr {
+  return K.cast(r.io.read(buf, at, ctx.inputs[0]!.dtype), "f32");
+}
+
+/**
+ * Softmax over one axis of [outer, n, inner]: row = (o, w). The last axis (inner = 1) gives
+ * contiguous rows for a workgroup; other axes run a row per invocation, where neighbouring
+ * invocations read neighbouring addresses.
+ */
+function lowerSoftmax(ctx: LowerCtx): Lowering {
+  const x = ctx.inputs[0]!;
+  const axis = normAxis(ctx.attr<number>("axis"), x.dims.length, ctx.fail);
+  const outer = mul(...x.dims.slice(0, axis));
+  const n = x.dims[axis];
+  const inner = mul(...x.dims.slice(axis + 1));
+  const plan = rowPlan(n, ctx.target, inner === 1);
+  return lowering(
+    rowLaunch(ctx, "", mul(outer, inner), plan, (r) => {
+      const { io } = r;
+      const [src, dst] = [io.input(0), io.output(0)];
+      const kb = io.kb;
+      const [o, w] = unravel(kb, r.row, [outer, inner], "r");
+      const base = kb.let("base", iadd(imul(o, K.dimExpr(mul(n, inner))), w));
+      const at = (k: Expr): Expr => iadd(base, imul(k, K.dimExpr(inner)));
+      const len = K.dimExpr(n);
+      const m = r.reduce("max", "f32", len, (k) => loadF32(r, src, at(k), ctx));
+      const e = (k: Expr): Expr => K.unary("exp", K.sub(loadF32(r, src, at(k), ctx), m));
+      const sum = r.reduce("add", "f32", len, e);
+      const inv = kb.let("inv", K.div(1, sum));
+      r.each(len, (k) => io.write(dst, at(k), castOut(K.mul(e(k), inv), ctx), x.dtype));
+    }),
+  );
+}
+
+function castOut(v: Expr, ctx: LowerCtx): Expr {
+  return K.cast(v, ctx.target.f16 && ctx.inputs[0]!.dtype === "f16" ? "f16" : "f32");
+}
+
+/**
+ * Flat offset of an affine parameter (scale/bias) for element j of a row. When the parameter
+ * only spans the normalized axes it depends on j alone; otherwise on the full coordinate.
+ */
+function affineAt(r: Row, dims: readonly Dim[], axis: number, p: readonly Dim[], j: Expr, rowLen: Dim): Expr {
+  const lead = p.length - (dims.length - axis);
+  if (p.slice(0, Math.max(0, lead)).every((d) => d === 1)) {
+    const inner = dims.slice(axis);
+    const own = p.slice(Math.max(0, lead));
+    return broadcastOffset(unravel(r.io.kb, j, inner, "j"), own);
+  }
+  const flat = iadd(imul(r.row, K.dimExpr(rowLen)), j);
+  return broadcastOffset(unravel(r.io.kb, flat, dims, "x"), p);
+}
+
+/**
+ * LayerNormalization (rms = false) and RMSNorm over rows [axis, rank): mean and variance of the
+ * centred values (two reductions, as the reference), then one pass writing y; the statistics
+ * outputs are written once per row when the node has them.
+ */
+function lowerNorm(ctx: LowerCtx, rms: boolean): Lowering {
+  const x = ctx.inputs[0]!;
+  const axis = normAxis(ctx.attr<number>("axis"), x.dims.length, ctx.fail);
+  const eps = ctx.attr<number>("epsilon");
+  const rows = mul(...x.dims.slice(0, axis));
+  const D = mul(...x.dims.slice(axis));
+  const [scaleT, biasT] = [ctx.inputs[1], rms ? null : ctx.inputs[2]];
+  return lowering(
+    rowLaunch(ctx, "", rows, rowPlan(D, ctx.target), (r) => {
+      const { io } = r;
+      const kb = io.kb;
+      const src = io.input(0);
+      const scale = scaleT ? io.input(1, "scale") : undefined;
+      const bias = biasT ? io.input(2, "bias") : undefined;
+      const dst = io.output(0);
+      const stats = ctx.outputs.slice(1).map((_, k) => io.output(k + 1));
+      const base = kb.let("base", imul(r.row, K.dimExpr(D)));
+      const val = (j: Expr): Expr => loadF32(r, src, iadd(base, j), ctx);
+      const len = K.dimExpr(D);
+      const count = K.cast(len, "f32");
+      const mean = rms ? K.f32(0) : kb.let("mean", K.div(r.reduce("add", "f32", len, val), count));
+      const sq = r.reduce("add", "f32", len, (j) => {
+        const d = K.sub(val(j), mean);
+        return K.mul(d, d);
+      });
+      const inv = kb.let("inv", K.div(1, K.unary("sqrt", K.add(K.div(sq, count), eps))));
+      r.each(len, (j) => {
+        let y = K.mul(K.sub(val(j), mean), inv);
+        const param = (buf: string, t: typeof scaleT): Expr =>
+          K.cast(io.read(buf, affineAt(r, x.dims, axis, t!.dims, j, D), t!.dtype), "f32");
+        if (scale) y = K.mul(y, param(scale, scaleT));
+        if (bias) y = K.add(y, param(bias, biasT));
+        io.write(dst, iadd(base, j), castOut(y, ctx), x.dtype);
+      });
+      if (stats.length)
+        r.once(() => {
+          io.write(stats[0], r.row, mean, "f32");
+          if (stats[1]) io.write(stats[1], r.row, inv, "f32");
+        });
+    }),
+  );
+}
