@@ -29,6 +29,18 @@ function median(xs: number[]): number {
 // Drop the previous run's graph before the next one so peak RSS reflects one model in memory.
 const gc = (globalThis as { gc?: () => void }).gc;
 
+/**
+ * Collects garbage and waits (up to 10 s) until array buffers are back near `base`: V8 frees their
+ * memory on a background thread, which lags on a loaded machine, and the next run's file buffer would
+ * otherwise be counted on top of the previous run's.
+ */
+async function settle(base: number): Promise<void> {
+  for (let i = 0; i < 1000 && process.memoryUsage().arrayBuffers > base + 2 ** 24; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 const fileBytes = statSync(model).size;
 const baseRss = process.resourceUsage().maxRSS * 1024; // Node itself plus loaded modules
 const importMs: number[] = [];
@@ -37,8 +49,9 @@ let nodesBefore = 0;
 let nodesAfter = 0;
 let attention = 0;
 let blocks = 0;
+const baseBuffers = process.memoryUsage().arrayBuffers;
 for (let i = 0; i < runs; i++) {
-  gc?.();
+  await settle(baseBuffers);
   let t = performance.now();
   let g: Graph | undefined = importOnnxFile(model);
   importMs.push(performance.now() - t);
