@@ -18,10 +18,9 @@ import {
   trackable,
   transposeIndex,
 } from "./known.js";
-import { unravel } from "../kir/builder.js";
 import * as K from "../kir/expr.js";
 import type { Expr, Launch, Lowering } from "../kir/types.js";
-import { dot, elementwiseLaunch, foldedStrides, iadd, imul, lowering } from "./lower-util.js";
+import { dot, elementwiseLaunch, foldedStrides, iadd, imul, lowering, coords } from "./lower-util.js";
 import type { LowerCtx } from "./registry.js";
 import { type InferCtx, registerOp } from "./registry.js";
 import { input, makeTensorFrom, normAxis, shapeStr, throwOp } from "./util.js";
@@ -368,7 +367,7 @@ function lowerTranspose(ctx: LowerCtx, perm: readonly number[]): Lowering {
     elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
       const [src, dst] = [io.input(0), io.output(0)];
       return (i) => {
-        const idx = unravel(io.kb, i, out.dims);
+        const idx = coords(io.kb, i, out.dims);
         io.kb.store(
           dst,
           i,
@@ -412,7 +411,7 @@ function lowerConcat(ctx: LowerCtx, axis: number): Lowering {
         const bufs = run.map((p) => io.input(p.i));
         const dst = io.output(0);
         return (i) => {
-          const [o, q, w] = unravel(io.kb, i, [outer, runLen, inner]);
+          const [o, q, w] = coords(io.kb, i, [outer, runLen, inner]);
           const target = iadd(imul(iadd(imul(o, total), iadd(K.dimExpr(base), q)), K.dimExpr(inner)), w);
           // Parts in order: the first whose end is past q holds it.
           const pick = (k: number, start: Dim): void => {
@@ -450,7 +449,7 @@ function lowerSplit(ctx: LowerCtx, axis: number): Lowering {
       elementwiseLaunch(ctx, `out${k}`, mul(outer, len, inner), (io) => {
         const [src, dst] = [io.input(0), io.output(k)];
         return (i) => {
-          const [o, q, w] = unravel(io.kb, i, [outer, len, inner]);
+          const [o, q, w] = coords(io.kb, i, [outer, len, inner]);
           const from = iadd(imul(iadd(imul(o, d), iadd(K.dimExpr(start), q)), K.dimExpr(inner)), w);
           io.kb.store(dst, i, io.kb.load(src, from));
         };
@@ -503,7 +502,7 @@ function lowerSlice(ctx: LowerCtx): Lowering {
             }
           }
         }
-        const idx = unravel(kb, i, out.dims);
+        const idx = coords(kb, i, out.dims);
         const from = dot(
           idx.map((c, a) => iadd(start[a], imul(c, step[a]))),
           strides,
@@ -524,7 +523,7 @@ function lowerGather(ctx: LowerCtx, axis: number): Lowering {
     elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
       const [src, idxBuf, dst] = [io.input(0), io.input(1, "indices"), io.output(0)];
       return (i) => {
-        const [o, q, w] = unravel(io.kb, i, [outer, n, inner]);
+        const [o, q, w] = coords(io.kb, i, [outer, n, inner]);
         const raw = io.kb.let("raw", io.read(idxBuf, q, "i32"));
         const j = K.min(K.max(K.select(K.lt(raw, 0), K.add(raw, d), raw), 0), K.sub(d, 1));
         const from = iadd(imul(iadd(imul(o, d), j), K.dimExpr(inner)), w);

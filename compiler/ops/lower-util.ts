@@ -1,6 +1,6 @@
 import type { DType } from "../ir/dtype.js";
 import { type Dim, ceildiv, min as dimMin } from "../ir/sym.js";
-import { KernelBuilder, MAX_GROUPS_PER_AXIS, elementwiseKernel } from "../kir/builder.js";
+import { KernelBuilder, MAX_GROUPS_PER_AXIS, elementwiseKernel, unravel } from "../kir/builder.js";
 import * as K from "../kir/expr.js";
 import { add, dimExpr, i32, mul } from "../kir/expr.js";
 import { loadAs, toStorage } from "../kir/lower.js";
@@ -109,6 +109,19 @@ export function iadd(a: Expr, b: Expr): Expr {
   return add(a, b);
 }
 
+/**
+ * `unravel` for lowerings: a static 0 dim counts as 1. Such a tensor is empty, so the index math
+ * never runs, but a constant `% 0` would still be rejected by shader compilers.
+ */
+export function coords(kb: KernelBuilder, flat: Expr, dims: readonly Dim[], hint?: string): Expr[] {
+  return unravel(
+    kb,
+    flat,
+    dims.map((d) => (d === 0 ? 1 : d)),
+    hint,
+  );
+}
+
 /** Σ idx[a] * strides[a]. */
 export function dot(idx: readonly Expr[], strides: readonly Expr[]): Expr {
   return idx.reduce((acc, x, a) => iadd(acc, imul(x, strides[a])), i32(0));
@@ -189,7 +202,9 @@ export function rowPlan(len: Dim, target: Target, cooperative = true): RowPlan {
 
 const identity = (op: Combine, t: AccType): Expr =>
   op === "add" ? K.lit(0, t) : t === "f32" ? K.NEG_INF("f32") : K.lit(-(2 ** 31), "i32");
-const combine = (op: Combine, a: Expr, b: Expr): Expr => (op === "add" ? K.add(a, b) : K.max(a, b));
+/** max spelled as the reference's `v > acc || isNaN(v)`: NaN propagates whatever the device's max does. */
+const combine = (op: Combine, a: Expr, b: Expr): Expr =>
+  op === "add" ? K.add(a, b) : K.select(K.or(K.gt(b, a), K.ne(b, b)), b, a);
 
 /** One launch over `rows` rows; `body` declares buffers through `row.io` and computes one row. */
 export function rowLaunch(

@@ -1,8 +1,8 @@
 import { type Dim, dimEquals, mul } from "../ir/sym.js";
-import { broadcastOffset, unravel } from "../kir/builder.js";
+import { broadcastOffset } from "../kir/builder.js";
 import * as K from "../kir/expr.js";
 import type { Expr, Lowering } from "../kir/types.js";
-import { iadd, imul, lowering, rowLaunch, rowPlan, type Row } from "./lower-util.js";
+import { iadd, imul, lowering, rowLaunch, rowPlan, type Row, coords } from "./lower-util.js";
 import type { Tensor } from "../ir/tensor.js";
 import { type TensorType, printType, tensorType } from "../ir/types.js";
 import { asF64, dropRoles, fromF64, numelDim, requireFloat, requireSameDtype, span } from "./numeric.js";
@@ -203,7 +203,7 @@ function lowerSoftmax(ctx: LowerCtx): Lowering {
       const { io } = r;
       const [src, dst] = [io.input(0), io.output(0)];
       const kb = io.kb;
-      const [o, w] = unravel(kb, r.row, [outer, inner], "r");
+      const [o, w] = coords(kb, r.row, [outer, inner], "r");
       const base = kb.let("base", iadd(imul(o, K.dimExpr(mul(n, inner))), w));
       const at = (k: Expr): Expr => iadd(base, imul(k, K.dimExpr(inner)));
       const len = K.dimExpr(n);
@@ -229,10 +229,10 @@ function affineAt(r: Row, dims: readonly Dim[], axis: number, p: readonly Dim[],
   if (p.slice(0, Math.max(0, lead)).every((d) => d === 1)) {
     const inner = dims.slice(axis);
     const own = p.slice(Math.max(0, lead));
-    return broadcastOffset(unravel(r.io.kb, j, inner, "j"), own);
+    return broadcastOffset(coords(r.io.kb, j, inner, "j"), own);
   }
   const flat = iadd(imul(r.row, K.dimExpr(rowLen)), j);
-  return broadcastOffset(unravel(r.io.kb, flat, dims, "x"), p);
+  return broadcastOffset(coords(r.io.kb, flat, dims, "x"), p);
 }
 
 /**

@@ -1,5 +1,4 @@
 import { type Dim, dimEquals, mul } from "../ir/sym.js";
-import { unravel } from "../kir/builder.js";
 import * as K from "../kir/expr.js";
 import { type Expr, type Lowering, registerType } from "../kir/types.js";
 import {
@@ -10,6 +9,7 @@ import {
   lowering,
   rowLaunch,
   rowPlan,
+  coords,
 } from "./lower-util.js";
 import type { Tensor } from "../ir/tensor.js";
 import { numel } from "../ir/tensor.js";
@@ -212,7 +212,7 @@ function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
       const base = kb.let(
         "base",
         dot(
-          unravel(
+          coords(
             kb,
             r.row,
             kept.map((g) => g.dim),
@@ -226,7 +226,7 @@ function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
         const at = K.add(
           base,
           dot(
-            unravel(
+            coords(
               kb,
               k,
               red.map((g) => g.dim),

@@ -15,10 +15,10 @@ import {
   takeTensor,
   trackable,
 } from "./known.js";
-import { KernelBuilder, broadcastOffset, unravel } from "../kir/builder.js";
+import { KernelBuilder, broadcastOffset } from "../kir/builder.js";
 import * as K from "../kir/expr.js";
 import { storageType } from "../kir/types.js";
-import { Io, elementwiseLaunch, kernelName, lowering } from "./lower-util.js";
+import { Io, elementwiseLaunch, kernelName, lowering, coords } from "./lower-util.js";
 import { type InferCtx, registerOp } from "./registry.js";
 import {
   broadcastAxes,
@@ -293,7 +293,7 @@ registerOp({
       elementwiseLaunch(ctx, "", mul(...out.dims), (io) => {
         const [src, dst] = [io.input(0), io.output(0)];
         return (i) =>
-          io.kb.store(dst, i, io.kb.load(src, broadcastOffset(unravel(io.kb, i, out.dims), x.dims)));
+          io.kb.store(dst, i, io.kb.load(src, broadcastOffset(coords(io.kb, i, out.dims), x.dims)));
       }),
     );
   },
