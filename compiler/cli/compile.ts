@@ -2,7 +2,7 @@ import { type CommandSpec, CliError } from "./cli.js";
 import { writeArtifact } from "./artifact.js";
 import { bindWeightsFile, inputKind, loadGraph } from "./load.js";
 import { notImplemented } from "./pending.js";
-import { attachPolicyOption } from "./policy.js";
+import { applyPolicyOption } from "./policy.js";
 import { compileWgsl } from "./wgsl.js";
 
 export const TARGETS = ["cpu", "wgsl", "cuda"] as const;
@@ -21,7 +21,7 @@ export const compileCommand: CommandSpec = {
     policy: {
       type: "string",
       arg: "FILE",
-      help: "a .tokr policy file: its policies are checked and attached to the graph",
+      help: "a .tokr policy file: its policies are checked and applied (token-reduction passes)",
     },
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
   },
@@ -31,10 +31,11 @@ export const compileCommand: CommandSpec = {
     const target = args.choice("target", TARGETS);
     if (target === undefined) args.required("target");
     const dir = args.required("output");
-    if (inputKind(args, input) === "artifact") throw new CliError(`${input}: is already a compiled artifact`);
+    const kind = inputKind(args, input);
+    if (kind === "artifact") throw new CliError(`${input}: is already a compiled artifact`);
     if (target === "cuda") throw notImplemented("cuda", `compile --target ${target}`);
     const g = loadGraph(args, input);
-    attachPolicyOption(args, io, g);
+    applyPolicyOption(args, io, g, kind);
     bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
     if (target === "wgsl") await compileWgsl(args, g, dir, input);
     else writeArtifact(args, dir, g, input);

@@ -1,13 +1,15 @@
-import { computeKnown, type InferMode, makeInferCtx, symbolicValue } from "../infer.js";
+import { writeFileSync } from "node:fs";
 import type { Graph } from "../ir/graph.js";
-import { add, type Dim, printDim } from "../ir/sym.js";
+import { add, type Dim, printDim, substitute } from "../ir/sym.js";
 import { printType } from "../ir/types.js";
-import { getOp, OpError } from "../ops/registry.js";
-import type { CommandSpec } from "./cli.js";
+import { nodeFlops } from "../report/flops.js";
+import { compareLayers, type GraphReport, graphReport, type LayerComparison } from "../report/layers.js";
+import { type Args, type CliIO, CliError, type CommandSpec, fsMessage, UsageError } from "./cli.js";
 import { findBlocks } from "../../passes/discover-blocks.js";
 import { PassManager } from "../../passes/manager.js";
-import { loadGraph } from "./load.js";
-import { attachPolicyOption } from "./policy.js";
+import { renderHtmlReport } from "./html-report.js";
+import { inputKind, loadGraph } from "./load.js";
+import { applyPolicyOption, parseBindings, prepareForPolicies } from "./policy.js";
 
 /** One node of the report; `flops` is undefined when the op declares no count. */
 export interface NodeReport {
@@ -21,23 +23,9 @@ export interface NodeReport {
 
 /** Per-node op, output types and FLOPs (symbols left symbolic), in graph order. */
 export function nodeReports(g: Graph): NodeReport[] {
-  const known = computeKnown(g);
-  const mode: InferMode = { known, dataDims: "declared" };
+  const all = nodeFlops(g);
   return g.nodes.map((n, index) => {
-    const def = getOp(n.op);
-    let flops: Dim | undefined;
-    if (def?.flops) {
-      try {
-        flops = def.flops(
-          makeInferCtx(g, def, n, n.outputs.length, mode),
-          n.outputs.map((o) => o.type),
-        );
-      } catch (e) {
-        if (!(e instanceof OpError)) throw e;
-      }
-    }
-    const sv = def ? symbolicValue(g, def, n, mode) : undefined;
-    if (sv) known.set(n.outputs[0], sv);
+    const flops = all[index];
     return {
       index,
       op: n.op,
@@ -85,9 +73,19 @@ export function blockReports(g: Graph, nodes: readonly NodeReport[] = nodeReport
 export const inspectCommand: CommandSpec = {
   name: "inspect",
   summary: "Print each node's op, output types and FLOPs (symbolic where shapes are), with the total.",
-  synopsis: "INPUT [--policy FILE] [--blocks] [--json]",
+  synopsis: "INPUT [--policy FILE] [--bind SYM=N,...] [--html FILE] [--blocks] [--json]",
   options: {
-    policy: { type: "string", arg: "FILE", help: "a .tokr policy file to check and attach (shown per node)" },
+    policy: {
+      type: "string",
+      arg: "FILE",
+      help: "a .tokr policy file to apply: report tokens, FLOPs and peak activation memory per layer, before and after",
+    },
+    bind: { type: "string", arg: "SYM=N,...", help: "symbol values for the report (e.g. batch=1,N=197)" },
+    html: {
+      type: "string",
+      arg: "FILE",
+      help: "also write the layer report as a self-contained HTML page with plots",
+    },
     json: { type: "boolean", help: "print the report as JSON" },
     blocks: {
       type: "boolean",
@@ -96,8 +94,14 @@ export const inspectCommand: CommandSpec = {
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
   run(args, io) {
-    const g = loadGraph(args, args.positionals[0]);
-    attachPolicyOption(args, io, g);
+    const input = args.positionals[0];
+    const g = loadGraph(args, input);
+    if (
+      args.string("policy") !== undefined ||
+      args.string("html") !== undefined ||
+      args.string("bind") !== undefined
+    )
+      return layerReport(args, io, g, input);
     const withBlocks = args.flag("blocks");
     if (withBlocks) new PassManager("onnx-structure").run(g);
     const nodes = nodeReports(g);
@@ -162,4 +166,115 @@ export const inspectCommand: CommandSpec = {
 /** Concrete counts as JSON numbers, symbolic ones as their printed form. */
 function jsonDim(d: Dim): number | string {
   return typeof d === "number" ? d : printDim(d);
+}
+
+/**
+ * `inspect --policy/--html/--bind`: per-layer tokens and FLOPs, totals and peak activation memory,
+ * before and after applying the policy (the model alone without one).
+ */
+function layerReport(args: Args, io: CliIO, g: Graph, input: string): void {
+  if (args.flag("blocks"))
+    throw new UsageError(
+      "--blocks lists the unreduced blocks; the layer report (--policy/--html/--bind) replaces it",
+      args.command,
+    );
+  const binds = parseBindings(args);
+  const kind = inputKind(args, input);
+  prepareForPolicies(g, kind);
+  const before = graphReport(g, binds);
+  const applied = applyPolicyOption(args, io, g, undefined);
+  const after = applied ? graphReport(g, binds) : undefined;
+  const layers = compareLayers(before, after ?? before);
+  const unbound = [...new Set([...before.unbound, ...(after?.unbound ?? [])])].sort();
+  // Ratios and plots need numbers: unbound symbols count as 1 there (and the report says so).
+  const ones = new Map<string, Dim>(unbound.map((s) => [s, 1]));
+  const value = (d: Dim): number => {
+    const v = typeof d === "number" ? d : substitute(d, ones);
+    return typeof v === "number" ? v : NaN;
+  };
+  const notes = unbound.length
+    ? [
+        `unbound symbols (${unbound.join(", ")}) count as 1 in ratios and plots; bind them with --bind ${unbound[0]}=N`,
+      ]
+    : [];
+  const ratio = after ? value(after.totalFlops) / value(before.totalFlops) : undefined;
+  const html = args.string("html");
+  if (html !== undefined) {
+    const page = renderHtmlReport({
+      title: `tokr report: ${input}${args.string("policy") ? ` with ${args.string("policy")!}` : ""}`,
+      layers,
+      before,
+      ...(after ? { after } : {}),
+      value,
+      notes,
+    });
+    try {
+      writeFileSync(args.path(html), page);
+    } catch (e) {
+      throw new CliError(`${html}: cannot write file: ${fsMessage(e)}`);
+    }
+  }
+  if (args.flag("json")) {
+    const side = (r: GraphReport | undefined) =>
+      r && {
+        totalFlops: jsonDim(r.totalFlops),
+        peakActivationBytes: r.peakActivationBytes,
+        opsWithoutFlops: r.uncounted,
+      };
+    const row = (l: LayerComparison) => ({
+      layer: l.layer,
+      tokensBefore: l.before?.tokens == null ? null : jsonDim(l.before.tokens),
+      flopsBefore: l.before ? jsonDim(l.before.flops) : null,
+      ...(after
+        ? {
+            tokensAfter: l.after?.tokens == null ? null : jsonDim(l.after.tokens),
+            flopsAfter: l.after ? jsonDim(l.after.flops) : null,
+          }
+        : {}),
+    });
+    const report = {
+      graph: g.name,
+      bindings: Object.fromEntries(binds),
+      unbound,
+      layers: layers.map(row),
+      before: side(before),
+      ...(after ? { after: side(after), flopsRatio: ratio } : {}),
+      ...(g.policies.size
+        ? { policies: Object.fromEntries([...g.policies].map(([k, p]) => [k, p.params])) }
+        : {}),
+    };
+    io.stdout(JSON.stringify(report, null, 2) + "\n");
+    return;
+  }
+  const cell = (d: Dim | null | undefined): string => (d === null || d === undefined ? "-" : printDim(d));
+  const head = after
+    ? ["layer", "tokens before", "tokens after", "flops before", "flops after"]
+    : ["layer", "tokens", "flops"];
+  const rows = layers.map((l) =>
+    after
+      ? [l.layer, cell(l.before?.tokens), cell(l.after?.tokens), cell(l.before?.flops), cell(l.after?.flops)]
+      : [l.layer, cell(l.before?.tokens), cell(l.before?.flops)],
+  );
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: readonly string[]): string =>
+    r
+      .map((c, i) => c.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
+  io.stdout(`graph @${g.name}: ${layers.length} layers\n`);
+  io.stdout([head, ...rows].map(line).join("\n") + "\n");
+  const pct =
+    ratio === undefined
+      ? ""
+      : ` (ratio ${ratio.toFixed(3)}, ${ratio <= 1 ? "-" : "+"}${Math.abs(100 - 100 * ratio).toFixed(1)}%)`;
+  io.stdout(
+    `total flops: ${printDim(before.totalFlops)}${after ? ` -> ${printDim(after.totalFlops)}` : ""}${pct}\n`,
+  );
+  const mem = (r: GraphReport): string => (r.peakActivationBytes === null ? "?" : `${r.peakActivationBytes}`);
+  const memLine = after ? `${mem(before)} -> ${mem(after)}` : mem(before);
+  const needs =
+    before.peakActivationBytes === null ? ` (bind ${unbound.join(", ")} with --bind to compute)` : "";
+  io.stdout(`peak activation memory (bytes): ${memLine}${needs}\n`);
+  for (const n of notes) io.stdout(`note: ${n}\n`);
+  if (before.uncounted.length) io.stdout(`not counted: ${before.uncounted.join(", ")}\n`);
 }

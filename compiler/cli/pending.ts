@@ -6,7 +6,6 @@ import { CliError } from "./cli.js";
  */
 export const PENDING = {
   cuda: { issue: 7, what: "the CUDA backend" },
-  policy: { issue: 6, what: "the token-reduction passes that apply policies" },
   bench: { issue: 5, what: "benchmarking" },
 } as const;
 

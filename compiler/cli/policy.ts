@@ -1,23 +1,61 @@
 import type { Graph } from "../ir/graph.js";
 import { attachPolicyFile } from "../lang/check.js";
-import type { Args, CliIO } from "./cli.js";
-import { readText } from "./load.js";
-import { PENDING } from "./pending.js";
+import { PassManager } from "../../passes/manager.js";
+import { type Args, type CliIO, UsageError } from "./cli.js";
+import { type InputKind, readText } from "./load.js";
 
 /**
  * `--policy FILE`: checks the `.tokr` policy file against `g` and attaches its policies (IR
- * policy objects on the site nodes; errors are a LangError). Nothing is rewritten yet: the note
- * on stderr says so, naming the issue of the reduction passes. Returns whether a policy was given.
+ * policy objects on the site nodes; errors are a LangError). Returns whether a policy was given.
+ * `tokr check` stops here; compile, run and inspect go on with `applyPolicyOption`.
  */
 export function attachPolicyOption(args: Args, io: CliIO, g: Graph): boolean {
   const file = args.string("policy");
   if (file === undefined) return false;
   attachPolicyFile(g, readText(args, file), file);
   const sites = g.nodes.filter((n) => n.policy !== undefined).length;
-  const p = PENDING.policy;
+  io.stderr(`tokr: note: ${file}: ${g.policies.size} policy object(s) attached to ${sites} site(s)\n`);
+  return true;
+}
+
+/**
+ * Imported ONNX models get `onnx-structure` first, so that their blocks are named `blocks.K` and
+ * policies address them as they address `.tokr` models.
+ */
+export function prepareForPolicies(g: Graph, kind: InputKind): void {
+  if (kind === "onnx") new PassManager("onnx-structure").run(g);
+}
+
+/**
+ * `--policy FILE` on compile, run and inspect: attaches the policies and applies them with the
+ * `reduce` pipeline (token-reduction passes; errors name the site and the policy rule).
+ * `kind` undefined: the graph was prepared already (`prepareForPolicies`). Returns whether a
+ * policy was applied.
+ */
+export function applyPolicyOption(args: Args, io: CliIO, g: Graph, kind: InputKind | undefined): boolean {
+  const file = args.string("policy");
+  if (file === undefined) return false;
+  if (kind !== undefined) prepareForPolicies(g, kind);
+  attachPolicyFile(g, readText(args, file), file);
+  const pm = new PassManager("reduce");
+  pm.run(g);
+  const applied = g.nodes.filter((n) => n.policy !== undefined).length;
   io.stderr(
-    `tokr: note: ${file}: ${g.policies.size} policy object(s) attached to ${sites} site(s); ` +
-      `not applied yet (issue #${p.issue}: ${p.what})\n`,
+    `tokr: note: ${file}: ${g.policies.size} policy object(s) applied (${applied} reduction node(s))\n`,
   );
   return true;
+}
+
+/** `--bind N=197,B=1`: symbol bindings for reports. */
+export function parseBindings(args: Args): Map<string, number> {
+  const text = args.string("bind");
+  const out = new Map<string, number>();
+  if (text === undefined) return out;
+  for (const part of text.split(",")) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m)
+      throw new UsageError(`--bind takes SYMBOL=INT pairs separated by commas, got '${part}'`, args.command);
+    out.set(m[1], Number(m[2]));
+  }
+  return out;
 }

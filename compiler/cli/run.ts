@@ -2,7 +2,8 @@ import { bindInputs, RunError, runGraph } from "../../backends/cpu/interpreter.j
 import { printType, tensorType } from "../ir/types.js";
 import type { Tensor } from "../ir/tensor.js";
 import { type Args, type CliIO, CliError, type CommandSpec } from "./cli.js";
-import { bindWeightsFile, loadGraph, readTensors, writeTensors } from "./load.js";
+import { bindWeightsFile, inputKind, loadGraph, readTensors, writeTensors } from "./load.js";
+import { applyPolicyOption } from "./policy.js";
 import { artifactTarget, runWgsl } from "./wgsl.js";
 
 /** Values printed per tensor when no output file is given. */
@@ -15,7 +16,7 @@ export const runCommand: CommandSpec = {
     "Execute an IR file or a compiled artifact on the reference backend (cpu) or on WebGPU (wgsl). Tensors are\n" +
     "named by the graph's input and output value names.",
   synopsis:
-    "INPUT [--target cpu|wgsl] [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors]",
+    "INPUT [--target cpu|wgsl] [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors] [--policy FILE]",
   options: {
     inputs: { type: "string", arg: "IN.safetensors", help: "the graph's inputs, by input name" },
     output: {
@@ -26,6 +27,11 @@ export const runCommand: CommandSpec = {
     },
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
     target: { type: "string", arg: "cpu|wgsl", help: "backend (default: the artifact's, else cpu)" },
+    policy: {
+      type: "string",
+      arg: "FILE",
+      help: "a .tokr policy file: its policies are applied (token-reduction passes) before running",
+    },
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
   async run(args, io) {
@@ -34,6 +40,8 @@ export const runCommand: CommandSpec = {
     const target = args.choice("target", ["cpu", "wgsl"] as const) ?? (built === "wgsl" ? "wgsl" : "cpu");
     if (built !== undefined && built !== "cpu" && built !== target)
       throw new CliError(`${input}: is a ${built} artifact; it cannot run with --target ${target}`);
+    if (built === "wgsl" && args.string("policy") !== undefined)
+      throw new CliError(`${input}: is a compiled wgsl artifact; apply --policy when compiling it`);
     if (target === "wgsl" && built === "wgsl") {
       const inputsFile = args.string("inputs");
       const outputs = await runWgsl(
@@ -44,6 +52,7 @@ export const runCommand: CommandSpec = {
       return report(args, io, outputs);
     }
     const g = loadGraph(args, input);
+    applyPolicyOption(args, io, g, inputKind(args, input));
     bindWeightsFile(args, g, args.string("weights"), `running ${input}`);
     const inputsFile = args.string("inputs");
     const inputs: ReadonlyMap<string, Tensor> =
