@@ -1,0 +1,135 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { bindInputs, RunError } from "../cpu/interpreter.js";
+import { Graph } from "../../compiler/ir/graph.js";
+import { evalDim, printDim } from "../../compiler/ir/sym.js";
+import { numel, type Tensor } from "../../compiler/ir/tensor.js";
+import { tensorType } from "../../compiler/ir/types.js";
+import { fromDevice, toDevice } from "../../compiler/kir/run.js";
+import type { Program } from "../../compiler/kir/program.js";
+import type { Target } from "../../compiler/kir/types.js";
+import type { CudaEmulator, EmuBuffer, ThreadOrder } from "./cpu.js";
+import { elemBytes, fromBytes, launchOf, toBytes } from "./emulate.js";
+import { compileFatbin, type ResourceUsage } from "./nvcc.js";
+import { type CudaKernelInfo, renderModule } from "./render.js";
+import { CUDA_TARGET } from "./target.js";
+
+/** What `compileCudaProgram` wrote. */
+export interface CudaArtifact {
+  readonly dir: string;
+  readonly cu: string;
+  /** Absent when built with `{ nvcc: false }`. */
+  readonly fatbin?: string;
+  readonly manifest: string;
+  readonly kernels: readonly CudaKernelInfo[];
+  readonly resources: readonly ResourceUsage[];
+  readonly nvccSeconds: number;
+}
+
+/** A C identifier for file names. */
+const fileName = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, "_") || "program";
+
+/**
+ * Writes `<name>.cu`, `<name>.fatbin` (sm_80 + sm_90 SASS, compute_90 PTX), `resources.json`
+ * (ptxas per kernel and architecture) and `manifest.json` (kernel argument layouts, symbolic
+ * grids, steps and buffers, for the runtime) into `outDir`. Constant data is not copied: the
+ * runtime takes it from the Program.
+ */
+export function compileCudaProgram(
+  program: Program,
+  outDir: string,
+  opts: { readonly nvcc?: boolean } = {},
+): CudaArtifact {
+  mkdirSync(outDir, { recursive: true });
+  const name = fileName(program.name);
+  const mod = renderModule(program.kernels, `program ${program.name}`);
+  let fatbin: string | undefined;
+  let resources: ResourceUsage[] = [];
+  let nvccSeconds = 0;
+  const cu = join(outDir, `${name}.cu`);
+  if (opts.nvcc ?? true) {
+    const r = compileFatbin(mod.source, outDir, name);
+    fatbin = r.fatbinPath;
+    resources = r.resources;
+    nvccSeconds = r.seconds;
+  } else writeFileSync(cu, mod.source);
+  writeFileSync(join(outDir, "resources.json"), JSON.stringify(resources, null, 1) + "\n");
+  const manifest = join(outDir, "manifest.json");
+  const grids = new Map(program.kernels.map((k) => [k.name, k.grid.map(printDim)]));
+  writeFileSync(
+    manifest,
+    JSON.stringify(
+      {
+        format: "tokr-cuda-1",
+        name: program.name,
+        source: `${name}.cu`,
+        fatbin: fatbin ? `${name}.fatbin` : null,
+        symbols: program.symbols.map((s) => ({
+          name: s.name,
+          ...(s.capacity !== undefined ? { capacity: printDim(s.capacity) } : {}),
+        })),
+        kernels: mod.kernels.map((k) => ({ ...k, grid: grids.get(k.name) })),
+        buffers: program.buffers.map((b) => ({
+          id: b.id,
+          name: b.name,
+          dtype: b.dtype,
+          dims: b.dims.map(printDim),
+          storage: b.storage,
+          size: printDim(b.size),
+          kind: b.kind,
+          ...(b.aliasOf !== undefined ? { aliasOf: b.aliasOf } : {}),
+        })),
+        steps: program.steps,
+        inputs: program.inputs,
+        outputs: program.outputs,
+      },
+      null,
+      1,
+    ) + "\n",
+  );
+  return { dir: outDir, cu, fatbin, manifest, kernels: mod.kernels, resources, nvccSeconds };
+}
+
+/**
+ * Runs a whole program on the CUDA emulator (one process, every step in order), binding symbols
+ * from the inputs like the reference does; returns the outputs by name. Mirrors the KIR
+ * interpreter's `runProgramOnKir`.
+ */
+export function emulateProgram(
+  emu: CudaEmulator,
+  program: Program,
+  feeds: ReadonlyMap<string, Tensor>,
+  order: ThreadOrder = "forward",
+  target: Target = CUDA_TARGET,
+): Map<string, Tensor> {
+  const sig = new Graph(program.name);
+  for (const s of program.symbols) sig.declareSymbol(s);
+  for (const id of program.inputs) {
+    const b = program.buffers[id];
+    sig.addInput(tensorType(b.dtype, b.dims), b.name);
+  }
+  const env = bindInputs(sig, feeds);
+  for (const s of program.symbols)
+    if (!env.has(s.name))
+      throw new RunError(`symbol '${s.name}' is data-dependent: the emulator cannot bind it`);
+  const bufs: EmuBuffer[] = [];
+  const root = (id: number): number => program.buffers[id].aliasOf ?? id;
+  for (const b of program.buffers) {
+    if (b.aliasOf !== undefined) continue;
+    const bytes = evalDim(b.size, env) * elemBytes(b.storage);
+    const t = b.kind === "input" ? feeds.get(b.name) : b.kind === "constant" ? b.data : undefined;
+    if ((b.kind === "input" || b.kind === "constant") && !t) throw new RunError(`no data for %${b.name}`);
+    bufs.push({ id: b.id, bytes, ...(t ? { data: toBytes(toDevice(t, target), b.storage) } : {}) });
+  }
+  const launches = program.steps.map((s) => launchOf(program.kernels[s.kernel], env, s.args.map(root)));
+  const outIds = [...new Set(program.outputs.map(root))];
+  const got = emu.run(bufs, launches, outIds, order);
+  const out = new Map<string, Tensor>();
+  for (const id of program.outputs) {
+    const b = program.buffers[id];
+    const shape = b.dims.map((d) => evalDim(d, env));
+    const a = fromBytes(got.get(root(id))!, b.storage);
+    out.set(b.name, fromDevice(a.length === numel(shape) ? a : a.slice(0, numel(shape)), b.dtype, shape));
+  }
+  return out;
+}
