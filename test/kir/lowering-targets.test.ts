@@ -4,7 +4,7 @@ import { makeTensor } from "../../compiler/ir/tensor.js";
 import { lowerCtx, lowerNode } from "../../compiler/kir/lower.js";
 import { runOpOnKir } from "../../compiler/kir/run.js";
 import { DEFAULT_TARGET, type Lowering, type Target } from "../../compiler/kir/types.js";
-import { getOp } from "../../compiler/ops/registry.js";
+import { getOp, refCtx } from "../../compiler/ops/registry.js";
 import { tensorType } from "../../compiler/ir/types.js";
 import { cases as elementwise } from "../backends/cases/elementwise.js";
 import { cases as norm } from "../backends/cases/norm.js";
@@ -109,4 +109,23 @@ test("Reduce: axes given as an input that the types cannot pin down are an error
     DEFAULT_TARGET,
   );
   assert.deepEqual([...got[0].data], [12, 15, 18]);
+});
+
+test("Range: float ranges (which inference cannot size from graph inputs) match the reference", () => {
+  const def = getOp("Range")!;
+  const s = (v: number) => makeTensor("f32", [], [v]);
+  const inputs = [s(0.5), s(3), s(0.75)];
+  const scalar = tensorType("f32", []);
+  const got = runOpOnKir(
+    def,
+    {},
+    [scalar, scalar, scalar],
+    [tensorType("f32", [4])],
+    inputs,
+    {},
+    DEFAULT_TARGET,
+  );
+  const want = def.reference(inputs, refCtx(def, {}, 1));
+  assert.deepEqual([...got[0].data], [...want[0].data]);
+  assert.deepEqual([...got[0].data], [0.5, 1.25, 2, 2.75]);
 });
