@@ -10,6 +10,28 @@ export const HELPERS = {
   tokr_nan_f32: "fn tokr_nan_f32() -> f32 {\n  var b = 0x7fc00000u;\n  return bitcast<f32>(b);\n}",
   tokr_inf_f16: "fn tokr_inf_f16() -> f16 {\n  var b = 0x7c007c00u;\n  return bitcast<vec2<f16>>(b).x;\n}",
   tokr_nan_f16: "fn tokr_nan_f16() -> f16 {\n  var b = 0x7e007e00u;\n  return bitcast<vec2<f16>>(b).x;\n}",
+  // Integer zero that is not a constant expression (a constant zero divisor does not compile).
+  tokr_zero_i32: "fn tokr_zero_i32() -> i32 {\n  var z = 0i;\n  return z;\n}",
+  tokr_zero_u32: "fn tokr_zero_u32() -> u32 {\n  var z = 0u;\n  return z;\n}",
+  // NaN tests on the bits: drivers may fold `x != x` to false (WGSL lets them assume no NaN).
+  tokr_isnan_f32:
+    "fn tokr_isnan_f32(x: f32) -> bool {\n  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;\n}",
+  tokr_isnan_f16: "fn tokr_isnan_f16(x: f16) -> bool {\n  return tokr_isnan_f32(f32(x));\n}",
+  tokr_eq_f16: "fn tokr_eq_f16(a: f16, b: f16) -> bool {\n  return a == b && !tokr_isnan_f16(a);\n}",
+  tokr_ne_f16:
+    "fn tokr_ne_f16(a: f16, b: f16) -> bool {\n  return a != b || tokr_isnan_f16(a) || tokr_isnan_f16(b);\n}",
+  tokr_eq_f32: "fn tokr_eq_f32(a: f32, b: f32) -> bool {\n  return a == b && !tokr_isnan_f32(a);\n}",
+  tokr_ne_f32:
+    "fn tokr_ne_f32(a: f32, b: f32) -> bool {\n  return a != b || tokr_isnan_f32(a) || tokr_isnan_f32(b);\n}",
+  // min/max that propagate NaN (a + b is NaN when either is).
+  tokr_min_f16:
+    "fn tokr_min_f16(a: f16, b: f16) -> f16 {\n  return select(min(a, b), a + b, tokr_isnan_f16(a) || tokr_isnan_f16(b));\n}",
+  tokr_min_f32:
+    "fn tokr_min_f32(a: f32, b: f32) -> f32 {\n  return select(min(a, b), a + b, tokr_isnan_f32(a) || tokr_isnan_f32(b));\n}",
+  tokr_max_f16:
+    "fn tokr_max_f16(a: f16, b: f16) -> f16 {\n  return select(max(a, b), a + b, tokr_isnan_f16(a) || tokr_isnan_f16(b));\n}",
+  tokr_max_f32:
+    "fn tokr_max_f32(a: f32, b: f32) -> f32 {\n  return select(max(a, b), a + b, tokr_isnan_f32(a) || tokr_isnan_f32(b));\n}",
   // erf: Maclaurin series (6 terms, truncation < 2e-8) for |x| < 0.5, else Abramowitz & Stegun
   // 7.1.26 (|error| <= 1.5e-7). Measured max |error| in f32 on Dawn/lavapipe: see test/backends.
   tokr_erf: [

@@ -60,10 +60,28 @@ const infix =
   (op: string): Render2 =>
   (a, b) =>
     `(${a} ${op} ${b})`;
-const call =
-  (f: string): Render2 =>
-  (a, b) =>
-    `${f}(${a}, ${b})`;
+
+/**
+ * Float ==/!= with IEEE NaN results: Mesa folds `x != x` to false (WGSL lets it assume no NaN),
+ * so NaN is tested on the bits.
+ */
+function floatEq(op: "eq" | "ne", a: string, b: string, t: KType, cx: Ctx): string {
+  if (t !== "f32" && t !== "f16") return `(${a} ${op === "eq" ? "==" : "!="} ${b})`;
+  const h = `tokr_${op}_${t}` as const;
+  cx.helpers.add(h);
+  cx.helpers.add("tokr_isnan_f32");
+  if (t === "f16") cx.helpers.add("tokr_isnan_f16");
+  return `${h}(${a}, ${b})`;
+}
+
+function nanPropagating(f: "min" | "max", a: string, b: string, t: KType, cx: Ctx): string {
+  if (t !== "f32" && t !== "f16") return `${f}(${a}, ${b})`;
+  const h = `tokr_${f}_${t}` as const;
+  cx.helpers.add(h);
+  cx.helpers.add("tokr_isnan_f32");
+  if (t === "f16") cx.helpers.add("tokr_isnan_f16");
+  return `${h}(${a}, ${b})`;
+}
 
 /** i32 `/` and `%` truncate toward zero in WGSL, as KIR specifies; f32 `%` is the truncated remainder. */
 const BINARY: Record<BinOp, Render2> = {
@@ -72,15 +90,16 @@ const BINARY: Record<BinOp, Render2> = {
   mul: infix("*"),
   div: infix("/"),
   mod: infix("%"),
-  min: call("min"),
-  max: call("max"),
+  // WGSL min/max may return the non-NaN operand; KIR's propagate NaN (as ReduceMax and rankings need).
+  min: (a, b, t, cx) => nanPropagating("min", a, b, t, cx),
+  max: (a, b, t, cx) => nanPropagating("max", a, b, t, cx),
   pow: (a, b, t, cx) => viaF32("tokr_pow", t, cx, a, b),
   lt: infix("<"),
   le: infix("<="),
   gt: infix(">"),
   ge: infix(">="),
-  eq: infix("=="),
-  ne: infix("!="),
+  eq: (a, b, t, cx) => floatEq("eq", a, b, t, cx),
+  ne: (a, b, t, cx) => floatEq("ne", a, b, t, cx),
   and: infix("&&"),
   or: infix("||"),
 };
@@ -160,8 +179,22 @@ function expr(e: Expr, cx: Ctx): string {
         : `i32(${builtinVar(e.name)})`;
     case "unary":
       return UNARY[e.op](expr(e.a, cx), e.t, cx);
-    case "binary":
-      return BINARY[e.op](expr(e.a, cx), expr(e.b, cx), e.a.t, cx);
+    case "binary": {
+      // A constant zero divisor is a WGSL shader-creation error even where the code never runs
+      // (index math of an empty dim): read the zero through a var, keeping WGSL's run-time rule.
+      const zeroDivisor =
+        (e.op === "div" || e.op === "mod") &&
+        e.b.k === "const" &&
+        e.b.v === 0 &&
+        (e.b.t === "i32" || e.b.t === "u32");
+      let b: string;
+      if (zeroDivisor) {
+        const h = e.b.t === "i32" ? "tokr_zero_i32" : "tokr_zero_u32";
+        cx.helpers.add(h);
+        b = `${h}()`;
+      } else b = expr(e.b, cx);
+      return BINARY[e.op](expr(e.a, cx), b, e.a.t, cx);
+    }
     case "select":
       return `select(${expr(e.b, cx)}, ${expr(e.a, cx)}, ${expr(e.cond, cx)})`;
     case "cast":

@@ -45,10 +45,13 @@ export class PipelineCache {
   private async compile(k: CompiledKernel): Promise<GpuKernel> {
     const device = this.device;
     // The scope captures the module's validation error (else Dawn prints it as uncaptured).
+    // Scopes are a per-device stack: pop before any await, or concurrent compiles (Promise.all
+    // over a program's kernels) catch each other's errors.
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ code: k.source, label: k.name });
+    const moduleScope = device.popErrorScope();
     const info = await module.getCompilationInfo();
-    const moduleError = await device.popErrorScope();
+    const moduleError = await moduleScope;
     const errors = info.messages.filter((m) => m.type === "error");
     if (errors.length > 0) throw new WgslCompileError(k.name, errors.map((m) => describe(k, m)).join("\n"));
     if (moduleError) throw new WgslCompileError(k.name, moduleError.message);
@@ -65,18 +68,20 @@ export class PipelineCache {
       });
     device.pushErrorScope("validation");
     const layout = device.createBindGroupLayout({ entries, label: k.name });
+    const pending = device.createComputePipelineAsync({
+      label: k.name,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    const scope = device.popErrorScope();
     let pipeline: GPUComputePipeline | undefined;
     let failure: string | undefined;
     try {
-      pipeline = await device.createComputePipelineAsync({
-        label: k.name,
-        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: "main" },
-      });
+      pipeline = await pending;
     } catch (e) {
       failure = (e as Error).message;
     }
-    const err = await device.popErrorScope();
+    const err = await scope;
     if (failure !== undefined || err || !pipeline)
       throw new WgslCompileError(k.name, `pipeline creation failed: ${err?.message ?? failure ?? "unknown"}`);
     return { kernel: k, pipeline, layout };
