@@ -277,7 +277,7 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
   const kernelIndex = new Map<string, number>();
   const names = new Set<string>();
   const kernelOf = (k: Kernel): number => {
-    const key = JSON.stringify({ ...k, name: "" });
+    const key = JSON.stringify({ ...k, name: "" }, exactNumbers);
     const have = kernelIndex.get(key);
     if (have !== undefined) return have;
     let kname = k.name;
@@ -374,6 +374,13 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
     inputs: g.inputs.map((v) => bufOf.get(v)!),
     outputs: outIds,
   };
+}
+
+/** JSON would print infinities and NaN as null and -0 as 0: keep kernels that differ apart. */
+function exactNumbers(_key: string, v: unknown): unknown {
+  return typeof v === "number" && (!Number.isFinite(v) || Object.is(v, -0))
+    ? `#${Object.is(v, -0) ? "-0" : String(v)}`
+    : v;
 }
 
 function copyKernel(name: string, size: Dim, t: Exclude<KType, "bool">): Kernel {

@@ -373,3 +373,17 @@ test("adaptive pruning: buffers sized by capacity, the symbol takes its capacity
   assert.deepEqual([...got.get(r.name)!.shape], [1, 4, 2]);
   assert.deepEqual([...got.get(r.name)!.data].slice(0, 6), [...want.get(r.name)!.data]);
 });
+
+test("kernels differing only in an infinite or negative-zero constant are not merged", () => {
+  const mk = (v: number): OpDef =>
+    testOp("Relu", `test.max_with_${String(v).replace(/\W/g, "_")}_${Object.is(v, -0) ? "neg0" : ""}`, {
+      pointwise: ([a]) => K.max(a, K.lit(v, "f32")),
+    });
+  const ops = [-Infinity, NaN, Infinity, 0, -0].map(mk);
+  const b = new GraphBuilder("consts");
+  const x = b.input("x", "f32", [4]);
+  const outs = ops.map((d) => b.op(d.name, [x]));
+  const p = buildProgram(b.output(...outs), DEFAULT_TARGET);
+  assert.equal(p.steps.length, 5);
+  assert.equal(p.kernels.length, 5);
+});
