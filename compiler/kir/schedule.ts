@@ -308,6 +308,10 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
       );
     if (l.unit.k === "view") bufFor(l.unit.node.outputs[0]);
     for (const la of l.launches) {
+      if (la.kernel.params.length > target.maxStorageBuffersPerStage)
+        problems.push(
+          `${nodeLabel(nodes[nodes.length - 1])}: kernel ${la.kernel.name} has ${la.kernel.params.length} storage buffers, more than the target's ${target.maxStorageBuffersPerStage} per stage`,
+        );
       const args = la.args.map((a) => ("v" in a ? bufFor(a.v) : scratch.get(a.scratch)!));
       la.kernel.params.forEach((p, i) => {
         const b = buffers[args[i]];

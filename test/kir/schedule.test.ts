@@ -387,3 +387,29 @@ test("kernels differing only in an infinite or negative-zero constant are not me
   assert.equal(p.steps.length, 5);
   assert.equal(p.kernels.length, 5);
 });
+
+test("a diamond of pointwise nodes is one kernel storing only its result", () => {
+  const b = new GraphBuilder("diamond");
+  const x = b.input("x", "f32", [3, 4]);
+  const a = b.op("test.add", [x, x]);
+  const r = b.op("test.relu", [a]);
+  const m = b.op("test.mul", [a, a]);
+  const d = b.op("test.add", [r, m]);
+  const p = check(b.output(d), new Map([["x", f32([3, 4])]]));
+  assert.equal(p.steps.length, 1);
+  assert.deepEqual(p.steps[0].nodes, [a.name, r.name, m.name, d.name]);
+  assert.deepEqual(
+    p.steps[0].args.map((id) => p.buffers[id].name),
+    ["x", d.name],
+  );
+});
+
+test("a lowered kernel with more storage buffers than the target allows is an error", () => {
+  const b = new GraphBuilder("limit");
+  const x = b.input("x", "f32", [3]);
+  const g = b.output(b.op("test.neg2", [x], {}, { scope: "blocks.1" }));
+  assert.throws(
+    () => buildProgram(g, { ...DEFAULT_TARGET, maxStorageBuffersPerStage: 1 }),
+    /node %\S+ in blocks\.1 \(test\.neg2\): kernel \S+_neg has 2 storage buffers, more than the target's 1 per stage/,
+  );
+});
