@@ -14,6 +14,7 @@ import {
   streamTokens,
   stringParam,
   finishSizes,
+  followMasks,
   tokenBlocks,
 } from "./token-sites.js";
 
@@ -72,6 +73,7 @@ export const insertTokenMergingPass: Pass = {
           },
         );
         replaceUsesAfter(g, mid, merge.outputs[0], merge);
+        followMasks(g, merge, n, siteLabel(s), "merging models with attention masks is not supported yet");
         markApplied(g, s, merge);
       });
       ctx.remarks.push(`${siteLabel(s)}: merged r = ${r} after ${b.attention.outputs[0].name}`);

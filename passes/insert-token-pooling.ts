@@ -6,6 +6,7 @@ import {
   applySite,
   blockOfSite,
   finishSizes,
+  followMasks,
   insertNode,
   intParam,
   markApplied,
@@ -35,7 +36,8 @@ export const insertTokenPoolingPass: Pass = {
         throw new Error(`${siteLabel(s)}: pooling needs op tokens.pool, which this build lacks`);
       const b = blockOfSite(g, tokenBlocks(g), s);
       const x = b.input;
-      const attrs = poolAttrs(s, streamTokens(s, x));
+      const n = streamTokens(s, x);
+      const attrs = poolAttrs(s, n);
       const first = g.nodes.find((m) => m.inputs.includes(x))!;
       const opts = { scope: s.scope, ...(s.policy.loc ? { loc: s.policy.loc } : {}) };
       applySite(g, ctx, s, () => {
@@ -44,6 +46,7 @@ export const insertTokenPoolingPass: Pass = {
           names: [`${x.name}_pooled`, `${x.name}_size`],
         });
         replaceUsesAfter(g, x, pool.outputs[0], pool);
+        followMasks(g, pool, n, siteLabel(s), "pooling models with attention masks is not supported yet");
         markApplied(g, s, pool);
       });
       ctx.remarks.push(`${siteLabel(s)}: ${String(attrs.mode)} pool, size ${String(attrs.size)}`);

@@ -19,6 +19,7 @@ import {
   streamTokens,
   stringParam,
   finishSizes,
+  followMasks,
   type TokenBlock,
   tokenBlocks,
 } from "./token-sites.js";
@@ -68,6 +69,25 @@ export const insertTokenPruningPass: Pass = {
           names: [`${x.name}_pruned`],
         });
         replaceUsesAfter(g, x, prune.outputs[0], prune);
+        // Key-padding masks of later attentions lose the same tokens (a fused row has no mask entry).
+        followMasks(
+          g,
+          prune,
+          n,
+          siteLabel(s),
+          fuse
+            ? "fuse cannot carry a mask (the fused row has no mask entry)"
+            : (col, after) =>
+                insertNode(
+                  g,
+                  { after },
+                  "tokens.prune",
+                  [col, scores],
+                  1,
+                  { ...attrs },
+                  { ...opts, names: [`${col.name}_pruned`] },
+                ),
+        );
         markApplied(g, s, prune);
       });
       ctx.remarks.push(`${siteLabel(s)}: keep ${printDim(keep)} of ${printDim(n)}`);

@@ -548,3 +548,60 @@ export function importance(
   g.erase(att);
   return repl.outputs[1];
 }
+
+/**
+ * Attention masks over the tokens of a stream reduced at `anchor` (n tokens before it): every
+ * later attention whose mask covers n keys gets it reduced alike. Key-padding masks `[B, 1, 1, n]`
+ * are reshaped to `[B, n, 1]`, reduced by `reduceCol` and reshaped back; other shapes, or a
+ * reduction that cannot carry a mask (`reduceCol` is then the reason), are errors naming the attention.
+ */
+export function followMasks(
+  g: Graph,
+  anchor: Node,
+  n: Dim,
+  label: string,
+  reduceCol: ((col: Value, after: Node) => Node) | string,
+): void {
+  const done = new Map<Value, Value>();
+  const start = g.nodes.indexOf(anchor);
+  for (const att of g.nodes.slice(start + 1)) {
+    const m = att.op === "attention" ? att.inputs[3] : null;
+    if (!m || !dimEquals(m.type.dims[m.type.dims.length - 1], n)) continue;
+    const d = m.type.dims;
+    if (typeof reduceCol === "string")
+      throw new Error(`${label}: ${nodeLabel(att)} has a mask over the ${printDim(n)} tokens; ${reduceCol}`);
+    if (d.length !== 4 || d[1] !== 1 || d[2] !== 1)
+      throw new Error(
+        `${label}: ${nodeLabel(att)} has a mask of shape [${d.map(printDim).join(", ")}]; only key-padding masks [B, 1, 1, N] follow a reduction`,
+      );
+    let reduced = done.get(m);
+    if (!reduced) {
+      const opts = {
+        ...(anchor.scope !== undefined ? { scope: anchor.scope } : {}),
+        ...(anchor.loc ? { loc: anchor.loc } : {}),
+      };
+      const shape = (vals: number[]): Value =>
+        g.addConstant(
+          tensorType("i64", [vals.length]),
+          `${m.name}_shape`,
+          makeTensor("i64", [vals.length], vals),
+        );
+      const col = insertNode(g, { after: anchor }, "Reshape", [m, shape([0, -1, 1])], 1, {}, opts);
+      const red = reduceCol(col.outputs[0], col);
+      reduced = insertNode(
+        g,
+        { after: red },
+        "Reshape",
+        [red.outputs[0], shape([0, 1, 1, -1])],
+        1,
+        {},
+        {
+          ...opts,
+          names: [`${m.name}_reduced`],
+        },
+      ).outputs[0];
+      done.set(m, reduced);
+    }
+    g.setInput(att, 3, reduced);
+  }
+}

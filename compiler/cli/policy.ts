@@ -39,9 +39,12 @@ export function applyPolicyOption(args: Args, io: CliIO, g: Graph, kind: InputKi
   attachPolicyFile(g, readText(args, file), file);
   const pm = new PassManager("reduce");
   pm.run(g);
-  const applied = g.nodes.filter((n) => n.policy !== undefined).length;
+  const applied = g.nodes.filter((n) => n.policy !== undefined && n.op.startsWith("tokens.")).length;
+  const kv = [...g.policies.values()].filter((p) => p.params.kind === "kv").length;
+  // No pass applies kv policies yet: say so rather than let the note suggest they were applied.
+  const kvNote = kv ? `; ${kv} kv policy object(s) stay attached, not applied (no kv-cache pass yet)` : "";
   io.stderr(
-    `tokr: note: ${file}: ${g.policies.size} policy object(s) applied (${applied} reduction node(s))\n`,
+    `tokr: note: ${file}: ${g.policies.size - kv} policy object(s) applied (${applied} reduction node(s))${kvNote}\n`,
   );
   return true;
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { runGraph } from "../../backends/cpu/interpreter.js";
@@ -7,6 +8,7 @@ import { makeTensor } from "../../compiler/ir/tensor.js";
 import { printType } from "../../compiler/ir/types.js";
 import { compileTokr } from "../../compiler/lang/check.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
+import { assertClose, repoRoot } from "../util/helpers.js";
 import {
   attentionTokens,
   fmnistDir,
@@ -170,5 +172,43 @@ describe("insert-token-pruning on the imported Fashion-MNIST ViT", () => {
     const agree = got.filter((p, i) => p === want[i]).length;
     // Measured: 8 of 8 here, 48 of 48 on images 0..47.
     assert.ok(agree >= 7, `agreement ${agree}/8`);
+  });
+});
+
+describe("insert-token-pruning with a key-padding mask (examples/bert.tokr)", () => {
+  it("the mask loses the same tokens: pruning 3 padded tokens at block 1 leaves CLS's output unchanged", () => {
+    const src = readFileSync(join(repoRoot, "examples", "bert.tokr"), "utf8");
+    const N = 10;
+    const inputs = new Map([
+      ["ids", makeTensor("i64", [1, N], [101, 7, 42, 999, 5, 17, 0, 0, 0, 0])],
+      [
+        "positions",
+        makeTensor(
+          "i64",
+          [1, N],
+          Array.from({ length: N }, (_, i) => i),
+        ),
+      ],
+      // Six real tokens, four padding: their CLS attention is exactly 0, so they rank last.
+      ["mask", makeTensor("bool", [1, N], [1, 1, 1, 1, 1, 1, 0, 0, 0, 0])],
+    ]);
+    const g0 = compileTokr(src, "bert.tokr");
+    const g = compileTokr(src, "bert.tokr");
+    reduce(g, "blocks.1.layer: prune(keep: 0.7, protect: 1)");
+    const masks = nodesOf(g, "attention").map((a) => printType(a.inputs[3]!.type));
+    assert.deepEqual(masks, [
+      "bool[B, 1, 1, N@token]",
+      "bool[B, 1, 1, ceildiv(7*N, 10)]",
+      "bool[B, 1, 1, ceildiv(7*N, 10)]",
+      "bool[B, 1, 1, ceildiv(7*N, 10)]",
+    ]);
+    const want = runGraph(g0, inputs).get("pooled")!;
+    const got = runGraph(g, inputs);
+    assert.deepEqual(got.get("y")!.shape, [1, 7, 128]);
+    assertClose(got.get("pooled")!, want, 1e-5, "pooled CLS");
+    assert.throws(
+      () => reduce(compileTokr(src, "bert.tokr"), "blocks.1.layer: prune(keep: 0.7, protect: 1, fuse: true)"),
+      /has a mask over the N tokens; fuse cannot carry a mask/,
+    );
   });
 });
