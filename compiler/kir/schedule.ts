@@ -111,17 +111,33 @@ function orderUnits(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, groups
   for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
   const out: Unit[] = [];
   const done = new Set<Unit>();
-  const visit = (u: Unit): void => {
-    if (done.has(u)) return;
-    done.add(u);
+  const deps = (u: Unit): Unit[] => {
+    const ds: Unit[] = [];
     for (const n of u.k === "group" ? u.nodes : [u.node])
       for (const v of n.inputs) {
         const p = v ? producer.get(v) : undefined;
-        if (p && unitOf.get(p) !== u) visit(unitOf.get(p)!);
+        if (p && unitOf.get(p) !== u) ds.push(unitOf.get(p)!);
       }
-    out.push(u);
+    return ds.reverse(); // popped first to last: steps keep the graph's order where they can
   };
-  for (const n of g.nodes) visit(unitOf.get(n)!);
+  // Depth-first post-order with an explicit stack (graphs can be thousands of nodes deep).
+  for (const n of g.nodes) {
+    const start = unitOf.get(n)!;
+    if (done.has(start)) continue;
+    done.add(start);
+    const stack: { u: Unit; ds: Unit[] }[] = [{ u: start, ds: deps(start) }];
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const d = top.ds.pop();
+      if (d === undefined) {
+        out.push(top.u);
+        stack.pop();
+      } else if (!done.has(d)) {
+        done.add(d);
+        stack.push({ u: d, ds: deps(d) });
+      }
+    }
+  }
   return out;
 }
 

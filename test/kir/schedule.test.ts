@@ -413,3 +413,18 @@ test("a lowered kernel with more storage buffers than the target allows is an er
     /node %\S+ in blocks\.1 \(test\.neg2\): kernel \S+_neg has 2 storage buffers, more than the target's 1 per stage/,
   );
 });
+
+test("a graph thousands of units deep schedules (no recursion limit)", () => {
+  const b = new GraphBuilder("deep");
+  let v = b.input("x", "f32", [2, 3]);
+  const flat = b.const("i64", [1], [6]);
+  const square = b.const("i64", [2], [2, 3]);
+  for (let i = 0; i < 4000; i++) {
+    v = b.op("test.relu", [v]);
+    v = b.op("test.reshape", [v, i % 2 === 0 ? flat : square]);
+  }
+  const g = b.output(v);
+  const p = buildProgram(g, DEFAULT_TARGET);
+  assert.equal(p.steps.length, 4000);
+  assert.equal(p.kernels.length, 1, "relu over [2,3] and over [6] read and write by flat index alike");
+});
