@@ -189,9 +189,19 @@ function ceilPow2(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }
 
+/**
+ * Targets whose matmul style is `register` are CPU drivers (or portable builds assumed to be):
+ * there barriers cost more than they save. On lavapipe, serial rows ran LayerNorm [6304, 64] in
+ * ~25-55 ms against ~150 ms for a workgroup tree, and [197, 768] in ~2 ms against ~29 ms.
+ */
+export function barrierAverse(target: Target): boolean {
+  return target.matmul === "register";
+}
+
 /** The plan for rows of `len` elements that are contiguous (`cooperative`) or strided. */
 export function rowPlan(len: Dim, target: Target, cooperative = true): RowPlan {
-  if (!cooperative || (typeof len === "number" && len <= SERIAL_ROW_MAX))
+  const short = typeof len === "number" && len <= SERIAL_ROW_MAX;
+  if (!cooperative || short || barrierAverse(target))
     return { mode: "serial", wg: elementwiseWg(target), subgroups: false, minSubgroup: 1 };
   let wg = floorPow2(Math.min(256, target.maxWorkgroupInvocations));
   // Two subgroup steps cover wg lanes when wg <= (minimum subgroup size)^2.

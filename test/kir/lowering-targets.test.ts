@@ -13,9 +13,9 @@ import { cases as shape } from "../backends/cases/shape.js";
 import { compare, prepare } from "../backends/cases/run.js";
 import type { OpCase } from "../backends/cases/types.js";
 
-// The shape/reduce/norm lowerings under other targets than the default: subgroup reductions
-// (lavapipe's 8 lanes, and wider subgroups than the target promised), small workgroup and
-// binding limits. lowering.test.ts runs every case on DEFAULT_TARGET.
+// The shape/reduce/norm lowerings under other targets than the default: workgroup rows with tree
+// and subgroup reductions (lavapipe's 8 lanes, and wider subgroups than the target promised),
+// small workgroup and binding limits. lowering.test.ts runs every case on DEFAULT_TARGET.
 
 const OURS: readonly OpCase[] = [...elementwise, ...shape, ...reduce, ...norm];
 const ROWS = [...reduce, ...norm];
@@ -36,7 +36,26 @@ function check(c: OpCase, target: Target, subgroupSize?: number): void {
   }
 }
 
-const SUBGROUPS: Target = { ...DEFAULT_TARGET, subgroups: true, subgroupSize: 8 };
+/** GPU-style targets: rows go to workgroups (DEFAULT_TARGET's register style runs them serially). */
+const GPU: Target = { ...DEFAULT_TARGET, matmul: "tiled" };
+const SUBGROUPS: Target = { ...GPU, subgroups: true, subgroupSize: 8 };
+
+test("rows: workgroup tree reductions match the reference", () => {
+  let groups = 0;
+  for (const c of ROWS) {
+    if (lower(c, GPU).launches.some((l) => l.kernel.workgroupSize[0] > 64 || hasBarrier(l))) groups++;
+    check(c, GPU);
+  }
+  assert.ok(groups >= 30, `only ${groups} cases took the workgroup path`);
+});
+
+test("rows: a CPU-style (register) target runs rows without barriers", () => {
+  for (const c of ROWS) for (const l of lower(c, DEFAULT_TARGET).launches) assert.ok(!hasBarrier(l), c.name);
+});
+
+function hasBarrier(l: Lowering["launches"][number]): boolean {
+  return JSON.stringify(l.kernel.body).includes('"barrier"');
+}
 
 test("rows: subgroup reductions match the reference (8 lanes, and 32 when 8 were promised)", () => {
   let used = 0;
@@ -49,7 +68,7 @@ test("rows: subgroup reductions match the reference (8 lanes, and 32 when 8 were
 });
 
 test("rows: a 32-invocation workgroup limit is kept and still matches", () => {
-  const small: Target = { ...DEFAULT_TARGET, maxWorkgroupInvocations: 32 };
+  const small: Target = { ...GPU, maxWorkgroupInvocations: 32 };
   for (const c of ROWS) {
     for (const l of lower(c, small).launches) {
       const [x, y, z] = l.kernel.workgroupSize;
