@@ -197,7 +197,8 @@ export function unravel(kb: KernelBuilder, flat: Expr, dims: readonly Dim[], hin
   const out: Expr[] = new Array<Expr>(dims.length);
   let rest = flat;
   for (let a = dims.length - 1; a >= 0; a--) {
-    const d = dimExpr(dims[a]);
+    // A zero-sized axis means no invocation runs; index by 1 so no `% 0` reaches a compiler.
+    const d = dims[a] === 0 ? i32(1) : dimExpr(dims[a]);
     if (a === 0) out[a] = rest;
     else {
       out[a] = kb.let(`${hint}${a}`, binaryMod(rest, d));

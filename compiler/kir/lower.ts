@@ -66,25 +66,30 @@ export function lowerPointwise(def: OpDef, ctx: LowerCtx): Lowering {
   if (!rule) return ctx.fail(`${def.name} has no pointwise rule`);
   const out = ctx.outputs[0];
   const total = mul(...out.dims);
-  const kernel = elementwiseKernel(`${ctx.name}`, total, 64, (kb) => {
-    const ins = ctx.inputs.map((t, i) =>
-      t ? kb.buffer(`in${i}`, storageType(t.dtype, ctx.target), "read") : null,
-    );
-    const o = kb.buffer("out", storageType(out.dtype, ctx.target), "read_write");
-    return (i) => {
-      const idx = unravel(kb, i, out.dims);
-      const args = ctx.inputs.map((t, j) => {
-        const buf = ins[j];
-        if (!t || !buf) return null;
-        return loadAs(kb, buf, broadcastOffset(idx, t.dims), t.dtype, ctx.target);
-      });
-      const present = args.filter((a): a is Expr => a !== null);
-      if (present.length !== args.length)
-        ctx.fail(`${def.name}: optional inputs are not supported in pointwise form`);
-      const v = rule(present, pointwiseCtx(ctx, def));
-      kb.store(o, i, toStorage(v, out.dtype, ctx.target));
-    };
-  });
+  const kernel = elementwiseKernel(
+    `${ctx.name}`,
+    total,
+    Math.min(64, ctx.target.maxWorkgroupInvocations),
+    (kb) => {
+      const ins = ctx.inputs.map((t, i) =>
+        t ? kb.buffer(`in${i}`, storageType(t.dtype, ctx.target), "read") : null,
+      );
+      const o = kb.buffer("out", storageType(out.dtype, ctx.target), "read_write");
+      return (i) => {
+        const idx = unravel(kb, i, out.dims);
+        const args = ctx.inputs.map((t, j) => {
+          const buf = ins[j];
+          if (!t || !buf) return null;
+          return loadAs(kb, buf, broadcastOffset(idx, t.dims), t.dtype, ctx.target);
+        });
+        const present = args.filter((a): a is Expr => a !== null);
+        if (present.length !== args.length)
+          ctx.fail(`${def.name}: optional inputs are not supported in pointwise form`);
+        const v = rule(present, pointwiseCtx(ctx, def));
+        kb.store(o, i, toStorage(v, out.dtype, ctx.target));
+      };
+    },
+  );
   const args = ctx.inputs.flatMap((t, i) => (t ? [{ kind: "input" as const, index: i }] : []));
   return { launches: [{ kernel, args: [...args, { kind: "output", index: 0 }] }], scratch: [] };
 }
