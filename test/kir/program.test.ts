@@ -51,7 +51,7 @@ test("Fashion-MNIST ViT schedule: blocks share kernels, shape arithmetic is not 
   assert.equal(step.nodes.length, 2);
 });
 
-// The whole 6-block model takes 100-300 s on the KIR interpreter (the attention kernel dominates),
+// The whole 6-block model takes 80-300 s on the KIR interpreter (the attention kernel dominates),
 // so the default run checks a 1-block truncation of the real model (real weights of block 0).
 test("1-block Fashion-MNIST ViT: scheduled program on the KIR interpreter matches runGraph (1e-3)", () => {
   checkOnKir(vit(1), 1);
@@ -59,7 +59,7 @@ test("1-block Fashion-MNIST ViT: scheduled program on the KIR interpreter matche
 
 test(
   "6-block Fashion-MNIST ViT on the KIR interpreter matches runGraph (1e-3)",
-  { skip: process.env.TOKR_KIR_FULL_VIT ? false : "slow (minutes); set TOKR_KIR_FULL_VIT=1" },
+  { skip: process.env.TOKR_KIR_FULL_VIT ? false : "slow (over a minute); set TOKR_KIR_FULL_VIT=1" },
   () => {
     checkOnKir(vit(6), 1);
   },
