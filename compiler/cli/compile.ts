@@ -14,7 +14,8 @@ export const compileCommand: CommandSpec = {
     "Compile a model into an artifact directory. For --target cpu: graph.ir (large constants as ref<>),\n" +
     "weights.safetensors and manifest.json; for --target wgsl: manifest.json (the scheduled program),\n" +
     "kernels/*.wgsl and weights.safetensors. Both run with `tokr run DIR`.",
-  synopsis: "INPUT --target cpu|wgsl|cuda -o DIR [--policy FILE] [--weights W.safetensors]",
+  synopsis:
+    "INPUT --target cpu|wgsl|cuda -o DIR [--policy FILE] [--weights W.safetensors] [--f16] [--portable]",
   options: {
     target: { type: "string", arg: "cpu|wgsl|cuda", help: "backend to compile for" },
     output: { type: "string", short: "o", arg: "DIR", help: "artifact directory to write" },
@@ -24,6 +25,11 @@ export const compileCommand: CommandSpec = {
       help: "a .tokr policy file: its policies are checked and applied (token-reduction passes)",
     },
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
+    f16: { type: "boolean", help: "wgsl: store and compute f32 tensors in f16 (needs shader-f16)" },
+    portable: {
+      type: "boolean",
+      help: "wgsl: compile for WebGPU's default limits (runs anywhere), not the local adapter's",
+    },
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
   async run(args, io) {
@@ -37,7 +43,10 @@ export const compileCommand: CommandSpec = {
     const g = loadGraph(args, input);
     applyPolicyOption(args, io, g, kind);
     bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
-    if (target === "wgsl") await compileWgsl(args, g, dir, input);
+    if (target !== "wgsl")
+      for (const o of ["f16", "portable"]) if (args.flag(o)) throw new CliError(`--${o} needs --target wgsl`);
+    if (target === "wgsl")
+      await compileWgsl(args, io, g, dir, input, { f16: args.flag("f16"), portable: args.flag("portable") });
     else writeArtifact(args, dir, g, input);
   },
 };

@@ -32,6 +32,7 @@ export const runCommand: CommandSpec = {
       arg: "FILE",
       help: "a .tokr policy file: its policies are applied (token-reduction passes) before running",
     },
+    f16: { type: "boolean", help: "wgsl: compute the model's f32 tensors in f16 (needs shader-f16)" },
   },
   positionals: { min: 1, max: 1, names: "INPUT" },
   async run(args, io) {
@@ -42,6 +43,12 @@ export const runCommand: CommandSpec = {
       throw new CliError(`${input}: is a ${built} artifact; it cannot run with --target ${target}`);
     if (built === "wgsl" && args.string("policy") !== undefined)
       throw new CliError(`${input}: is a compiled wgsl artifact; apply --policy when compiling it`);
+    if (args.flag("f16") && (target !== "wgsl" || built === "wgsl"))
+      throw new CliError(
+        built === "wgsl"
+          ? `${input}: --f16 is chosen when compiling (tokr compile --target wgsl --f16)`
+          : "--f16 needs --target wgsl",
+      );
     if (target === "wgsl" && built === "wgsl") {
       const inputsFile = args.string("inputs");
       const outputs = await runWgsl(
@@ -69,7 +76,8 @@ export const runCommand: CommandSpec = {
           .join("\n"),
       );
     }
-    const outputs = target === "wgsl" ? await runWgsl(args, g, inputs) : runGraph(g, inputs);
+    const outputs =
+      target === "wgsl" ? await runWgsl(args, g, inputs, { f16: args.flag("f16") }) : runGraph(g, inputs);
     report(args, io, outputs);
   },
 };

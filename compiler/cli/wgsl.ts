@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { F16Error, toF16 } from "../../backends/wgsl/f16.js";
 import { renderWgsl, WgslError } from "../../backends/wgsl/render.js";
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
@@ -19,7 +20,7 @@ import { GpuRuntimeError, NoAdapterError } from "../../runtime/webgpu/device.js"
 import { nodeGpu } from "../../runtime/webgpu/node.js";
 import { WgslCompileError } from "../../runtime/webgpu/pipelines.js";
 import { WebGpuRuntime } from "../../runtime/webgpu/runtime.js";
-import { type Args, CliError, fsMessage } from "./cli.js";
+import { type Args, type CliIO, CliError, fsMessage } from "./cli.js";
 
 /** The `target` of an artifact directory's manifest, if INPUT is one. */
 export function artifactTarget(args: Args, input: string): string | undefined {
@@ -45,23 +46,72 @@ async function cli<T>(f: () => Promise<T> | T): Promise<T> {
       e instanceof GpuRuntimeError ||
       e instanceof NoAdapterError ||
       e instanceof ArtifactError ||
-      e instanceof DeviceDataError
+      e instanceof DeviceDataError ||
+      e instanceof F16Error
     )
       throw new CliError(e.message);
     throw e;
   }
 }
 
-function schedule(g: Graph, target: Target): CompiledProgram {
-  return compileProgram(buildProgram(g, target), "wgsl", target, renderWgsl);
+/** `f16`: the graph's f32 tensors become f16 first (see backends/wgsl/f16.ts; needs target.f16). */
+function schedule(g: Graph, target: Target, f16: boolean): CompiledProgram {
+  return compileProgram(buildProgram(f16 ? toF16(g) : g, target), "wgsl", target, renderWgsl);
+}
+
+/** `tokr compile --target wgsl` options. */
+export interface WgslCompileOptions {
+  /** Store and compute the graph's f32 tensors in f16 (the adapter must have shader-f16). */
+  readonly f16?: boolean;
+  /** Compile for DEFAULT_TARGET (WebGPU default limits) instead of the local adapter's target. */
+  readonly portable?: boolean;
+}
+
+function lacksF16(description: string): CliError {
+  return new CliError(
+    `--f16: the WebGPU adapter (${description}) lacks the shader-f16 feature; compile without --f16` +
+      " (or with --portable to build an f16 artifact for another device)",
+  );
+}
+
+/** A runtime on the local adapter, or the reason there is none. */
+async function localRuntime(f16: boolean): Promise<WebGpuRuntime | NoAdapterError> {
+  try {
+    return await WebGpuRuntime.create(await nodeGpu(), { f16 });
+  } catch (e) {
+    if (e instanceof NoAdapterError) return e;
+    throw e;
+  }
 }
 
 /**
- * Writes a WGSL artifact for the portable target (WebGPU default limits, f32, no subgroups), so
- * the artifact runs on every adapter. Compiling needs no GPU.
+ * Writes a WGSL artifact. By default for the local adapter's target (its limits and features);
+ * with `portable`, or when there is no adapter (said on stderr), for DEFAULT_TARGET, so the
+ * artifact runs on every adapter (with `f16`: every adapter with shader-f16).
  */
-export async function compileWgsl(args: Args, g: Graph, dir: string, source: string): Promise<void> {
-  const cp = await cli(() => schedule(g, DEFAULT_TARGET));
+export async function compileWgsl(
+  args: Args,
+  io: CliIO,
+  g: Graph,
+  dir: string,
+  source: string,
+  opts: WgslCompileOptions = {},
+): Promise<void> {
+  const f16 = opts.f16 ?? false;
+  let target: Target = { ...DEFAULT_TARGET, f16 };
+  if (!opts.portable) {
+    const rt = await localRuntime(f16);
+    if (rt instanceof NoAdapterError)
+      io.stderr(
+        `tokr: ${rt.message.split(". To get one")[0]}; compiling for the portable target (as --portable)\n`,
+      );
+    else {
+      rt.destroy();
+      if (f16 && !rt.target.f16) throw lacksF16(rt.ctx.description);
+      target = rt.target;
+    }
+  }
+  const cp = await cli(() => schedule(g, target, f16));
   const abs = args.path(dir);
   if (existsSync(abs) && !statSync(abs).isDirectory())
     throw new CliError(`${dir}: exists and is not a directory`);
@@ -75,19 +125,24 @@ export async function compileWgsl(args: Args, g: Graph, dir: string, source: str
   }
 }
 
-/** Runs a WGSL artifact directory, or a graph scheduled for the local adapter, on WebGPU. */
+/**
+ * Runs a WGSL artifact directory, or a graph scheduled for the local adapter, on WebGPU. `f16`
+ * (graphs only: an artifact's precision is fixed when it is compiled) computes in f16.
+ */
 export async function runWgsl(
   args: Args,
   input: string | Graph,
   inputs: ReadonlyMap<string, Tensor>,
+  opts: { readonly f16?: boolean } = {},
 ): Promise<Map<string, Tensor>> {
   return cli(async () => {
-    const rt = await WebGpuRuntime.create(await nodeGpu());
+    const rt = await WebGpuRuntime.create(await nodeGpu(), { f16: opts.f16 ?? false });
     try {
+      if (opts.f16 && !rt.target.f16) throw lacksF16(rt.ctx.description);
       const cp =
         typeof input === "string"
           ? await loadProgramArtifact((name) => readFile(join(args.path(input), name)), input)
-          : schedule(input, rt.target);
+          : schedule(input, rt.target, opts.f16 ?? false);
       const program = await rt.load(cp);
       return await program.run(inputs);
     } finally {
