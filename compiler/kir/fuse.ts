@@ -152,7 +152,8 @@ export function fusedKernel(
   for (const n of group) for (const v of n.inputs) if (v && !produced.has(v) && !ext.includes(v)) ext.push(v);
   const outs = group.map((n) => n.outputs[0]).filter((o) => stored.has(o));
   if (outs.length === 0) throw new KirError(`fused kernel ${name} stores nothing`);
-  const kernel = elementwiseKernel(name, mul(...outDims), 64, (kb) => {
+  const wg = Math.min(64, target.maxWorkgroupInvocations);
+  const kernel = elementwiseKernel(name, mul(...outDims), wg, (kb) => {
     const inBufs = ext.map((v, j) => kb.buffer(`in${j}`, storageType(v.type.dtype, target), "read"));
     const outBufs = outs.map((v, j) => kb.buffer(`out${j}`, storageType(v.type.dtype, target), "read_write"));
     return (i) => {

@@ -356,7 +356,7 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
     claimed.add(copy);
     const b = buffers[copy];
     steps.push({
-      kernel: kernelOf(copyKernel(`copy_${ident(v.name)}`, b.size, b.storage)),
+      kernel: kernelOf(copyKernel(`copy_${ident(v.name)}`, b.size, b.storage, target)),
       args: [id, copy],
       nodes: [v.name],
     });
@@ -403,8 +403,8 @@ function exactNumbers(_key: string, v: unknown): unknown {
     : v;
 }
 
-function copyKernel(name: string, size: Dim, t: Exclude<KType, "bool">): Kernel {
-  return elementwiseKernel(name, size, 64, (kb) => {
+function copyKernel(name: string, size: Dim, t: Exclude<KType, "bool">, target: Target): Kernel {
+  return elementwiseKernel(name, size, Math.min(64, target.maxWorkgroupInvocations), (kb) => {
     const src = kb.buffer("src", t, "read");
     const dst = kb.buffer("dst", t, "read_write");
     return (i) => kb.store(dst, i, kb.load(src, i));

@@ -428,3 +428,13 @@ test("a graph thousands of units deep schedules (no recursion limit)", () => {
   assert.equal(p.steps.length, 4000);
   assert.equal(p.kernels.length, 1, "relu over [2,3] and over [6] read and write by flat index alike");
 });
+
+test("fused and copy kernels keep to the target's workgroup size limit", () => {
+  const b = new GraphBuilder("wg");
+  const x = b.input("x", "f32", [5, 7]);
+  const r = b.op("test.relu", [b.op("test.add", [x, x])]);
+  const small: Target = { ...DEFAULT_TARGET, maxWorkgroupInvocations: 16 };
+  const p = check(b.output(r, r, x), new Map([["x", f32([5, 7])]]), small);
+  assert.equal(p.steps.length, 3);
+  for (const k of p.kernels) assert.deepEqual(k.workgroupSize, [16, 1, 1], k.name);
+});
