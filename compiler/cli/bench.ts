@@ -3,8 +3,8 @@ import { TARGETS } from "./compile.js";
 import { inputKind } from "./load.js";
 
 /**
- * `tokr bench`: timing one model with and without a token-reduction policy, which needs the passes
- * that apply policies (issue #6; the arguments are fixed here). The WGSL vs onnxruntime benchmark of
+ * `tokr bench`: timing one model with and without a token-reduction policy (issue #6's benchmark;
+ * the arguments are fixed here). The WGSL vs onnxruntime benchmark of
  * issue #5 is `npm run bench` (bench/webgpu.ts), which this command points at.
  */
 export const benchCommand: CommandSpec = {
@@ -29,9 +29,9 @@ export const benchCommand: CommandSpec = {
     inputKind(args, args.positionals[0]);
     throw new CliError(
       "bench: timing a model with and without a token-reduction policy is not implemented yet " +
-        "(issue #6: it needs the passes that apply policies). For tokr WGSL vs onnxruntime's WebGPU " +
-        "execution provider (matmul, the Fashion-MNIST ViT, vit_b_16, compile time) run `npm run bench` " +
-        "(bench/webgpu.ts; results in bench/README.md)",
+        "(issue #6's benchmark). For tokr WGSL vs onnxruntime's WebGPU execution provider (matmul, " +
+        "the Fashion-MNIST ViT, vit_b_16, compile time) run `npm run bench` (bench/webgpu.ts; results " +
+        "in bench/README.md)",
     );
   },
 };

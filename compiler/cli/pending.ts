@@ -6,7 +6,6 @@ import { CliError } from "./cli.js";
  */
 export const PENDING = {
   cuda: { issue: 7, what: "the CUDA backend" },
-  bench: { issue: 5, what: "benchmarking" },
 } as const;
 
 export type PendingFeature = keyof typeof PENDING;
