@@ -9,10 +9,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { runGraph } from "../../backends/cpu/interpreter.js";
+import { F16Error, toF16 } from "../../backends/wgsl/f16.js";
 import { renderWgsl } from "../../backends/wgsl/render.js";
+import { GraphBuilder } from "../../compiler/builder.js";
 import type { Graph } from "../../compiler/ir/graph.js";
-import type { Tensor } from "../../compiler/ir/tensor.js";
+import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
+import { assertValid } from "../../compiler/verify.js";
 import { importOnnxFile } from "../../compiler/onnx/import.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { buildVit } from "../../examples/fmnist-vit/vit-ir.js";
@@ -47,8 +50,15 @@ function maxAbsDiff(a: Tensor, b: Tensor): number {
 }
 
 /** Schedules `g` for the device, runs the batch, returns the logits. */
-async function runOnGpu(rt: WebGpuRuntime, g: Graph, x: Tensor): Promise<Tensor> {
-  const program = await rt.load(compileProgram(buildProgram(g, rt.target), "wgsl", rt.target, renderWgsl));
+async function runOnGpu(rt: WebGpuRuntime, g: Graph, x: Tensor, f16 = false): Promise<Tensor> {
+  const p = buildProgram(f16 ? toF16(g) : g, rt.target);
+  if (f16) {
+    // The conversion reached the device: weights and activations are stored as f16.
+    const stored = p.buffers.filter((b) => b.kind === "constant" || b.kind === "intermediate");
+    const half = stored.filter((b) => b.storage === "f16").length;
+    assert.ok(half > stored.length / 2, `${half} of ${stored.length} buffers stored as f16`);
+  }
+  const program = await rt.load(compileProgram(p, "wgsl", rt.target, renderWgsl));
   try {
     const out = await program.run(new Map([[g.inputs[0].name, x]]));
     return out.get(g.outputs[0].name)!;
@@ -58,13 +68,12 @@ async function runOnGpu(rt: WebGpuRuntime, g: Graph, x: Tensor): Promise<Tensor>
 }
 
 let rt: WebGpuRuntime | string = "not started";
-let pixels: Tensor;
+const pixels = fmnistBatch(readIdxImages(join(ex, "t500-images-idx3-ubyte.gz")), FIRST, BATCH);
 
 describe("Fashion-MNIST ViT on WebGPU", () => {
   before(async () => {
     rt = await gpuRuntime({ f16: true });
     if (typeof rt === "string") console.log(`# skipping the WGSL ViT: ${rt}`);
-    pixels = fmnistBatch(readIdxImages(join(ex, "t500-images-idx3-ubyte.gz")), FIRST, BATCH);
   });
 
   for (const [name, load] of [
@@ -81,4 +90,65 @@ describe("Fashion-MNIST ViT on WebGPU", () => {
       assert.ok(diff <= 1e-3, `max |diff| ${diff}`);
       assert.deepEqual(argmaxRows(got), argmaxRows(want));
     });
+
+  // f16 storage and arithmetic (11-bit significands) against the f32 CPU logits: errors of
+  // ~5e-4 relative per rounding accumulate over 6 blocks; measured max |diff| ~3e-3 for logits
+  // of magnitude up to ~10, so 2e-2 leaves room for other f16 adapters.
+  for (const [name, load] of [
+    ["IR from safetensors (vit-ir.ts)", irVit],
+    ["ONNX import + onnx-structure", onnxVit],
+  ] as const)
+    it(`${name} in f16: logits within 2e-2 of the f32 CPU reference, same predictions`, async (t) => {
+      if (typeof rt === "string") return t.skip(rt);
+      if (!rt.target.f16) return t.skip(`the adapter (${rt.ctx.description}) lacks shader-f16`);
+      const g = load();
+      const want = runGraph(g, new Map([[g.inputs[0].name, pixels]])).get(g.outputs[0].name)!;
+      const got = await runOnGpu(rt, g, pixels, true);
+      assert.equal(got.dtype, "f32");
+      const diff = maxAbsDiff(got, want);
+      console.log(`# ${name} f16: max |logit diff| vs CPU f32 ${diff.toExponential(2)} (batch ${BATCH})`);
+      assert.ok(diff > 0 && diff <= 2e-2, `max |diff| ${diff}`);
+      assert.deepEqual(argmaxRows(got), argmaxRows(want));
+    });
+});
+
+describe("toF16 (the --f16 graph conversion)", () => {
+  it("keeps the signature, converts weights, and runs on the CPU reference close to f32", () => {
+    const g = irVit();
+    const h = toF16(g);
+    assertValid(h);
+    assert.deepEqual(
+      h.inputs.map((v) => [v.name, v.type.dtype]),
+      g.inputs.map((v) => [v.name, v.type.dtype]),
+    );
+    assert.deepEqual(
+      h.outputs.map((v) => [v.name, v.type.dtype]),
+      g.outputs.map((v) => [v.name, v.type.dtype]),
+    );
+    for (const [v, c] of h.constants) if (c.data) assert.notEqual(c.data.dtype, "f32", `constant %${v.name}`);
+    const a = runGraph(g, new Map([[g.inputs[0].name, pixels]])).get(g.outputs[0].name)!;
+    const b = runGraph(h, new Map([[h.inputs[0].name, pixels]])).get(h.outputs[0].name)!;
+    const diff = maxAbsDiff(a, b);
+    assert.ok(diff > 0 && diff < 2e-2, `CPU f16 vs f32: ${diff}`);
+    assert.deepEqual(argmaxRows(a), argmaxRows(b));
+  });
+
+  it("rewrites f32 dtype attributes and rejects constants without data", () => {
+    const b = new GraphBuilder("t");
+    const x = b.input("x", "i32", [3]);
+    const y = b.op("Cast", [x], { to: "f32" });
+    const g = b.output(b.op("Add", [y, b.const("f32", [3], [0.1, 0.2, 0.3])]));
+    const h = toF16(g);
+    assert.equal(h.nodes[0].attrs.to, "f16");
+    assert.equal(h.outputs[0].type.dtype, "f32");
+    const out = runGraph(h, new Map([["x", makeTensor("i32", [3], [1, 2, 3])]])).get(h.outputs[0].name)!;
+    // 1 + f16(0.1) = 1.0996..., rounded to f16 (1.0996), then widened.
+    assert.deepEqual([...out.data], [1.099609375, 2.19921875, 3.30078125]);
+    const ref = new GraphBuilder("ref");
+    const v = ref.input("v", "f32", [2]);
+    const c = ref.g.addConstant(v.type, "weight", undefined, "weight.key");
+    const rg = ref.output(ref.op("Add", [v, c]));
+    assert.throws(() => toF16(rg), F16Error);
+    assert.throws(() => toF16(rg), /constant %weight has no data .*bind its weights/);
+  });
 });
