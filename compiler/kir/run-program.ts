@@ -6,7 +6,7 @@ import { tensorType } from "../ir/types.js";
 import { type KArray, type RunOptions, runKernel } from "./interp.js";
 import type { Program } from "./program.js";
 import { deviceArray, fromDevice, toDevice } from "./run.js";
-import { DEFAULT_TARGET, type Target } from "./types.js";
+import { DEFAULT_TARGET, type KType, type Target } from "./types.js";
 
 export interface ProgramRunOptions extends RunOptions {
   /** Only `f16` matters here: how IR f16 tensors are stored (must match the program's). Default f32 storage. */
@@ -25,11 +25,23 @@ function signature(p: Program): Graph {
 }
 
 /**
+ * A fresh intermediate/scratch/output array filled with all-ones bytes (NaN for floats, -1 / 2^32-1
+ * for ints), like the CUDA emulator: GPU memory is not zeroed and the WebGPU runtime reuses buffers
+ * by liveness, so a kernel that reads what no step wrote must show up here too.
+ */
+function poisoned(t: Exclude<KType, "bool">, n: number): KArray {
+  const a = deviceArray(t, n);
+  new Uint8Array(a.buffer, a.byteOffset, a.byteLength).fill(0xff);
+  return a;
+}
+
+/**
  * Executes a scheduled program on the KIR interpreter: the CPU check of a whole compiled graph.
  * Symbols are bound from the input shapes exactly as `runGraph` binds them; data-dependent symbols
  * take their capacity, as on the GPU (outputs with such dims come back at capacity size; the live
  * count is the producing op's count output). i64 inputs must fit in i32 (their device form) and
- * i64/bool outputs come back in their IR dtype. Returns the outputs by name.
+ * i64/bool outputs come back in their IR dtype. Buffers that are not inputs or constants start
+ * poisoned (all-ones bytes). Returns the outputs by name.
  */
 export function runProgramOnKir(
   program: Program,
@@ -63,7 +75,7 @@ export function runProgramOnKir(
     if (rb.kind === "constant") {
       if (!rb.data) throw new RunError(`constant %${rb.name} has no data (weights were not loaded)`);
       a = toDevice(rb.data, target);
-    } else a = deviceArray(rb.storage, evalDim(rb.size, env));
+    } else a = poisoned(rb.storage, evalDim(rb.size, env));
     storage.set(r, a);
     return a;
   };
