@@ -129,6 +129,35 @@ export class GpuProgram {
     return out;
   }
 
+  /**
+   * Wall time per repetition of the program's dispatches: `repeats` copies recorded into one
+   * compute pass and one submit, waited for with onSubmittedWorkDone (no readback). For the
+   * compile-time autotuner; the first call also pays any lazy pipeline compilation.
+   */
+  async time(inputs: ReadonlyMap<string, Tensor>, repeats: number): Promise<number> {
+    const cp = this.program;
+    const p = this.prepare(this.bind(inputs), new Map());
+    const device = this.runtime.device;
+    for (const id of cp.inputs) {
+      const b = cp.buffers[id];
+      device.queue.writeBuffer(p.buffer(id), 0, toDevice(inputs.get(b.name)!, b.storage, b.name));
+    }
+    await device.queue.onSubmittedWorkDone();
+    const enc = device.createCommandEncoder({ label: `${cp.name} timing` });
+    const pass = enc.beginComputePass();
+    for (let r = 0; r < repeats; r++)
+      for (const d of p.dispatches) {
+        pass.setPipeline(d.kernel.pipeline);
+        pass.setBindGroup(0, d.group);
+        pass.dispatchWorkgroups(...d.grid);
+      }
+    pass.end();
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return (performance.now() - t0) / repeats;
+  }
+
   /** Symbol values from input shapes (plus capacities of data-dependent symbols); checks every input. */
   private bind(inputs: ReadonlyMap<string, Tensor | GpuState>): Map<string, number> {
     const cp = this.program;

@@ -6,6 +6,8 @@
  * when there is no adapter; an op without a kernel fails with the scheduler's error.
  */
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { runGraph } from "../../backends/cpu/interpreter.js";
@@ -14,7 +16,9 @@ import { renderWgsl } from "../../backends/wgsl/render.js";
 import { GraphBuilder } from "../../compiler/builder.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
+import { main } from "../../compiler/cli/main.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
+import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
 import { assertValid } from "../../compiler/verify.js";
 import { importOnnxFile } from "../../compiler/onnx/import.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
@@ -22,7 +26,14 @@ import { buildVit } from "../../examples/fmnist-vit/vit-ir.js";
 import { PassManager } from "../../passes/manager.js";
 import "../../passes/index.js";
 import { compileProgram } from "../../runtime/artifact.js";
-import { readSafetensorsFile } from "../../runtime/node-io.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../../runtime/node-io.js";
+import {
+  largestMatmul,
+  type MatmulTuning,
+  type TuningCache,
+  tuneMatmul,
+  tuningKey,
+} from "../../runtime/webgpu/autotune.js";
 import type { WebGpuRuntime } from "../../runtime/webgpu/runtime.js";
 import { gpuRuntime } from "../runtime/webgpu-harness.js";
 import { repoRoot } from "../util/helpers.js";
@@ -150,5 +161,110 @@ describe("toF16 (the --f16 graph conversion)", () => {
     const rg = ref.output(ref.op("Add", [v, c]));
     assert.throws(() => toF16(rg), F16Error);
     assert.throws(() => toF16(rg), /constant %weight has no data .*bind its weights/);
+  });
+});
+
+function memoryCache(): TuningCache & { entries: Map<string, MatmulTuning> } {
+  const entries = new Map<string, MatmulTuning>();
+  return { entries, get: (k) => entries.get(k), set: (k, v) => void entries.set(k, v) };
+}
+
+describe("matmul autotune and the wgsl compile options", () => {
+  it("largestMatmul picks the ViT matmul with the most flops (symbols at 1)", () => {
+    const p = largestMatmul(irVit())!;
+    assert.ok(p);
+    const flops = (a: readonly number[], b: readonly number[]): number =>
+      2 * a.reduce((x, y) => x * y, 1) * b[b.length - 1];
+    const shapes = p.types.map((t) => t!.dims as number[]);
+    assert.equal(p.flops, flops(shapes[0], shapes[1]));
+    assert.equal(shapes[0][0], 1, "batch bound to 1");
+  });
+
+  it("times both matmul styles on the device, picks the faster, caches per adapter", async (t) => {
+    if (typeof rt === "string") return t.skip(rt);
+    const b = new GraphBuilder("mm");
+    const g = b.output(b.op("MatMul", [b.input("a", "f32", [64, 128]), b.input("b", "f32", [128, 96])]));
+    const cache = memoryCache();
+    const first = (await tuneMatmul(rt, g, cache))!;
+    console.log(`# 64x128x96 on ${first.adapter}: ${JSON.stringify(first.ms)} -> ${first.choice}`);
+    assert.equal(first.cached, false);
+    assert.ok(first.ms.register > 0 && first.ms.tiled > 0);
+    assert.equal(first.choice, first.ms.register <= first.ms.tiled ? "register" : "tiled");
+    assert.deepEqual(
+      [...cache.entries.keys()],
+      [tuningKey(rt.ctx.description, largestMatmul(g)!, rt.target.f16)],
+    );
+    assert.ok(cache.entries.keys().next().value!.startsWith(rt.ctx.description));
+    const again = (await tuneMatmul(rt, g, cache))!;
+    assert.equal(again.cached, true);
+    assert.equal(again.choice, first.choice);
+  });
+
+  it("tokr compile --target wgsl --f16 records the (cached) choice; the artifact runs close to f32", async (t) => {
+    if (typeof rt === "string") return t.skip(rt);
+    if (!rt.target.f16) return t.skip(`the adapter (${rt.ctx.description}) lacks shader-f16`);
+    const dir = mkdtempSync(join(tmpdir(), "tokr-wgsl-vit-"));
+    const saved = process.env.TOKR_CACHE_DIR;
+    process.env.TOKR_CACHE_DIR = join(dir, "cache");
+    try {
+      const onnx = join(ex, "vit_fmnist_opset17.onnx");
+      // Seed the cache with the style the adapter heuristic would not pick: the cache decides.
+      const p = largestMatmul(toF16(importOnnxFile(onnx, "vit.onnx")))!;
+      const choice = rt.target.matmul === "register" ? "tiled" : "register";
+      const seeded: MatmulTuning = {
+        adapter: rt.ctx.description,
+        node: "seeded",
+        op: p.node.op,
+        shapes: [],
+        flops: p.flops,
+        ms: { register: 1, tiled: 1 },
+        choice,
+        cached: false,
+      };
+      mkdirSync(join(dir, "cache"));
+      const key = tuningKey(rt.ctx.description, p, true);
+      writeFileSync(join(dir, "cache", "wgsl-autotune.json"), JSON.stringify({ [key]: seeded }));
+      // Two images keep this CLI round trip short (the batch-8 checks are above).
+      const two = fmnistBatch(readIdxImages(join(ex, "t500-images-idx3-ubyte.gz")), FIRST, 2);
+      writeSafetensorsFile(join(dir, "in.safetensors"), new Map([["pixels", two]]));
+      const log: string[] = [];
+      const io = {
+        stdout: (s: string) => void log.push(s),
+        stderr: (s: string) => void log.push(s),
+        cwd: dir,
+      };
+      assert.equal(
+        await main(["compile", onnx, "--target", "wgsl", "--f16", "-o", "art"], io),
+        0,
+        log.join(""),
+      );
+      assert.match(log.join(""), new RegExp(`-> ${choice} \\(cached\\)`));
+      const m = JSON.parse(readFileSync(join(dir, "art", "manifest.json"), "utf8")) as {
+        program: { target: { matmul: string; f16: boolean } };
+        autotune: { matmul: { choice: string } };
+      };
+      assert.equal(m.program.target.matmul, choice);
+      assert.equal(m.program.target.f16, true);
+      assert.equal(m.autotune.matmul.choice, choice);
+      const run = ["run", "art", "--inputs", "in.safetensors", "-o", "gpu.safetensors"];
+      assert.equal(await main(run, io), 0, log.join(""));
+      const g = importOnnxFile(onnx, "vit.onnx");
+      const got = readSafetensorsFile(join(dir, "gpu.safetensors")).get(g.outputs[0].name)!;
+      const want = runGraph(g, new Map([["pixels", two]])).get(g.outputs[0].name)!;
+      assert.ok(maxAbsDiff(got, want) <= 2e-2);
+      assert.deepEqual(argmaxRows(got), argmaxRows(want));
+      // --portable: the default limits, no tuning.
+      assert.equal(await main(["compile", onnx, "--target", "wgsl", "--portable", "-o", "port"], io), 0);
+      const mp = JSON.parse(readFileSync(join(dir, "port", "manifest.json"), "utf8")) as {
+        program: { target: unknown };
+        autotune?: unknown;
+      };
+      assert.deepEqual(mp.program.target, DEFAULT_TARGET);
+      assert.equal(mp.autotune, undefined);
+    } finally {
+      if (saved === undefined) delete process.env.TOKR_CACHE_DIR;
+      else process.env.TOKR_CACHE_DIR = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
