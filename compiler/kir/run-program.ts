@@ -9,7 +9,10 @@ import { deviceArray, fromDevice, toDevice } from "./run.js";
 import { DEFAULT_TARGET, type KType, type Target } from "./types.js";
 
 export interface ProgramRunOptions extends RunOptions {
-  /** Only `f16` matters here: how IR f16 tensors are stored (must match the program's). Default f32 storage. */
+  /**
+   * The program's target: `f16` (how IR f16 tensors are stored) and `subgroupSize` (lanes the
+   * kernels were lowered for; `subgroupSize` in the options overrides it). Default DEFAULT_TARGET.
+   */
   readonly target?: Target;
 }
 
@@ -84,7 +87,7 @@ export function runProgramOnKir(
     const arrays: Record<string, KArray> = {};
     k.params.forEach((p, j) => (arrays[p.name] = arrayOf(s.args[j])));
     try {
-      runKernel(k, arrays, env, opts);
+      runKernel(k, arrays, env, { subgroupSize: target.subgroupSize, ...opts });
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       throw new RunError(`step ${i} (kernel ${k.name}, nodes ${s.nodes.join(", ")}): ${msg}`);

@@ -5,7 +5,7 @@ import { runGraph } from "../../backends/cpu/interpreter.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { runProgramOnKir } from "../../compiler/kir/run-program.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
-import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
+import { DEFAULT_TARGET, type Target } from "../../compiler/kir/types.js";
 import { assertValid } from "../../compiler/verify.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { buildVit, FMNIST_VIT } from "../../examples/fmnist-vit/vit-ir.js";
@@ -21,13 +21,13 @@ const vit = (layers: number): Graph => {
 };
 
 /** The scheduled program on the KIR interpreter against runGraph for images [0, n). */
-function checkOnKir(g: Graph, n: number): void {
-  const p = buildProgram(g, DEFAULT_TARGET);
+function checkOnKir(g: Graph, n: number, target: Target = DEFAULT_TARGET): void {
+  const p = buildProgram(g, target);
   const feeds = new Map([
     ["pixels", fmnistBatch(readIdxImages(join(ex, "t500-images-idx3-ubyte.gz")), 0, n)],
   ]);
   const want = runGraph(g, feeds).get("logits")!;
-  const got = runProgramOnKir(p, feeds).get("logits")!;
+  const got = runProgramOnKir(p, feeds, { target }).get("logits")!;
   assertClose(got, want, 1e-3, "logits");
   assert.deepEqual(argmaxRows(got), argmaxRows(want), "top-1");
 }
@@ -55,6 +55,20 @@ test("Fashion-MNIST ViT schedule: blocks share kernels, shape arithmetic is not 
 // so the default run checks a 1-block truncation of the real model (real weights of block 0).
 test("1-block Fashion-MNIST ViT: scheduled program on the KIR interpreter matches runGraph (1e-3)", () => {
   checkOnKir(vit(1), 1);
+});
+
+// Warp reductions lowered for 32 lanes (LayerNorm's per-warp partials) are wrong on 8-lane
+// subgroups: runProgramOnKir must take the lane count from the program's target.
+test("1-block Fashion-MNIST ViT for a 32-lane target with workgroup tiles matches runGraph on KIR", () => {
+  const t32: Target = {
+    ...DEFAULT_TARGET,
+    subgroups: true,
+    subgroupSize: 32,
+    maxWorkgroupInvocations: 1024,
+    maxWorkgroupStorageBytes: 48 * 1024,
+    matmul: "tiled",
+  };
+  checkOnKir(vit(1), 1, t32);
 });
 
 test(
