@@ -22,18 +22,21 @@ import {
   unary,
 } from "../kir/expr.js";
 import { loadAs, toStorage } from "../kir/lower.js";
-import type { Binding, Expr, Launch, Lowering, Scratch } from "../kir/types.js";
+import type { TensorType } from "../ir/types.js";
+import type { Binding, Expr, Kernel, Launch, Lowering, Scratch } from "../kir/types.js";
 import { storageType } from "../kir/types.js";
 import type { ScoreKind } from "./attention.js";
 import { iadd, imul } from "./linalg-lower.js";
+import { barrierAverse, elementwiseWg } from "./lower-util.js";
 import type { LowerCtx } from "./registry.js";
 
 /**
- * Lowering of the fused `attention` op: one workgroup per (b, h, query row) with a two-pass
- * softmax (max, then sum of exponentials, both as workgroup tree reductions), then P·V in chunks
- * of WG keys staged in workgroup memory. Probabilities are kept in a scratch row per (b, h, i);
- * an invocation only reads back the entries it wrote itself (workgroup barriers do not order
- * storage writes), and later launches reduce them into the importance output.
+ * Lowering of the fused `attention` op, in two variants of the main kernel: `rows` (one
+ * invocation per query row, online softmax in registers, no barriers: CPU drivers) and
+ * `workgroup` (one workgroup per query row, tree reductions, staged P·V: GPUs). Probabilities
+ * are kept in a scratch row per (b, h, i); an invocation only reads back the entries it wrote
+ * itself (workgroup barriers do not order storage writes), and later launches reduce them into
+ * the importance output.
  */
 
 const WG = 64;
@@ -51,29 +54,213 @@ function staticDim(ctx: LowerCtx, d: Dim, what: string): number {
   return d;
 }
 
+/** Kernel style of the main attention launch (the importance launches are the same for both). */
+export type AttentionVariant = "rows" | "workgroup";
+
+/** Every variant, for tests and autotuners (`attentionLowering(ctx, variant)`). */
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ["rows", "workgroup"];
+
+/** Largest static head dims (D, Dv) the `rows` variant keeps in registers (unrolled). */
+export const ROWS_MAX_HEAD_DIM = 64;
+
+/** What both variants need: dims and attributes of the node. */
+interface AttnParts {
+  readonly ctx: LowerCtx;
+  readonly q: TensorType;
+  readonly k: TensorType;
+  readonly v: TensorType;
+  readonly mask: TensorType | null;
+  readonly bias: TensorType | null;
+  readonly out: TensorType;
+  readonly B: Dim;
+  readonly Hq: Dim;
+  readonly Nq: Dim;
+  readonly Hkv: Dim;
+  readonly Nk: Dim;
+  readonly D: number;
+  readonly Dv: number;
+  readonly scores: ScoreKind;
+  readonly scale: number;
+  readonly causal: boolean;
+}
+
+/**
+ * `attention` lowering: `rows` on barrier-averse (CPU driver) targets when the head dims fit in
+ * registers, else `workgroup`.
+ */
 export function lowerAttention(ctx: LowerCtx): Lowering {
+  const p = attnParts(ctx);
+  const rows = barrierAverse(ctx.target) && p.D <= ROWS_MAX_HEAD_DIM && p.Dv <= ROWS_MAX_HEAD_DIM;
+  return attentionLowering(ctx, rows ? "rows" : "workgroup");
+}
+
+/** The lowering with an explicit variant of the main kernel. */
+export function attentionLowering(ctx: LowerCtx, variant: AttentionVariant): Lowering {
+  const p = attnParts(ctx);
+  const rows = dimMul(p.B, p.Hq, p.Nq);
+  const sName = "probs";
+  // The workgroup variant stages exponentials in the scratch; rows only needs it for importance.
+  const needProbs = variant === "workgroup" || p.scores !== "none";
+  const scratch: Scratch[] = needProbs ? [{ name: sName, t: "f32", size: dimMul(rows, p.Nk) }] : [];
+  const kernel = variant === "rows" ? rowsKernel(p, needProbs) : workgroupKernel(p);
+  const present = [0, 1, 2, 3, 4].filter((x) => ctx.inputs[x]);
+  const mainArgs: Binding[] = [
+    ...present.map((index) => ({ kind: "input" as const, index })),
+    { kind: "output", index: 0 },
+    ...(needProbs ? [{ kind: "scratch" as const, name: sName }] : []),
+  ];
+  const launches: Launch[] = [{ kernel, args: mainArgs }];
+  if (p.scores !== "none") {
+    const imp = importanceLaunches(ctx, p.scores, sName, p.B, p.Hq, p.Nq, p.Nk);
+    launches.push(...imp.launches);
+    scratch.push(...imp.scratch);
+  }
+  return { launches, scratch };
+}
+
+function attnParts(ctx: LowerCtx): AttnParts {
   const [q, k, v, mask, bias] = [0, 1, 2, 3, 4].map((i) => ctx.inputs[i] ?? null);
   if (!q || !k || !v) return ctx.fail("attention needs q, k and v");
-  const out = ctx.outputs[0];
-  const target = ctx.target;
   const [B, Hq, Nq] = q.dims;
   const D = staticDim(ctx, q.dims[3], "head dim D");
-  const Dv = staticDim(ctx, v.dims[3], "value head dim Dv");
   const [, Hkv, Nk] = k.dims;
-  const scores = ctx.attr<ScoreKind>("scores");
-  const scale = ctx.optAttr<number>("scale") ?? 1 / Math.sqrt(D);
-  const causal = ctx.attr<boolean>("causal");
-  const rows = dimMul(B, Hq, Nq);
-  const sName = "probs";
-  const scratch: Scratch[] = [{ name: sName, t: "f32", size: dimMul(rows, Nk) }];
+  return {
+    ctx,
+    q,
+    k,
+    v,
+    mask,
+    bias,
+    out: ctx.outputs[0],
+    B,
+    Hq,
+    Nq,
+    Hkv,
+    Nk,
+    D,
+    Dv: staticDim(ctx, v.dims[3], "value head dim Dv"),
+    scores: ctx.attr<ScoreKind>("scores"),
+    scale: ctx.optAttr<number>("scale") ?? 1 / Math.sqrt(D),
+    causal: ctx.attr<boolean>("causal"),
+  };
+}
 
+/**
+ * The score of key j for query row (b, h, i): scaled dot product plus bias, -inf where the mask
+ * or the causal rule disallows the key (shared by both variants, so they round alike).
+ */
+function scoreOf(kb: KernelBuilder, p: AttnParts, bufs: Bufs, idx: Expr[], dot: Expr, nk: Expr): Expr {
+  const { mask, bias, causal, target } = { ...p, target: p.ctx.target };
+  const [, , i, j] = idx;
+  let allowed: Expr | null = null;
+  if (mask && bufs.mask) allowed = loadAs(kb, bufs.mask, broadcastOffset(idx, mask.dims), "bool", target);
+  if (causal) {
+    const c = le(j, iadd(i, sub(nk, dimExpr(p.Nq))));
+    allowed = allowed ? and(allowed, c) : c;
+  }
+  let s = mul(dot, f32(p.scale));
+  if (bias && bufs.bias)
+    s = add(s, cast(loadAs(kb, bufs.bias, broadcastOffset(idx, bias.dims), bias.dtype, target), "f32"));
+  return allowed ? select(allowed, s, NEG_INF()) : s;
+}
+
+interface Bufs {
+  readonly q: string;
+  readonly k: string;
+  readonly v: string;
+  readonly mask: string | null;
+  readonly bias: string | null;
+  readonly out: string;
+}
+
+/** The node's buffers in binding order (inputs present, then out). */
+function declareBufs(kb: KernelBuilder, p: AttnParts): Bufs {
+  const t = p.ctx.target;
+  return {
+    q: kb.buffer("q", storageType(p.q.dtype, t), "read"),
+    k: kb.buffer("k", storageType(p.k.dtype, t), "read"),
+    v: kb.buffer("v", storageType(p.v.dtype, t), "read"),
+    mask: p.mask ? kb.buffer("mask", storageType(p.mask.dtype, t), "read") : null,
+    bias: p.bias ? kb.buffer("bias", storageType(p.bias.dtype, t), "read") : null,
+    out: kb.buffer("out", storageType(p.out.dtype, t), "read_write"),
+  };
+}
+
+/**
+ * `rows`: one invocation per (b, h, query row), no workgroup memory or barriers. q's row and the
+ * Dv output accumulators live in registers (unrolled); keys are visited once with an online
+ * softmax that rescales only when the running max grows. With importance scores, raw scores go
+ * to the scratch row and are turned into probabilities with the final max and sum afterwards.
+ */
+function rowsKernel(p: AttnParts, probs: boolean): Kernel {
+  const target = p.ctx.target;
+  const { D, Dv } = p;
+  const nRows = dimMul(p.B, p.Hq, p.Nq);
+  return elementwiseKernel(`${p.ctx.name}_attn_rows`, nRows, elementwiseWg(target), (kb) => {
+    const bufs = declareBufs(kb, p);
+    const sb = probs ? kb.buffer("probs", "f32", "read_write") : null;
+    return (row) => {
+      const [b, h, i] = unravel(kb, row, [p.B, p.Hq, p.Nq], "r");
+      const nk = dimExpr(p.Nk);
+      const g = kb.let("g", div(h, dimExpr(floordiv(p.Hq, p.Hkv))));
+      const kBase = kb.let("k_base", imul(iadd(imul(b, dimExpr(p.Hkv)), g), nk));
+      const qOff = kb.let("q_off", imul(row, D));
+      const qs = Array.from({ length: D }, (_, d) =>
+        kb.let(`q${d}`, cast(loadAs(kb, bufs.q, iadd(qOff, d), p.q.dtype, target), "f32")),
+      );
+      const sRow = sb ? kb.let("s_row", imul(row, nk)) : null;
+      const m = kb.var("m", NEG_INF());
+      const l = kb.var("l", f32(0));
+      const acc = Array.from({ length: Dv }, (_, e) => kb.var(`acc${e}`, f32(0)));
+      kb.for("j", 0, nk, (j) => {
+        const key = kb.let("key", iadd(kBase, j));
+        const kOff = kb.let("k_off", imul(key, D));
+        let dot: Expr = f32(0);
+        qs.forEach((qd, d) => {
+          const kv = cast(loadAs(kb, bufs.k, iadd(kOff, d), p.k.dtype, target), "f32");
+          dot = d === 0 ? mul(qd, kv) : add(dot, mul(qd, kv));
+        });
+        const s = kb.let("s", scoreOf(kb, p, bufs, [b, h, i, j], kb.let("dot", dot), nk));
+        if (sb && sRow) kb.store(sb, iadd(sRow, j), s);
+        // A larger max rescales what was accumulated (exp(-inf) = 0 for the first allowed key).
+        kb.if(gt(s, m), () => {
+          const corr = kb.let("corr", unary("exp", sub(m, s)));
+          kb.set(l, mul(l, corr));
+          for (const a of acc) kb.set(a, mul(a, corr));
+          kb.set(m, s);
+        });
+        // m = -inf means every key so far is disallowed: weight 0 (not exp(-inf + inf)).
+        const w = kb.let("w", select(eq(m, NEG_INF()), f32(0), unary("exp", sub(s, m))));
+        kb.set(l, add(l, w));
+        const vOff = kb.let("v_off", imul(key, Dv));
+        acc.forEach((a, e) => {
+          const vv = cast(loadAs(kb, bufs.v, iadd(vOff, e), p.v.dtype, target), "f32");
+          kb.set(a, add(a, mul(w, vv)));
+        });
+      });
+      const inv = kb.let("inv", select(eq(l, f32(0)), f32(0), div(f32(1), l)));
+      const oOff = kb.let("o_off", imul(row, Dv));
+      acc.forEach((a, e) => kb.store(bufs.out, iadd(oOff, e), toStorage(mul(a, inv), p.out.dtype, target)));
+      if (sb && sRow)
+        kb.for("j", 0, nk, (j) => {
+          const at = iadd(sRow, j);
+          const e = select(eq(m, NEG_INF()), f32(0), unary("exp", sub(kb.load(sb, at), m)));
+          kb.store(sb, at, mul(e, inv));
+        });
+    };
+  });
+}
+
+/**
+ * `workgroup`: one workgroup of WG invocations per (b, h, query row): two-pass softmax with
+ * workgroup tree reductions, then P·V in chunks of WG keys staged in workgroup memory.
+ */
+function workgroupKernel(p: AttnParts): Kernel {
+  const { ctx, q, k, v, out, B, Hq, Nq, Hkv, Nk, D, Dv } = p;
+  const target = ctx.target;
   const kb = new KernelBuilder(`${ctx.name}_attn`, [WG, 1, 1]);
-  const qb = kb.buffer("q", storageType(q.dtype, target), "read");
-  const kbuf = kb.buffer("k", storageType(k.dtype, target), "read");
-  const vb = kb.buffer("v", storageType(v.dtype, target), "read");
-  const mb = mask ? kb.buffer("mask", storageType(mask.dtype, target), "read") : null;
-  const bb = bias ? kb.buffer("bias", storageType(bias.dtype, target), "read") : null;
-  const ob = kb.buffer("out", storageType(out.dtype, target), "read_write");
+  const bufs = declareBufs(kb, p);
+  const { q: qb, k: kbuf, v: vb, out: ob } = bufs;
   const sb = kb.buffer("probs", "f32", "read_write");
   const qw = kb.array("q_row", "f32", Math.max(D, 1), "workgroup");
   const red = kb.array("red", "f32", WG, "workgroup");
@@ -111,16 +298,7 @@ export function lowerAttention(ctx: LowerCtx): Lowering {
         const kv = cast(loadAs(kb, kbuf, iadd(kOff, d), k.dtype, target), "f32");
         kb.set(dot, add(dot, mul(kb.load(qw, d), kv)));
       });
-      let allowed: Expr | null = null;
-      if (mask && mb) allowed = loadAs(kb, mb, broadcastOffset(idx4(j), mask.dims), "bool", target);
-      if (causal) {
-        const c = le(j, iadd(i, sub(nk, dimExpr(Nq))));
-        allowed = allowed ? and(allowed, c) : c;
-      }
-      let s = mul(dot, f32(scale));
-      if (bias && bb)
-        s = add(s, cast(loadAs(kb, bb, broadcastOffset(idx4(j), bias.dims), bias.dtype, target), "f32"));
-      const sj = kb.let("s", allowed ? select(allowed, s, NEG_INF()) : s);
+      const sj = kb.let("s", scoreOf(kb, p, bufs, idx4(j), dot, nk));
       kb.store(sb, iadd(sRow, j), sj);
       kb.set(mt, max(mt, sj));
     },
@@ -165,12 +343,12 @@ export function lowerAttention(ctx: LowerCtx): Lowering {
       const j = kb.let("j", iadd(c0, t));
       const inRange = kb.let("in_range", lt(j, nk));
       // Only this invocation's own entries of the scratch row are read (j = c0 + t).
-      const p = kb.var("p", f32(0));
+      const pj = kb.var("p", f32(0));
       kb.if(inRange, () => {
-        kb.set(p, mul(kb.load(sb, iadd(sRow, j)), inv));
-        if (scores !== "none") kb.store(sb, iadd(sRow, j), p);
+        kb.set(pj, mul(kb.load(sb, iadd(sRow, j)), inv));
+        if (p.scores !== "none") kb.store(sb, iadd(sRow, j), pj);
       });
-      kb.store(pw, t, p);
+      kb.store(pw, t, pj);
       kb.barrier();
       const cnt = kb.let("cnt", min(i32(WG), sub(nk, c0)));
       for (let e = 0; e < nd; e++) {
@@ -194,19 +372,7 @@ export function lowerAttention(ctx: LowerCtx): Lowering {
     else kb.if(lt(t, Dv - e * WG), store);
   });
 
-  const present = [0, 1, 2, 3, 4].filter((x) => ctx.inputs[x]);
-  const mainArgs: Binding[] = [
-    ...present.map((index) => ({ kind: "input" as const, index })),
-    { kind: "output", index: 0 },
-    { kind: "scratch", name: sName },
-  ];
-  const launches: Launch[] = [{ kernel: kb.build(), args: mainArgs }];
-  if (scores !== "none") {
-    const imp = importanceLaunches(ctx, scores, sName, B, Hq, Nq, Nk);
-    launches.push(...imp.launches);
-    scratch.push(...imp.scratch);
-  }
-  return { launches, scratch };
+  return kb.build();
 }
 
 /** Head-averaged probability sums into the importance output [B, Nk] (and the graph rank). */
