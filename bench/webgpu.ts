@@ -21,6 +21,7 @@ import { argmaxRows, fmnistBatch, readIdxImages } from "../examples/fmnist-vit/i
 import "../passes/index.js";
 import { PassManager } from "../passes/manager.js";
 import { compileProgram, writeProgramArtifact } from "../runtime/artifact.js";
+import { tuneMatmul } from "../runtime/webgpu/autotune.js";
 import { nodeGpu } from "../runtime/webgpu/node.js";
 import type { GpuProgram } from "../runtime/webgpu/program.js";
 import { WebGpuRuntime } from "../runtime/webgpu/runtime.js";
@@ -190,15 +191,27 @@ interface Loaded {
   readonly opOf: ReadonlyMap<string, string>;
   /** Printed output dims of every node by step name. */
   readonly dimsOf: ReadonlyMap<string, string>;
+  /** The autotuned matmul style, for the report. */
+  readonly tuned: string;
 }
 
-async function loadGraph(g: Graph): Promise<Loaded> {
+/** Like `tokr compile --target wgsl`: the matmul style is autotuned on the adapter (largest matmul). */
+async function loadGraph(g: Graph, what: string): Promise<Loaded> {
   if (!rt) throw new Error(noTokr);
-  const cp = compileProgram(buildProgram(g, rt.target), "wgsl", rt.target, renderWgsl);
+  const tuning = await tuneMatmul(rt, g);
+  const target: Target = tuning ? { ...rt.target, matmul: tuning.choice } : rt.target;
+  const tuned = tuning
+    ? `tokr ${what}: matmul style ${tuning.choice} (autotuned on ${tuning.node}: ` +
+      `${Object.entries(tuning.ms)
+        .map(([k, v]) => `${k} ${v.toFixed(1)} ms`)
+        .join(", ")})`
+    : `tokr ${what}: no matmul to tune`;
+  const cp = compileProgram(buildProgram(g, target), "wgsl", target, renderWgsl);
   const prog = await rt.load(cp);
   return {
     g,
     prog,
+    tuned,
     opOf: new Map(g.nodes.map((n) => [nodeName(n), n.op])),
     dimsOf: new Map(
       g.nodes.map((n) => [nodeName(n), `[${n.outputs[0]?.type.dims.map(printDim).join(",")}]`]),
@@ -312,6 +325,7 @@ if (want("matmul")) {
     "| size | tokr (ms) | onnxruntime (ms) | tokr GFLOP/s | onnxruntime GFLOP/s | tokr/ort GFLOP/s | max |tokr-ort| | max |err| vs f64, 64 entries: tokr / ort |",
   );
   console.log("|---|---|---|---|---|---|---|---|");
+  const notes: string[] = [];
   for (const n of [512, 1024]) {
     const w = randomF32(n * n, 1);
     const x = makeTensor("f32", [n, n], randomF32(n * n, 2));
@@ -325,7 +339,7 @@ if (want("matmul")) {
         const b = new GraphBuilder(`matmul_${n}`);
         const xi = b.input("x", "f32", [n, n]);
         const wc = b.constant(makeTensor("f32", [n, n], w), "w");
-        l = await loadGraph(b.output(b.op("MatMul", [xi, wc])));
+        l = await loadGraph(b.output(b.op("MatMul", [xi, wc])), `matmul ${n}`);
       } catch (e) {
         why = reason(e);
       }
@@ -342,9 +356,11 @@ if (want("matmul")) {
         `${g1 === undefined ? "n/a" : `${(g1 / g2).toFixed(2)}x`} | ${diff === undefined ? "n/a" : diff.toExponential(1)} | ${spot} |`,
     );
     if (!l) console.log(`  tokr: not available (${why})`);
+    else notes.push(l.tuned);
     await sess.release();
     l?.prog.destroy();
   }
+  for (const n of notes) console.log(`  ${n}`);
   console.log("goal: matmul 1024^3 tokr >= 1.2x onnxruntime GFLOP/s");
 }
 
@@ -358,7 +374,7 @@ if (want("vit")) {
   let why = noTokr;
   if (rt)
     try {
-      l = await loadGraph(importStructured(fmnistOnnx));
+      l = await loadGraph(importStructured(fmnistOnnx), "fmnist ViT");
     } catch (e) {
       why = reason(e);
     }
@@ -391,7 +407,7 @@ if (want("vit")) {
       `| ${batch} | ${fmt(t.tokr)} | ${fmt(t.ort)} | ${ratio(t.tokr, t.ort)} | <= ${goals[batch]}x ${met} | ${check} |`,
     );
   }
-  if (!l) console.log(`  tokr: not available (${why})`);
+  console.log(`  ${l ? l.tuned : `tokr: not available (${why})`}`);
   if (l && opts.profile)
     for (const batch of [1, 32]) await profile(l, xs[batch], `fmnist ViT batch ${batch}`);
   await sess.release();
@@ -413,7 +429,7 @@ if (want("vit_b_16")) {
     let why = noTokr;
     if (rt)
       try {
-        l = await loadGraph(importStructured(vitB16Onnx));
+        l = await loadGraph(importStructured(vitB16Onnx), "vit_b_16");
       } catch (e) {
         why = reason(e);
       }
@@ -431,7 +447,7 @@ if (want("vit_b_16")) {
       `| 1 | ${fmt(t.tokr)} | ${fmt(t.ort)} | ${ratio(t.tokr, t.ort)} | <= 1.0x ${met} | ` +
         `${diff === undefined ? "n/a" : `${diff.toExponential(1)} (max |logit| ${maxAbs(theirs).toFixed(2)})`} |`,
     );
-    if (!l) console.log(`  tokr: not available (${why})`);
+    console.log(`  ${l ? l.tuned : `tokr: not available (${why})`}`);
     if (l && opts.profile) await profile(l, x, "vit_b_16 batch 1");
     await sess.release();
     l?.prog.destroy();
