@@ -1,8 +1,9 @@
 /**
  * Every backend op case (test/backends/cases) on a real WebGPU adapter (Dawn + lavapipe in CI):
  * each case becomes a one-node graph, is scheduled with `buildProgram` for the device's target,
- * rendered to WGSL, run, and compared with the op's reference. One device for the whole file;
- * all programs are compiled up front (pipelines in parallel), then run one by one. The case
+ * rendered to WGSL, run, and compared with the op's reference, under both `Target.matmul`
+ * styles. One device for the whole file; all programs are compiled up front (pipelines in
+ * parallel), then run one by one. The case
  * tolerances are the KIR interpreter's: on lavapipe every case meets them (exp/log/tanh within
  * 1e-5 relative, erf by our helper within 4e-7), so there are no WGSL-specific loosenings.
  */
@@ -74,6 +75,12 @@ interface Compiled {
   readonly error?: string;
 }
 
+/**
+ * Both matmul styles: the compile-time autotune may pick either, and the style also selects the
+ * barrier-free or workgroup forms of attention and reductions (`barrierAverse`).
+ */
+const STYLES = ["register", "tiled"] as const;
+
 let rt: WebGpuRuntime | string = "not started";
 const compiled = new Map<string, Compiled>();
 
@@ -86,35 +93,40 @@ describe("wgsl ops: every backend op case on WebGPU", () => {
     }
     const r = rt;
     const t0 = performance.now();
-    await Promise.all(
-      ALL_CASES.map(async (c) => {
-        const p = prepare(c);
+    const jobs = ALL_CASES.flatMap((c) => {
+      const p = prepare(c);
+      return STYLES.map(async (style) => {
+        const target = { ...r.target, matmul: style };
         try {
-          const cp = compileProgram(buildProgram(caseGraph(c, p), r.target), "wgsl", r.target, renderWgsl);
-          compiled.set(c.name, { p, program: await r.load(cp) });
+          const cp = compileProgram(buildProgram(caseGraph(c, p), target), "wgsl", target, renderWgsl);
+          compiled.set(`${style}/${c.name}`, { p, program: await r.load(cp) });
         } catch (e) {
-          compiled.set(c.name, { p, error: (e as Error).message });
+          compiled.set(`${style}/${c.name}`, { p, error: (e as Error).message });
         }
-      }),
-    );
+      });
+    });
+    await Promise.all(jobs);
     console.log(
-      `# ${ALL_CASES.length} cases compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${r.ctx.description}`,
+      `# ${ALL_CASES.length} cases x ${STYLES.length} styles compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${r.ctx.description}`,
     );
   });
 
-  for (const c of ALL_CASES)
-    it(c.name, async (t) => {
-      if (typeof rt === "string") return t.skip(rt);
-      const { p, program, error } = compiled.get(c.name)!;
-      assert.ok(program, error);
-      const feeds = new Map<string, Tensor>();
-      c.inputs.forEach((x, i) => {
-        if (x && !c.consts?.includes(i)) feeds.set(`x${i}`, x);
-      });
-      const out = await program.run(feeds);
-      const got = p.want.map((w, i) => leadingBox(out.get(`y${i}`)!, w.shape));
-      assert.deepEqual(compare(c, got, p.want), []);
-      program.destroy();
+  for (const style of STYLES)
+    describe(`matmul style ${style}`, () => {
+      for (const c of ALL_CASES)
+        it(c.name, async (t) => {
+          if (typeof rt === "string") return t.skip(rt);
+          const { p, program, error } = compiled.get(`${style}/${c.name}`)!;
+          assert.ok(program, error);
+          const feeds = new Map<string, Tensor>();
+          c.inputs.forEach((x, i) => {
+            if (x && !c.consts?.includes(i)) feeds.set(`x${i}`, x);
+          });
+          const out = await program.run(feeds);
+          const got = p.want.map((w, i) => leadingBox(out.get(`y${i}`)!, w.shape));
+          assert.deepEqual(compare(c, got, p.want), []);
+          program.destroy();
+        });
     });
 });
 
