@@ -6,7 +6,9 @@ import { evalDim, printDim } from "../../compiler/ir/sym.js";
 import { numel, type Tensor } from "../../compiler/ir/tensor.js";
 import { tensorType } from "../../compiler/ir/types.js";
 import { fromDevice, toDevice } from "../../compiler/kir/run.js";
-import type { Program } from "../../compiler/kir/program.js";
+import type { Program, ProgramBuffer, Step } from "../../compiler/kir/program.js";
+import type { DType } from "../../compiler/ir/dtype.js";
+import { serializeSafetensors } from "../../runtime/safetensors.js";
 import type { Target } from "../../compiler/kir/types.js";
 import type { CudaEmulator, EmuBuffer, ThreadOrder } from "./cpu.js";
 import { elemBytes, fromBytes, launchOf, toBytes } from "./emulate.js";
@@ -21,19 +23,50 @@ export interface CudaArtifact {
   /** Absent when built with `{ nvcc: false }`. */
   readonly fatbin?: string;
   readonly manifest: string;
+  readonly weights: string;
   readonly kernels: readonly CudaKernelInfo[];
   readonly resources: readonly ResourceUsage[];
   readonly nvccSeconds: number;
 }
+
+/** `manifest.json` of a CUDA artifact (dims printed with printDim; `runtime/cuda` reads it). */
+export interface CudaManifest {
+  readonly format: typeof CUDA_MANIFEST_FORMAT;
+  readonly name: string;
+  readonly source: string;
+  readonly fatbin: string | null;
+  /** Constant buffers' data, keyed by each buffer's `weight`. */
+  readonly weights: string;
+  readonly symbols: readonly { readonly name: string; readonly capacity?: string }[];
+  readonly kernels: readonly (CudaKernelInfo & { readonly grid: readonly string[] })[];
+  readonly buffers: readonly {
+    readonly id: number;
+    readonly name: string;
+    readonly dtype: DType;
+    readonly dims: readonly string[];
+    readonly storage: ProgramBuffer["storage"];
+    readonly size: string;
+    readonly kind: ProgramBuffer["kind"];
+    readonly aliasOf?: number;
+    readonly weight?: string;
+    readonly firstUse: number;
+    readonly lastUse: number;
+  }[];
+  readonly steps: readonly Step[];
+  readonly inputs: readonly number[];
+  readonly outputs: readonly number[];
+}
+
+export const CUDA_MANIFEST_FORMAT = "tokr-cuda-1";
 
 /** A C identifier for file names. */
 const fileName = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, "_") || "program";
 
 /**
  * Writes `<name>.cu`, `<name>.fatbin` (sm_80 + sm_90 SASS, compute_90 PTX), `resources.json`
- * (ptxas per kernel and architecture) and `manifest.json` (kernel argument layouts, symbolic
- * grids, steps and buffers, for the runtime) into `outDir`. Constant data is not copied: the
- * runtime takes it from the Program.
+ * (ptxas per kernel and architecture), `weights.safetensors` (constant buffers) and
+ * `manifest.json` (`CudaManifest`: kernel argument layouts, symbolic grids, steps and buffers,
+ * for the runtime) into `outDir`.
  */
 export function compileCudaProgram(
   program: Program,
@@ -54,40 +87,50 @@ export function compileCudaProgram(
     nvccSeconds = r.seconds;
   } else writeFileSync(cu, mod.source);
   writeFileSync(join(outDir, "resources.json"), JSON.stringify(resources, null, 1) + "\n");
+  const weightData = new Map<string, Tensor>();
+  const buffers = program.buffers.map((b) => {
+    let weight: string | undefined;
+    if (b.data) {
+      weight = b.name;
+      for (let k = 1; weightData.has(weight); k++) weight = `${b.name}_${k}`;
+      weightData.set(weight, b.data);
+    }
+    return {
+      id: b.id,
+      name: b.name,
+      dtype: b.dtype,
+      dims: b.dims.map(printDim),
+      storage: b.storage,
+      size: printDim(b.size),
+      kind: b.kind,
+      ...(b.aliasOf !== undefined ? { aliasOf: b.aliasOf } : {}),
+      ...(weight !== undefined ? { weight } : {}),
+      firstUse: b.firstUse,
+      lastUse: b.lastUse,
+    };
+  });
+  const weights = join(outDir, "weights.safetensors");
+  writeFileSync(weights, serializeSafetensors(weightData, undefined, weights));
   const manifest = join(outDir, "manifest.json");
   const grids = new Map(program.kernels.map((k) => [k.name, k.grid.map(printDim)]));
-  writeFileSync(
-    manifest,
-    JSON.stringify(
-      {
-        format: "tokr-cuda-1",
-        name: program.name,
-        source: `${name}.cu`,
-        fatbin: fatbin ? `${name}.fatbin` : null,
-        symbols: program.symbols.map((s) => ({
-          name: s.name,
-          ...(s.capacity !== undefined ? { capacity: printDim(s.capacity) } : {}),
-        })),
-        kernels: mod.kernels.map((k) => ({ ...k, grid: grids.get(k.name) })),
-        buffers: program.buffers.map((b) => ({
-          id: b.id,
-          name: b.name,
-          dtype: b.dtype,
-          dims: b.dims.map(printDim),
-          storage: b.storage,
-          size: printDim(b.size),
-          kind: b.kind,
-          ...(b.aliasOf !== undefined ? { aliasOf: b.aliasOf } : {}),
-        })),
-        steps: program.steps,
-        inputs: program.inputs,
-        outputs: program.outputs,
-      },
-      null,
-      1,
-    ) + "\n",
-  );
-  return { dir: outDir, cu, fatbin, manifest, kernels: mod.kernels, resources, nvccSeconds };
+  const m: CudaManifest = {
+    format: CUDA_MANIFEST_FORMAT,
+    name: program.name,
+    source: `${name}.cu`,
+    fatbin: fatbin ? `${name}.fatbin` : null,
+    weights: "weights.safetensors",
+    symbols: program.symbols.map((s) => ({
+      name: s.name,
+      ...(s.capacity !== undefined ? { capacity: printDim(s.capacity) } : {}),
+    })),
+    kernels: mod.kernels.map((k) => ({ ...k, grid: grids.get(k.name)! })),
+    buffers,
+    steps: program.steps,
+    inputs: program.inputs,
+    outputs: program.outputs,
+  };
+  writeFileSync(manifest, JSON.stringify(m, null, 1) + "\n");
+  return { dir: outDir, cu, fatbin, manifest, weights, kernels: mod.kernels, resources, nvccSeconds };
 }
 
 /**
