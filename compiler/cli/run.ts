@@ -16,7 +16,7 @@ export const runCommand: CommandSpec = {
     "Execute an IR file or a compiled artifact on the reference backend (cpu) or on WebGPU (wgsl). Tensors are\n" +
     "named by the graph's input and output value names.",
   synopsis:
-    "INPUT [--target cpu|wgsl] [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors] [--policy FILE]",
+    "INPUT [--target cpu|wgsl] [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors] [--policy FILE] [--f16]",
   options: {
     inputs: { type: "string", arg: "IN.safetensors", help: "the graph's inputs, by input name" },
     output: {
