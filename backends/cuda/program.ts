@@ -32,6 +32,8 @@ export interface CudaArtifact {
 /** `manifest.json` of a CUDA artifact (dims printed with printDim; `runtime/cuda` reads it). */
 export interface CudaManifest {
   readonly format: typeof CUDA_MANIFEST_FORMAT;
+  /** What `tokr` reads to tell artifact kinds apart (like the cpu and wgsl manifests). */
+  readonly target: "cuda";
   readonly name: string;
   readonly source: string;
   readonly fatbin: string | null;
@@ -115,6 +117,7 @@ export function compileCudaProgram(
   const grids = new Map(program.kernels.map((k) => [k.name, k.grid.map(printDim)]));
   const m: CudaManifest = {
     format: CUDA_MANIFEST_FORMAT,
+    target: "cuda",
     name: program.name,
     source: `${name}.cu`,
     fatbin: fatbin ? `${name}.fatbin` : null,

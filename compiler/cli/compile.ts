@@ -1,8 +1,8 @@
 import { type CommandSpec, CliError } from "./cli.js";
 import { writeArtifact } from "./artifact.js";
 import { bindWeightsFile, inputKind, loadGraph } from "./load.js";
-import { notImplemented } from "./pending.js";
 import { applyPolicyOption } from "./policy.js";
+import { compileCuda } from "./cuda.js";
 import { compileWgsl } from "./wgsl.js";
 
 export const TARGETS = ["cpu", "wgsl", "cuda"] as const;
@@ -13,7 +13,8 @@ export const compileCommand: CommandSpec = {
   summary:
     "Compile a model into an artifact directory. For --target cpu: graph.ir (large constants as ref<>),\n" +
     "weights.safetensors and manifest.json; for --target wgsl: manifest.json (the scheduled program),\n" +
-    "kernels/*.wgsl and weights.safetensors. Both run with `tokr run DIR`.",
+    "kernels/*.wgsl and weights.safetensors. Both run with `tokr run DIR`. For --target cuda (needs nvcc):\n" +
+    "<name>.cu, <name>.fatbin (sm_80, sm_90), resources.json, weights.safetensors and manifest.json.",
   synopsis:
     "INPUT --target cpu|wgsl|cuda -o DIR [--policy FILE] [--weights W.safetensors] [--f16] [--portable]",
   options: {
@@ -39,7 +40,6 @@ export const compileCommand: CommandSpec = {
     const dir = args.required("output");
     const kind = inputKind(args, input);
     if (kind === "artifact") throw new CliError(`${input}: is already a compiled artifact`);
-    if (target === "cuda") throw notImplemented("cuda", `compile --target ${target}`);
     const g = loadGraph(args, input);
     applyPolicyOption(args, io, g, kind);
     bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
@@ -47,6 +47,7 @@ export const compileCommand: CommandSpec = {
       for (const o of ["f16", "portable"]) if (args.flag(o)) throw new CliError(`--${o} needs --target wgsl`);
     if (target === "wgsl")
       await compileWgsl(args, io, g, dir, input, { f16: args.flag("f16"), portable: args.flag("portable") });
+    else if (target === "cuda") compileCuda(args, g, dir);
     else writeArtifact(args, dir, g, input);
   },
 };

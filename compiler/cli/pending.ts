@@ -5,7 +5,7 @@ import { CliError } from "./cli.js";
  * so that the issue that lands a feature deletes its row and every message stays accurate.
  */
 export const PENDING = {
-  cuda: { issue: 7, what: "the CUDA backend" },
+  cuda: { issue: 7, what: "running CUDA artifacts from the CLI" },
 } as const;
 
 export type PendingFeature = keyof typeof PENDING;
