@@ -5,7 +5,14 @@ import type { Tensor } from "../ir/tensor.js";
 import "../ops/index.js";
 import { getOp, type OpDef } from "../ops/registry.js";
 import { elementwiseKernel } from "./builder.js";
-import { fusedKernel, fusionGroups, NodeError } from "./fuse.js";
+import {
+  type EpilogueFusion,
+  chainEpilogue,
+  epilogueFusions,
+  fusedKernel,
+  fusionGroups,
+  NodeError,
+} from "./fuse.js";
 import { lowerCtx, lowerNode } from "./lower.js";
 import type { Program, ProgramBuffer, Step } from "./program.js";
 import { type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
@@ -42,7 +49,22 @@ function ident(s: string): string {
 type Unit =
   | { readonly k: "group"; readonly nodes: readonly Node[] }
   | { readonly k: "view"; readonly node: Node }
-  | { readonly k: "node"; readonly node: Node };
+  | { readonly k: "node"; readonly node: Node }
+  /** A node whose kernel applies a pointwise group to its output before storing (`lowerEpilogue`). */
+  | { readonly k: "epilogue"; readonly node: Node; readonly nodes: readonly Node[] };
+
+/** The graph nodes a unit computes, in order. */
+function unitNodes(u: Unit): readonly Node[] {
+  switch (u.k) {
+    case "group":
+      return u.nodes;
+    case "epilogue":
+      return [u.node, ...u.nodes];
+    case "view":
+    case "node":
+      return [u.node];
+  }
+}
 
 /** One dispatch before buffers exist: parameters bound to values or to the unit's scratch. */
 interface PendingLaunch {
@@ -72,7 +94,9 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   }
   if (problems.length) throw new ScheduleError(problems);
 
-  const units = orderUnits(g, defs, fusionGroups(g, defs, target.maxStorageBuffersPerStage));
+  const groups = fusionGroups(g, defs, target.maxStorageBuffersPerStage);
+  const epilogues = epilogueFusions(g, defs, groups, target.maxStorageBuffersPerStage);
+  const units = orderUnits(g, defs, groups, epilogues);
 
   // Backwards: lower what is needed, marking the inputs the kernels actually read.
   const needed = new Set<Value>(g.outputs);
@@ -94,16 +118,25 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
 function describe(e: unknown, unit: Unit): string {
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof NodeError) return `${nodeLabel(e.node)}: ${msg}`;
-  const n = unit.k === "group" ? unit.nodes[unit.nodes.length - 1] : unit.node;
-  return `${nodeLabel(n)}: ${msg}`;
+  const ns = unitNodes(unit);
+  return `${nodeLabel(ns[ns.length - 1])}: ${msg}`;
 }
 
 /** Groups, views and other nodes in an order where every unit follows the units it reads. */
-function orderUnits(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, groups: Node[][]): Unit[] {
+function orderUnits(
+  g: Graph,
+  defs: ReadonlyMap<Node, OpDef | undefined>,
+  groups: Node[][],
+  epilogues: readonly EpilogueFusion[],
+): Unit[] {
   const unitOf = new Map<Node, Unit>();
   for (const nodes of groups) {
     const u: Unit = { k: "group", nodes };
     for (const n of nodes) unitOf.set(n, u);
+  }
+  for (const e of epilogues) {
+    const u: Unit = { k: "epilogue", node: e.node, nodes: e.group };
+    for (const n of unitNodes(u)) unitOf.set(n, u);
   }
   for (const n of g.nodes)
     if (!unitOf.has(n)) unitOf.set(n, defs.get(n)?.view ? { k: "view", node: n } : { k: "node", node: n });
@@ -113,7 +146,7 @@ function orderUnits(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, groups
   const done = new Set<Unit>();
   const deps = (u: Unit): Unit[] => {
     const ds: Unit[] = [];
-    for (const n of u.k === "group" ? u.nodes : [u.node])
+    for (const n of unitNodes(u))
       for (const v of n.inputs) {
         const p = v ? producer.get(v) : undefined;
         if (p && unitOf.get(p) !== u) ds.push(unitOf.get(p)!);
@@ -157,24 +190,36 @@ function lowerUnit(
       return { unit, launches: [], scratch: [] };
     }
     case "group": {
-      // Members that feed nothing needed are dead; stored values are the needed ones.
-      const live = new Set<Node>();
-      const stored = new Set<Value>();
-      for (let i = unit.nodes.length - 1; i >= 0; i--) {
-        const n = unit.nodes[i];
-        const o = n.outputs[0];
-        if (needed.has(o)) stored.add(o);
-        if (needed.has(o) || unit.nodes.some((m) => live.has(m) && m.inputs.includes(o))) live.add(n);
-      }
-      if (live.size === 0) return undefined;
-      const nodes = unit.nodes.filter((n) => live.has(n));
-      const last = nodes[nodes.length - 1];
-      const f = fusedKernel(ident(nodeName(last)), nodes, defs, stored, target);
-      for (const v of f.args) needed.add(v);
+      const { nodes, stored } = liveMembers(unit.nodes, needed);
+      if (nodes.length === 0) return undefined;
+      return lowerGroup(nodes, defs, stored, needed, target);
+    }
+    case "epilogue": {
+      const n = unit.node;
+      const o = n.outputs[0];
+      const { nodes, stored } = liveMembers(unit.nodes, needed);
+      if (nodes.length === 0) return undefined;
+      // Live members that no longer read the node's output: the node is dead, the group stands alone.
+      if (!nodes.some((m) => m.inputs.includes(o))) return lowerGroup(nodes, defs, stored, needed, target);
+      if (stored.size !== 1) throw new Error(`epilogue of ${nodeName(n)} would store ${stored.size} values`);
+      const [result] = stored;
+      const def = defs.get(n)!;
+      const name = ident(nodeName(n));
+      const chain = chainEpilogue(name, nodes, defs, o, result, target);
+      const ctx = lowerCtx(
+        def,
+        name,
+        n.attrs,
+        n.inputs.map((v) => v?.type ?? null),
+        n.outputs.map((v) => v.type),
+        target,
+      );
+      // Epilogue inputs are bound after the node's own: `{ kind: "input", index: n.inputs.length + j }`.
+      const l = def.lowerEpilogue!(ctx, chain.epilogue);
       return {
-        unit: { k: "group", nodes },
-        launches: [{ kernel: f.kernel, args: f.args.map((v) => ({ v })) }],
-        scratch: [],
+        unit: { k: "epilogue", node: n, nodes },
+        launches: bindLaunches(l, [...n.inputs, ...chain.inputs], [result], needed),
+        scratch: l.scratch,
       };
     }
     case "node": {
@@ -196,38 +241,80 @@ function lowerUnit(
           target,
         ),
       );
-      const launches = l.launches.map((la): PendingLaunch => {
-        if (la.args.length !== la.kernel.params.length)
-          throw new Error(
-            `kernel ${la.kernel.name} has ${la.kernel.params.length} parameters but ${la.args.length} bindings`,
-          );
-        return {
-          kernel: la.kernel,
-          args: la.args.map((b) => {
-            switch (b.kind) {
-              case "input": {
-                const v = n.inputs[b.index];
-                if (!v) throw new Error(`kernel ${la.kernel.name} reads input ${b.index}, which is absent`);
-                needed.add(v);
-                return { v };
-              }
-              case "output": {
-                const v = n.outputs[b.index];
-                if (!v)
-                  throw new Error(`kernel ${la.kernel.name} writes output ${b.index}, which does not exist`);
-                return { v };
-              }
-              case "scratch":
-                if (!l.scratch.some((s) => s.name === b.name))
-                  throw new Error(`kernel ${la.kernel.name} uses undeclared scratch '${b.name}'`);
-                return { scratch: b.name };
-            }
-          }),
-        };
-      });
-      return { unit, launches, scratch: l.scratch };
+      return { unit, launches: bindLaunches(l, n.inputs, n.outputs, needed), scratch: l.scratch };
     }
   }
+}
+
+/** Members of a group that feed something needed (in order), and the needed values they store. */
+function liveMembers(
+  group: readonly Node[],
+  needed: ReadonlySet<Value>,
+): { nodes: Node[]; stored: Set<Value> } {
+  const live = new Set<Node>();
+  const stored = new Set<Value>();
+  for (let i = group.length - 1; i >= 0; i--) {
+    const n = group[i];
+    const o = n.outputs[0];
+    if (needed.has(o)) stored.add(o);
+    if (needed.has(o) || group.some((m) => live.has(m) && m.inputs.includes(o))) live.add(n);
+  }
+  return { nodes: group.filter((n) => live.has(n)), stored };
+}
+
+function lowerGroup(
+  nodes: readonly Node[],
+  defs: ReadonlyMap<Node, OpDef | undefined>,
+  stored: ReadonlySet<Value>,
+  needed: Set<Value>,
+  target: Target,
+): Lowered {
+  const last = nodes[nodes.length - 1];
+  const f = fusedKernel(ident(nodeName(last)), nodes, defs, stored, target);
+  for (const v of f.args) needed.add(v);
+  return {
+    unit: { k: "group", nodes },
+    launches: [{ kernel: f.kernel, args: f.args.map((v) => ({ v })) }],
+    scratch: [],
+  };
+}
+
+/** A lowering's launches with bindings resolved to values (marking the inputs read as needed). */
+function bindLaunches(
+  l: Lowering,
+  inputs: readonly (Value | null)[],
+  outputs: readonly Value[],
+  needed: Set<Value>,
+): PendingLaunch[] {
+  return l.launches.map((la): PendingLaunch => {
+    if (la.args.length !== la.kernel.params.length)
+      throw new Error(
+        `kernel ${la.kernel.name} has ${la.kernel.params.length} parameters but ${la.args.length} bindings`,
+      );
+    return {
+      kernel: la.kernel,
+      args: la.args.map((b) => {
+        switch (b.kind) {
+          case "input": {
+            const v = inputs[b.index];
+            if (!v) throw new Error(`kernel ${la.kernel.name} reads input ${b.index}, which is absent`);
+            needed.add(v);
+            return { v };
+          }
+          case "output": {
+            const v = outputs[b.index];
+            if (!v)
+              throw new Error(`kernel ${la.kernel.name} writes output ${b.index}, which does not exist`);
+            return { v };
+          }
+          case "scratch":
+            if (!l.scratch.some((s) => s.name === b.name))
+              throw new Error(`kernel ${la.kernel.name} uses undeclared scratch '${b.name}'`);
+            return { scratch: b.name };
+        }
+      }),
+    };
+  });
 }
 
 /** Nominal IR dtype of a scratch buffer (its `storage` is what counts). */
@@ -307,7 +394,7 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
   const steps: Step[] = [];
   const problems: string[] = [];
   for (const l of lowered) {
-    const nodes = l.unit.k === "group" ? l.unit.nodes : [l.unit.node];
+    const nodes = unitNodes(l.unit);
     const stepNodes = nodes.map(nodeName);
     const scratch = new Map<string, number>();
     for (const s of l.scratch)

@@ -1,5 +1,7 @@
 import type { DType } from "../ir/dtype.js";
 import type { Dim } from "../ir/sym.js";
+import type { TensorType } from "../ir/types.js";
+import type { KernelBuilder } from "./builder.js";
 
 /**
  * Kernel IR (KIR): the closed set of primitives every op lowers to and every GPU backend renders.
@@ -171,6 +173,31 @@ export interface Scratch {
 export interface Lowering {
   readonly launches: readonly Launch[];
   readonly scratch: readonly Scratch[];
+}
+
+/** Where an epilogue runs: output 0's flat element index, and its coordinates on demand. */
+export interface EpilogueSite {
+  readonly flat: Expr;
+  /** Coordinates in output 0's dims; emits index arithmetic, so call only when needed. */
+  coords(): readonly Expr[];
+}
+
+/**
+ * A pointwise continuation a lowering applies to each element of its output 0 before storing it:
+ * the scheduler fuses a MatMul's bias / activation / residual chain this way (`OpDef.lowerEpilogue`,
+ * docs/backends.md "Scheduling"). Output 0's binding then receives the chain's result.
+ */
+export interface Epilogue {
+  /** Extra tensors the chain reads; the lowering binds them as `{ kind: "input", index: ctx.inputs.length + j }`. */
+  readonly inputs: readonly TensorType[];
+  /** IR dtype of the stored result (output 0's dims are unchanged). */
+  readonly dtype: DType;
+  /**
+   * Declares the chain's buffers on `kb` (after the lowering's own inputs, before its outputs, in
+   * `inputs` order) and returns the rule: output 0's value in its register type at `site` -> the
+   * value to store, in the register type of `dtype`. Call the rule inside the element's scope.
+   */
+  setup(kb: KernelBuilder): (value: Expr, site: EpilogueSite) => Expr;
 }
 
 /** What the lowering may assume about the device (filled from the adapter or a compile option). */

@@ -25,8 +25,8 @@ import {
   sub,
 } from "../kir/expr.js";
 import { loadAs, toStorage } from "../kir/lower.js";
-import type { Binding, Expr, KType, Kernel, Lowering, Target } from "../kir/types.js";
-import { storageType } from "../kir/types.js";
+import type { Binding, Epilogue, Expr, KType, Kernel, Lowering, Target } from "../kir/types.js";
+import { registerType, storageType } from "../kir/types.js";
 import type { LowerCtx } from "./registry.js";
 
 /**
@@ -133,14 +133,24 @@ interface GemmProblem {
   readonly out: DType;
   /** Declares extra read buffers (after A and B); returns the epilogue on the accumulator. */
   readonly epilogue?: (kb: KernelBuilder) => (i: Expr, j: Expr, acc: Expr) => Expr;
+  /** Coordinates in the node's output dims of element (i, j) of batch p (for fused epilogues). */
+  readonly coords: (kb: KernelBuilder, p: Expr, i: Expr, j: Expr) => Expr[];
 }
 
-function gemmKernel(name: string, v: MatmulVariant, pr: GemmProblem, target: Target): Kernel {
+function gemmKernel(
+  name: string,
+  v: MatmulVariant,
+  pr: GemmProblem,
+  target: Target,
+  fused?: Epilogue,
+): Kernel {
   const kb = new KernelBuilder(name, [v.wgx, v.wgy, 1]);
   const aBuf = kb.buffer("a", storageType(pr.a.dtype, target), "read");
   const bBuf = kb.buffer("b", storageType(pr.b.dtype, target), "read");
   const epi = pr.epilogue?.(kb);
-  const oBuf = kb.buffer("out", storageType(pr.out, target), "read_write");
+  const chain = fused?.setup(kb);
+  const stored = fused ? fused.dtype : pr.out;
+  const oBuf = kb.buffer("out", storageType(stored, target), "read_write");
   if (typeof pr.batch === "number" && pr.batch > MAX_GROUPS_PER_AXIS)
     throw new Error(`${name}: ${pr.batch} matrices exceed the ${MAX_GROUPS_PER_AXIS} workgroups of grid z`);
   const tileM = v.wgy * v.tm;
@@ -244,8 +254,16 @@ function gemmKernel(name: string, v: MatmulVariant, pr: GemmProblem, target: Tar
       const i = rowOf[r];
       const j = colOf[c];
       kb.if(and(lt(i, M), lt(j, N)), () => {
-        const val = epi ? epi(i, j, acc[r][c]) : acc[r][c];
-        kb.store(oBuf, iadd(oBase, imul(i, N), j), toStorage(val, pr.out, target));
+        let val = epi ? epi(i, j, acc[r][c]) : acc[r][c];
+        const flat = iadd(oBase, imul(i, N), j);
+        if (chain) {
+          const at = kb.let("o", flat);
+          val = chain(cast(val, registerType(pr.out, target)), {
+            flat: at,
+            coords: () => pr.coords(kb, p, i, j),
+          });
+        }
+        kb.store(oBuf, flat, toStorage(val, stored, target));
       });
     }
   return kb.build();
@@ -276,6 +294,27 @@ function matmulProblem(ctx: LowerCtx): GemmProblem {
   const N = rb === 1 ? 1 : b.dims[rb - 1];
   const batch = out.dims.slice(0, out.dims.length - (ra >= 2 ? 1 : 0) - (rb >= 2 ? 1 : 0));
   const nN = dimExpr(N);
+  const bOperand = (base: GemmOperand["base"]): GemmOperand => ({
+    dtype: b.dtype,
+    base,
+    sRow: rb === 1 ? i32(1) : nN,
+    sCol: i32(1),
+  });
+  // B without batch dims (a weight): A's batches are rows of one taller GEMM [batch*M, K] x [K, N].
+  // Row-major A and out stay contiguous, and tiles no longer idle on a small M (x @ W with M = 1).
+  if (rb <= 2 && batch.length > 0) {
+    const rows = dimMul(M, ...batch);
+    return {
+      M: rows,
+      N,
+      K,
+      batch: 1,
+      a: { dtype: a.dtype, base: () => i32(0), sRow: dimExpr(K), sCol: i32(1) },
+      b: bOperand(() => i32(0)),
+      out: out.dtype,
+      coords: (kb, _p, i, j) => [...unravel(kb, i, [...batch, M], "oc"), ...(rb >= 2 ? [j] : [])],
+    };
+  }
   return {
     M,
     N,
@@ -287,13 +326,13 @@ function matmulProblem(ctx: LowerCtx): GemmProblem {
       sRow: dimExpr(K),
       sCol: i32(1),
     },
-    b: {
-      dtype: b.dtype,
-      base: batchBase(batch, b.dims.slice(0, -2), dimMul(K, N)),
-      sRow: rb === 1 ? i32(1) : nN,
-      sCol: i32(1),
-    },
+    b: bOperand(batchBase(batch, b.dims.slice(0, -2), dimMul(K, N))),
     out: out.dtype,
+    coords: (kb, p, i, j) => [
+      ...(batch.length ? unravel(kb, p, batch, "oc") : []),
+      ...(ra >= 2 ? [i] : []),
+      ...(rb >= 2 ? [j] : []),
+    ],
   };
 }
 
@@ -330,6 +369,7 @@ function gemmProblem(ctx: LowerCtx): GemmProblem {
       ...(tb ? { sRow: i32(1), sCol: dimExpr(K) } : { sRow: dimExpr(N), sCol: i32(1) }),
     },
     out: out.dtype,
+    coords: (_kb, _p, i, j) => [i, j],
     epilogue: (kb) => {
       const cBuf = c ? kb.buffer("c", storageType(c.dtype, target), "read") : null;
       return (i, j, acc) => {
@@ -344,17 +384,26 @@ function gemmProblem(ctx: LowerCtx): GemmProblem {
   };
 }
 
-/** The lowering of a MatMul or Gemm node with an explicit kernel variant (for autotuning). */
-export function matmulLowering(ctx: LowerCtx, variant: MatmulVariant): Lowering {
+/**
+ * The lowering of a MatMul or Gemm node with an explicit kernel variant (for autotuning), and
+ * optionally a fused epilogue applied to every output element before it is stored.
+ */
+export function matmulLowering(ctx: LowerCtx, variant: MatmulVariant, epilogue?: Epilogue): Lowering {
   const pr = ctx.op === "Gemm" ? gemmProblem(ctx) : matmulProblem(ctx);
-  const kernel = gemmKernel(`${ctx.name}_${variant.name}`, variant, pr, ctx.target);
+  const kernel = gemmKernel(`${ctx.name}_${variant.name}`, variant, pr, ctx.target, epilogue);
   const ins = ctx.op === "Gemm" && ctx.inputs[2] ? [0, 1, 2] : [0, 1];
-  return { launches: [{ kernel, args: ioArgs(ctx, ins, [0]) }], scratch: [] };
+  const extra = (epilogue?.inputs ?? []).map((_, j) => ctx.inputs.length + j);
+  return { launches: [{ kernel, args: ioArgs(ctx, [...ins, ...extra], [0]) }], scratch: [] };
 }
 
 /** `MatMul` / `Gemm` lowering: the target's default variant. */
 export function lowerMatmul(ctx: LowerCtx): Lowering {
   return matmulLowering(ctx, defaultMatmulVariant(ctx.target));
+}
+
+/** `MatMul` / `Gemm` with a fused epilogue (`OpDef.lowerEpilogue`): the target's default variant. */
+export function lowerMatmulEpilogue(ctx: LowerCtx, epilogue: Epilogue): Lowering {
+  return matmulLowering(ctx, defaultMatmulVariant(ctx.target), epilogue);
 }
 
 // ---------- Conv ----------

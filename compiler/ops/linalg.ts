@@ -2,7 +2,7 @@ import { type Dim, add, ceildiv, dimEquals, floordiv, mul, printDim, sub } from 
 import { numel } from "../ir/tensor.js";
 import { type AxisRole, type TensorType, printType, tensorType } from "../ir/types.js";
 import { asF64, dropRoles, fromF64, numelDim, requireFloat } from "./numeric.js";
-import { lowerConv, lowerMatmul } from "./linalg-lower.js";
+import { lowerConv, lowerMatmul, lowerMatmulEpilogue } from "./linalg-lower.js";
 import { type InferCtx, OpError, registerOp } from "./registry.js";
 import { broadcastAxes, broadcastDims, broadcastIndex, concreteBroadcast, input, shapeStr } from "./util.js";
 
@@ -122,6 +122,7 @@ registerOp({
     return mul(2, numelDim(outs[0].dims), a.dims[a.dims.length - 1]);
   },
   lower: lowerMatmul,
+  lowerEpilogue: lowerMatmulEpilogue,
 });
 
 /** Copies a row-major R×C matrix transposed (C×R) into f64. */
@@ -189,6 +190,7 @@ registerOp({
     return mul(2, numelDim(outs[0].dims), a.dims[ctx.attr<number>("transA") !== 0 ? 0 : 1]);
   },
   lower: lowerMatmul,
+  lowerEpilogue: lowerMatmulEpilogue,
 });
 
 // ---------- Conv ----------

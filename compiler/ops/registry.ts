@@ -4,7 +4,7 @@ import type { Dim, DimEnv } from "../ir/sym.js";
 import type { Tensor } from "../ir/tensor.js";
 import type { TensorType } from "../ir/types.js";
 import type { DType } from "../ir/dtype.js";
-import type { Expr, Lowering, Target } from "../kir/types.js";
+import type { Epilogue, Expr, Lowering, Target } from "../kir/types.js";
 
 /** An error in an op's use (bad shapes, bad attributes); the caller adds the node's location. */
 export class OpError extends Error {}
@@ -108,6 +108,11 @@ export interface OpDef {
   readonly view?: boolean;
   /** Kernels computing the outputs from the inputs (ops that are not pointwise or views). */
   lower?(ctx: LowerCtx): Lowering;
+  /**
+   * `lower` with a pointwise epilogue applied to output 0 before it is stored (see `Epilogue`):
+   * the scheduler fuses following bias / activation / residual chains into such ops' kernels.
+   */
+  lowerEpilogue?(ctx: LowerCtx, epilogue: Epilogue): Lowering;
 }
 
 const REGISTRY = new Map<string, OpDef>();

@@ -38,6 +38,12 @@ export const cases: OpCase[] = [
     inputs: [randTensor("f32", [5], 11), randTensor("f32", [5], 12)],
   },
   {
+    // Batches of one row against a weight (torch's sequence-first in_proj): rows fold into one GEMM.
+    name: "MatMul/batched-rows-x-weight",
+    op: "MatMul",
+    inputs: [randTensor("f32", [3, 2, 1, 7], 60), randTensor("f32", [7, 37], 61)],
+  },
+  {
     name: "MatMul/i32",
     op: "MatMul",
     inputs: [randTensor("i32", [3, 4], 13, -5, 5), randTensor("i32", [4, 6], 14, -5, 5)],
