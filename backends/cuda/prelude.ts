@@ -54,6 +54,9 @@ template <class T> __device__ __forceinline__ T tk_div_by_zero() { __trap(); ret
 template <class T> T tk_div_by_zero() { cucpu::fail("integer division by zero at " + cucpu::where()); }
 #endif
 
+// A zero divisor nvcc cannot see as a literal (float x / 0 is inf or NaN, as in the interpreter).
+__device__ __forceinline__ float tk_fzero() { return 0.0f; }
+
 __device__ __forceinline__ float tk_add(float a, float b) { return a + b; }
 __device__ __forceinline__ int tk_add(int a, int b) { return a + b; }
 __device__ __forceinline__ unsigned tk_add(unsigned a, unsigned b) { return a + b; }

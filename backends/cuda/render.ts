@@ -108,6 +108,11 @@ function floatLit(v: number): string {
   }
 }
 
+/** A constant zero, possibly cast (a static zero-sized count). */
+function isZeroLiteral(e: Expr): boolean {
+  return (e.k === "const" && e.v === 0) || (e.k === "cast" && isZeroLiteral(e.a));
+}
+
 function constLit(t: KType, v: number): string {
   switch (t) {
     case "f32":
@@ -165,6 +170,11 @@ class KernelRenderer {
       case "binary": {
         if ((e.op === "div" || e.op === "mod") && !isFloat(e.t) && e.b.k === "const" && e.b.v === 0)
           return `tk_div_by_zero<${CTYPE[e.t]}>()`;
+        // x / 0.0 is IEEE (inf or NaN, like the interpreter), but nvcc rejects a literal zero divisor.
+        if (e.op === "div" && isFloat(e.t) && isZeroLiteral(e.b)) {
+          const q = `(${this.asFloat(e.a)} / tk_fzero())`;
+          return e.t === "f16" ? `__float2half_rn(${q})` : q;
+        }
         const s = BINARY[e.op](this.asFloat(e.a), this.asFloat(e.b), e.a.t);
         return e.t === "f16" ? `__float2half_rn(${s})` : s;
       }
