@@ -158,7 +158,10 @@ export async function compileWgsl(
       } finally {
         rt.destroy();
       }
-  } else if (f16) graph = await cli(() => toF16(g));
+  }
+  // Portable target (asked for, or no adapter here): --f16 still converts the graph; the artifact then needs
+  // an adapter with shader-f16 where it runs.
+  if (f16 && graph === g) graph = await cli(() => toF16(g));
   const cp = await cli(() => schedule(graph, target, false));
   const abs = args.path(dir);
   if (existsSync(abs) && !statSync(abs).isDirectory())

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CUDA_ADDON_PATH, CudaUnavailableError, loadCudaAddon } from "../../runtime/cuda/loader.js";
-import { repoRoot } from "../util/helpers.js";
+import { repoRoot, skipUnlessRequired } from "../util/helpers.js";
 
 // The runtime addon: optional build, loads without a GPU or driver, and reports a missing device
 // as a JS error (ERR_NO_CUDA_DEVICE), never a crash.
@@ -41,7 +41,7 @@ const built = (): string | false => {
   if (existsSync(CUDA_ADDON_PATH)) return false;
   return `addon not built: ${r.stdout.trim()}`;
 };
-const skip = built();
+const skip = skipUnlessRequired(built());
 if (skip) console.log(`# skipping addon load tests: ${skip}`);
 
 test("cuda addon: loads and reports no device as ERR_NO_CUDA_DEVICE (twice, process alive)", { skip }, () => {

@@ -14,12 +14,13 @@ import { renderModule } from "../../backends/cuda/render.js";
 import { missingTools } from "../../backends/cuda/toolchain.js";
 import * as K from "./cuda-kernels.js";
 import { rand } from "./cases/types.js";
+import { skipUnlessRequired } from "../util/helpers.js";
 
 // Hand-written kernels rendered to CUDA, compiled with g++ and cuda_cpu.h, run under both thread
 // orders and compared with the KIR interpreter (the oracle) and with hand-computed values.
 
 const gxxMissing = missingTools().filter((m) => m.startsWith("g++"));
-const skip = gxxMissing.length ? `needs g++: ${gxxMissing.join("; ")}` : false;
+const skip = skipUnlessRequired(gxxMissing.length ? `needs g++: ${gxxMissing.join("; ")}` : false);
 if (skip) console.log(`# skipping CUDA emulation tests: ${skip}`);
 
 const KERNELS: Kernel[] = [

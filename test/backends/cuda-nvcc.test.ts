@@ -9,11 +9,12 @@ import { compileFatbin, parsePtxasInfo } from "../../backends/cuda/nvcc.js";
 import { renderModule } from "../../backends/cuda/render.js";
 import { CudaToolError, findNvcc } from "../../backends/cuda/toolchain.js";
 import * as K from "./cuda-kernels.js";
+import { skipUnlessRequired } from "../util/helpers.js";
 
 // The nvcc gate: generated CUDA compiles for sm_80 and sm_90 with warnings as errors, and ptxas's
 // resource report is parsed per kernel and architecture.
 
-const skip = findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 13 toolkit)";
+const skip = skipUnlessRequired(findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 13 toolkit)");
 if (skip) console.log(`# skipping nvcc tests: ${skip}`);
 
 test("cuda nvcc: ptxas -v report parsing", () => {

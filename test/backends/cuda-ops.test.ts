@@ -13,14 +13,17 @@ import { CUDA_TARGET } from "../../backends/cuda/target.js";
 import { findNvcc, missingTools } from "../../backends/cuda/toolchain.js";
 import { ALL_CASES } from "./cases/index.js";
 import { type Prepared, compare, prepare } from "./cases/run.js";
+import { skipUnlessRequired } from "../util/helpers.js";
 
 // Every backend op case: lowered for the CUDA target, all kernels rendered into one .cu, compiled
 // with nvcc (the gate) and with g++ + cuda_cpu.h, run under both thread orders, compared with the
 // op's reference.
 
 const gxx = missingTools().filter((m) => m.startsWith("g++"));
-const skipEmu = gxx.length ? `needs g++: ${gxx.join("; ")}` : false;
-const skipNvcc = findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 13 toolkit)";
+const skipEmu = skipUnlessRequired(gxx.length ? `needs g++: ${gxx.join("; ")}` : false);
+const skipNvcc = skipUnlessRequired(
+  findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 13 toolkit)",
+);
 if (skipEmu) console.log(`# skipping emulated CUDA op cases: ${skipEmu}`);
 if (skipNvcc) console.log(`# skipping nvcc op gate: ${skipNvcc}`);
 

@@ -20,14 +20,14 @@ import { readSafetensorsFile } from "../../runtime/node-io.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
 import type { ProgramRunner } from "../../runtime/types.js";
 import type { GpuProgram } from "../../runtime/webgpu/program.js";
-import { assertClose, repoRoot, t as tensor } from "../util/helpers.js";
+import { assertClose, repoRoot, t as tensor, skipUnlessRequired } from "../util/helpers.js";
 import { rand } from "./cases/types.js";
 
 // runtime/cuda's CudaProgram: with no GPU here, its replay logic (symbol binding, liveness-planned
 // buffers, constants, launches in step order, readback) runs against an addon double whose
 // launches execute the artifact's .cu on the CPU emulator; the real addon must refuse cleanly.
 
-const skipEmu = findGxx() ? false : "needs g++ for the CUDA CPU emulation";
+const skipEmu = skipUnlessRequired(findGxx() ? false : "needs g++ for the CUDA CPU emulation");
 
 // Both runtimes' loaded programs satisfy the shared interface (a compile-time check).
 const sameInterface: [GpuProgram, CudaProgram] extends [ProgramRunner, ProgramRunner] ? true : never = true;

@@ -5,6 +5,7 @@
 import type { DeviceOptions } from "../../runtime/webgpu/device.js";
 import { nodeGpu } from "../../runtime/webgpu/node.js";
 import { WebGpuRuntime } from "../../runtime/webgpu/runtime.js";
+import { skipUnlessRequired } from "../util/helpers.js";
 
 const runtimes = new Map<string, Promise<WebGpuRuntime | string>>();
 
@@ -15,7 +16,7 @@ export function gpuRuntime(opts: DeviceOptions = {}): Promise<WebGpuRuntime | st
   if (!r) {
     r = nodeGpu()
       .then((gpu) => WebGpuRuntime.create(gpu, opts))
-      .catch((e: unknown) => `no WebGPU device: ${(e as Error).message}`);
+      .catch((e: unknown) => skipUnlessRequired(`no WebGPU device: ${(e as Error).message}`));
     runtimes.set(key, r);
   }
   return r;

@@ -27,3 +27,13 @@ export function assertClose(actual: Tensor, expected: Tensor, tol = 1e-5, what =
     if (!ok) assert.fail(`${what}: element ${i} is ${a}, expected ${e} (tol ${tol})`);
   }
 }
+
+/**
+ * A backend test's skip reason, unless CI demands the backend (`TOKR_REQUIRE_BACKENDS=1`, set by `.ci/run`):
+ * then a missing adapter or toolchain fails the run instead of silently skipping its tests.
+ */
+export function skipUnlessRequired<T extends string | false>(reason: T): T {
+  if (reason && process.env.TOKR_REQUIRE_BACKENDS === "1")
+    throw new Error(`TOKR_REQUIRE_BACKENDS=1 but a backend is unavailable: ${reason}`);
+  return reason;
+}
