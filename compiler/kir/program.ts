@@ -1,7 +1,7 @@
 import type { DType } from "../ir/dtype.js";
 import type { Dim } from "../ir/sym.js";
 import type { Tensor } from "../ir/tensor.js";
-import type { KType, Kernel } from "./types.js";
+import type { KType, Kernel, Target } from "./types.js";
 
 /**
  * A whole graph scheduled onto kernels: what every device backend (WGSL, CUDA, the KIR
@@ -19,6 +19,8 @@ export interface Program {
   /** Buffer ids of the graph inputs / outputs, in graph order. */
   readonly inputs: readonly number[];
   readonly outputs: readonly number[];
+  /** The device assumptions the kernels were lowered for (lane counts, f16): runners must match them. */
+  readonly target?: Target;
 }
 
 export interface ProgramBuffer {

@@ -51,7 +51,9 @@ export function runProgramOnKir(
   feeds: ReadonlyMap<string, Tensor>,
   opts: ProgramRunOptions = {},
 ): Map<string, Tensor> {
-  const target = opts.target ?? DEFAULT_TARGET;
+  if (opts.target && program.target && JSON.stringify(opts.target) !== JSON.stringify(program.target))
+    throw new RunError(`program ${program.name} was lowered for another target than the one given to run it`);
+  const target = opts.target ?? program.target ?? DEFAULT_TARGET;
   const env = bindInputs(signature(program), feeds);
   // Like the GPU runtime: a data-dependent symbol not bound by an input takes its capacity.
   for (const s of program.symbols)

@@ -480,6 +480,7 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
     steps,
     inputs: g.inputs.map((v) => bufOf.get(v)!),
     outputs: outIds,
+    target,
   };
 }
 
