@@ -104,13 +104,21 @@ test(
   },
 );
 
-/** The ViT emulated in both orders: logits within 1e-3 of runGraph and the same top-1 per image. */
-function emulatedVitMatches(t: TestContext, g: Graph, images: number): void {
+/**
+ * The ViT emulated in both orders: logits within 1e-3 of runGraph and the same top-1 per image.
+ * With `nvcc`, the same .cu is also built into a fatbin (when nvcc is there).
+ */
+function emulatedVitMatches(t: TestContext, g: Graph, images: number, nvcc = false): void {
   const p = schedule(g);
   if (typeof p === "string") return t.skip(p);
   const dir = mkdtempSync(join(tmpdir(), "tokr-cuda-vit-"));
   try {
-    const emu = buildEmulator(readFileSync(compileCudaProgram(p, dir, { nvcc: false }).cu, "utf8"));
+    const a = compileCudaProgram(p, dir, { nvcc: nvcc && !skipNvcc });
+    if (nvcc && !skipNvcc) {
+      assert.equal(a.resources.length, 2 * p.kernels.length, "one ptxas report per kernel and architecture");
+      console.log(`# nvcc: ${p.name}, ${p.kernels.length} kernels, ${a.nvccSeconds.toFixed(1)} s`);
+    }
+    const emu = buildEmulator(readFileSync(a.cu, "utf8"));
     const imgs = readIdxImages(join(ex, "t500-images-idx3-ubyte.gz"));
     const feeds = new Map([["pixels", fmnistBatch(imgs, 0, images)]]);
     const want = runGraph(g, feeds).get("logits")!;
@@ -133,7 +141,7 @@ test(
 );
 
 test(
-  "cuda program: Fashion-MNIST ViT with ToMe (merge r=8 per block) on the CUDA emulator matches runGraph",
+  "cuda program: Fashion-MNIST ViT with ToMe (merge r=8 per block) builds with nvcc and matches runGraph emulated",
   { skip: skipEmu },
   (t) => {
     const g = vit();
@@ -143,6 +151,6 @@ test(
       g.nodes.filter((n) => n.op === "attention").map((n) => n.inputs[1]!.type.dims[2]),
       [197, 189, 181, 173, 165, 157],
     );
-    emulatedVitMatches(t, g, 2);
+    emulatedVitMatches(t, g, 2, true);
   },
 );
