@@ -7,6 +7,8 @@ import { runProgramOnKir } from "../../compiler/kir/run-program.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
 import { DEFAULT_TARGET, type Target } from "../../compiler/kir/types.js";
 import { assertValid } from "../../compiler/verify.js";
+import { GraphBuilder } from "../../compiler/builder.js";
+import { makeTensor } from "../../compiler/ir/tensor.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { buildVit, FMNIST_VIT } from "../../examples/fmnist-vit/vit-ir.js";
 import { readSafetensorsFile } from "../../runtime/node-io.js";
@@ -81,3 +83,23 @@ test(
     checkOnKir(vit(6), 1);
   },
 );
+
+// GPU memory is not zeroed and the WebGPU runtime reuses buffers: a step that reads what no step
+// wrote must not pass the KIR check by reading zeros.
+test("runProgramOnKir: a step reading a buffer no step wrote sees poison (NaN), not zeros", () => {
+  const b = new GraphBuilder("two");
+  const x = b.input("x", "f32", [4]);
+  const y = b.op("MatMul", [
+    b.op("Exp", [x]),
+    b.constant(makeTensor("f32", [4, 2], new Float32Array(8).fill(1)), "w"),
+  ]);
+  const g = b.output(y);
+  const p = buildProgram(g, DEFAULT_TARGET);
+  const feeds = new Map([["x", makeTensor("f32", [4], Float32Array.of(0, 1, 2, 3))]]);
+  const [out] = [...runProgramOnKir(p, feeds).values()];
+  assertClose(out, runGraph(g, feeds).values().next().value!, 1e-5, "whole program");
+  assert.ok(p.steps.length >= 2, `${p.steps.length} steps`);
+  const broken = { ...p, steps: p.steps.slice(1) };
+  const [bad] = [...runProgramOnKir(broken, feeds).values()];
+  assert.ok(Array.from(bad.data).every(Number.isNaN), `got ${Array.from(bad.data).join(", ")}`);
+});
