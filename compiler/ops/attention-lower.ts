@@ -1,4 +1,4 @@
-import { type Dim, floordiv, mul as dimMul } from "../ir/sym.js";
+import { type Dim, ceildiv, floordiv, mul as dimMul } from "../ir/sym.js";
 import { KernelBuilder, broadcastOffset, elementwiseKernel, unravel } from "../kir/builder.js";
 import {
   NEG_INF,
@@ -59,6 +59,9 @@ export type AttentionVariant = "rows" | "workgroup";
 
 /** Every variant, for tests and autotuners (`attentionLowering(ctx, variant)`). */
 export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ["rows", "workgroup"];
+
+/** Query rows per workgroup of the `rows` variant (all of one (b, h)). */
+const ROWS_WG = 16;
 
 /** Largest static head dims (D, Dv) the `rows` variant keeps in registers (unrolled). */
 export const ROWS_MAX_HEAD_DIM = 64;
@@ -187,68 +190,105 @@ function declareBufs(kb: KernelBuilder, p: AttnParts): Bufs {
 }
 
 /**
- * `rows`: one invocation per (b, h, query row), no workgroup memory or barriers. q's row and the
- * Dv output accumulators live in registers (unrolled); keys are visited once with an online
- * softmax that rescales only when the running max grows. With importance scores, raw scores go
- * to the scratch row and are turned into probabilities with the final max and sum afterwards.
+ * `rows`: each invocation owns R query rows of one (b, h) (R = `rowsPerInvocation`), with no
+ * workgroup memory or barriers. The q rows and the Dv output accumulators live in registers
+ * (unrolled); every key's k and v vectors are loaded once for the R rows. Keys are visited once
+ * with an online softmax that rescales a row only when its running max grows. With importance
+ * scores, raw scores go to the scratch row and become probabilities with the final max and sum.
  */
 function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   const target = p.ctx.target;
   const { D, Dv } = p;
-  const nRows = dimMul(p.B, p.Hq, p.Nq);
-  return elementwiseKernel(`${p.ctx.name}_attn_rows`, nRows, elementwiseWg(target), (kb) => {
-    const bufs = declareBufs(kb, p);
-    const sb = probs ? kb.buffer("probs", "f32", "read_write") : null;
-    return (row) => {
-      const [b, h, i] = unravel(kb, row, [p.B, p.Hq, p.Nq], "r");
-      const nk = dimExpr(p.Nk);
-      const g = kb.let("g", div(h, dimExpr(floordiv(p.Hq, p.Hkv))));
-      const kBase = kb.let("k_base", imul(iadd(imul(b, dimExpr(p.Hkv)), g), nk));
-      const qOff = kb.let("q_off", imul(row, D));
-      const qs = Array.from({ length: D }, (_, d) =>
-        kb.let(`q${d}`, cast(loadAs(kb, bufs.q, iadd(qOff, d), p.q.dtype, target), "f32")),
+  const R = rowsPerInvocation(D, Dv);
+  const kb = new KernelBuilder(`${p.ctx.name}_attn_rows`, [ROWS_WG, 1, 1]);
+  const bufs = declareBufs(kb, p);
+  const sb = probs ? kb.buffer("probs", "f32", "read_write") : null;
+  // (b, h) come from the workgroup, so key and value addresses are the same for every lane.
+  kb.setGrid([ceildiv(p.Nq, ROWS_WG * R), p.Hq, p.B]);
+  const h = kb.let("h", builtin("group_id", 1));
+  const b = kb.let("b", builtin("group_id", 2));
+  const i0 = kb.let("i0", iadd(imul(builtin("group_id", 0), ROWS_WG * R), builtin("local_id", 0)));
+  const nq = dimExpr(p.Nq);
+  const nk = dimExpr(p.Nk);
+  const g = kb.let("g", div(h, dimExpr(floordiv(p.Hq, p.Hkv))));
+  const kBase = kb.let("k_base", imul(iadd(imul(b, dimExpr(p.Hkv)), g), nk));
+  const rowBase = kb.let("row_base", imul(iadd(imul(b, dimExpr(p.Hq)), h), nq));
+  // Rows past Nq compute a copy of the last row (no branch around the key loop) and store nothing.
+  const rows = Array.from({ length: R }, (_, r) => {
+    const i = kb.let(`i${r}_`, min(iadd(i0, r * ROWS_WG), sub(nq, 1)));
+    const row = kb.let(`row${r}_`, iadd(rowBase, i));
+    const qOff = kb.let(`q_off${r}_`, imul(row, D));
+    return {
+      i,
+      row,
+      valid: kb.let(`valid${r}_`, lt(iadd(i0, r * ROWS_WG), nq)),
+      q: Array.from({ length: D }, (_, d) =>
+        kb.let(`q${r}_${d}`, cast(loadAs(kb, bufs.q, iadd(qOff, d), p.q.dtype, target), "f32")),
+      ),
+      sRow: sb ? kb.let(`s_row${r}_`, imul(row, nk)) : null,
+      m: kb.var(`m${r}_`, NEG_INF()),
+      l: kb.var(`l${r}_`, f32(0)),
+      acc: Array.from({ length: Dv }, (_, e) => kb.var(`acc${r}_${e}`, f32(0))),
+    };
+  });
+  kb.for("j", 0, nk, (j) => {
+    const key = kb.let("key", iadd(kBase, j));
+    const kOff = kb.let("k_off", imul(key, D));
+    const kv = Array.from({ length: D }, (_, d) =>
+      kb.let(`k${d}`, cast(loadAs(kb, bufs.k, iadd(kOff, d), p.k.dtype, target), "f32")),
+    );
+    const ws = rows.map((rw, r) => {
+      const dot = rw.q.reduce<Expr | null>(
+        (acc, qd, d) => (acc ? add(acc, mul(qd, kv[d])) : mul(qd, kv[d])),
+        null,
       );
-      const sRow = sb ? kb.let("s_row", imul(row, nk)) : null;
-      const m = kb.var("m", NEG_INF());
-      const l = kb.var("l", f32(0));
-      const acc = Array.from({ length: Dv }, (_, e) => kb.var(`acc${e}`, f32(0)));
-      kb.for("j", 0, nk, (j) => {
-        const key = kb.let("key", iadd(kBase, j));
-        const kOff = kb.let("k_off", imul(key, D));
-        let dot: Expr = f32(0);
-        qs.forEach((qd, d) => {
-          const kv = cast(loadAs(kb, bufs.k, iadd(kOff, d), p.k.dtype, target), "f32");
-          dot = d === 0 ? mul(qd, kv) : add(dot, mul(qd, kv));
-        });
-        const s = kb.let("s", scoreOf(kb, p, bufs, [b, h, i, j], kb.let("dot", dot), nk));
-        if (sb && sRow) kb.store(sb, iadd(sRow, j), s);
-        // A larger max rescales what was accumulated (exp(-inf) = 0 for the first allowed key).
-        kb.if(gt(s, m), () => {
-          const corr = kb.let("corr", unary("exp", sub(m, s)));
-          kb.set(l, mul(l, corr));
-          for (const a of acc) kb.set(a, mul(a, corr));
-          kb.set(m, s);
-        });
-        // m = -inf means every key so far is disallowed: weight 0 (not exp(-inf + inf)).
-        const w = kb.let("w", select(eq(m, NEG_INF()), f32(0), unary("exp", sub(s, m))));
-        kb.set(l, add(l, w));
-        const vOff = kb.let("v_off", imul(key, Dv));
-        acc.forEach((a, e) => {
-          const vv = cast(loadAs(kb, bufs.v, iadd(vOff, e), p.v.dtype, target), "f32");
-          kb.set(a, add(a, mul(w, vv)));
-        });
+      const s = kb.let(
+        `s${r}_`,
+        scoreOf(kb, p, bufs, [b, h, rw.i, j], kb.let(`dot${r}_`, dot ?? f32(0)), nk),
+      );
+      // Only valid rows write the scratch: a clamped copy would race with the row it copies.
+      const sRow = rw.sRow;
+      if (sb && sRow) kb.if(rw.valid, () => kb.store(sb, iadd(sRow, j), s));
+      // A larger max rescales what was accumulated (exp(-inf) = 0 for the first allowed key).
+      kb.if(gt(s, rw.m), () => {
+        const corr = kb.let("corr", unary("exp", sub(rw.m, s)));
+        kb.set(rw.l, mul(rw.l, corr));
+        for (const a of rw.acc) kb.set(a, mul(a, corr));
+        kb.set(rw.m, s);
       });
-      const inv = kb.let("inv", select(eq(l, f32(0)), f32(0), div(f32(1), l)));
-      const oOff = kb.let("o_off", imul(row, Dv));
-      acc.forEach((a, e) => kb.store(bufs.out, iadd(oOff, e), toStorage(mul(a, inv), p.out.dtype, target)));
+      // m = -inf means every key so far is disallowed: weight 0 (not exp(-inf + inf)).
+      const w = kb.let(`w${r}_`, select(eq(rw.m, NEG_INF()), f32(0), unary("exp", sub(s, rw.m))));
+      kb.set(rw.l, add(rw.l, w));
+      return w;
+    });
+    const vOff = kb.let("v_off", imul(key, Dv));
+    for (let e = 0; e < Dv; e++) {
+      const vv = kb.let(`v${e}`, cast(loadAs(kb, bufs.v, iadd(vOff, e), p.v.dtype, target), "f32"));
+      rows.forEach((rw, r) => kb.set(rw.acc[e], add(rw.acc[e], mul(ws[r], vv))));
+    }
+  });
+  rows.forEach((rw, r) => {
+    kb.if(rw.valid, () => {
+      const inv = kb.let(`inv${r}_`, select(eq(rw.l, f32(0)), f32(0), div(f32(1), rw.l)));
+      const oOff = kb.let(`o_off${r}_`, imul(rw.row, Dv));
+      rw.acc.forEach((a, e) =>
+        kb.store(bufs.out, iadd(oOff, e), toStorage(mul(a, inv), p.out.dtype, target)),
+      );
+      const sRow = rw.sRow;
       if (sb && sRow)
         kb.for("j", 0, nk, (j) => {
           const at = iadd(sRow, j);
-          const e = select(eq(m, NEG_INF()), f32(0), unary("exp", sub(kb.load(sb, at), m)));
+          const e = select(eq(rw.m, NEG_INF()), f32(0), unary("exp", sub(kb.load(sb, at), rw.m)));
           kb.store(sb, at, mul(e, inv));
         });
-    };
+    });
   });
+  return kb.build();
+}
+
+/** Query rows per `rows` invocation: up to 8 while q and the accumulators stay within ~256 registers. */
+export function rowsPerInvocation(D: number, Dv: number): number {
+  return Math.max(1, Math.min(8, Math.floor(256 / Math.max(1, D + Dv))));
 }
 
 /**

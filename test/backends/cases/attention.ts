@@ -50,6 +50,15 @@ export const cases: OpCase[] = [
     tol: 1e-4,
   },
   {
+    // More query rows than one workgroup of the register variant covers (16 lanes x 8 rows).
+    name: "attention/many-queries-causal-colsum",
+    op: "attention",
+    attrs: { scores: "colsum", causal: true },
+    numOutputs: 2,
+    inputs: [r([1, 2, 130, 2], 26), r([1, 1, 7, 2], 27), r([1, 1, 7, 3], 28)],
+    tol: 1e-4,
+  },
+  {
     name: "attention/cls-importance-causal",
     op: "attention",
     attrs: { scores: "cls", causal: true },
