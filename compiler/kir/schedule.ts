@@ -1,5 +1,5 @@
 import { formatLoc, type Graph, type Node, type Value } from "../ir/graph.js";
-import { type Dim, mul, substitute } from "../ir/sym.js";
+import { type Dim, freeSymbols, mul, substitute } from "../ir/sym.js";
 import type { DType } from "../ir/dtype.js";
 import type { Tensor } from "../ir/tensor.js";
 import "../ops/index.js";
@@ -79,6 +79,33 @@ interface Lowered {
 }
 
 /**
+ * Data-dependent token counts (adaptive `tokens.prune`) run at their capacity on devices, with
+ * padding rows past each example's live count. Pointwise ops and views keep rows independent;
+ * any other consumer would mix padding into real results (a mean over tokens, attention keys), so
+ * until kernels mask by the live count such graphs are refused here rather than computed wrongly.
+ */
+function paddedTokenReads(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>): string[] {
+  const dataSyms = new Set(
+    [...g.symbols.values()].filter((s) => s.capacity !== undefined).map((s) => s.name),
+  );
+  if (dataSyms.size === 0) return [];
+  const out: string[] = [];
+  for (const n of g.nodes) {
+    const def = defs.get(n);
+    if (!def || def.pointwise || def.view) continue;
+    for (const v of n.inputs) {
+      const sym = v?.type.dims.flatMap((d) => [...freeSymbols(d)]).find((x) => dataSyms.has(x));
+      if (v && sym)
+        out.push(
+          `${nodeLabel(n)}: reads ${v.name}, whose length ${sym} is data-dependent (adaptive tokens.prune); ` +
+            "device kernels run at the capacity and do not mask padding rows yet (the CPU reference backend runs this graph)",
+        );
+    }
+  }
+  return out;
+}
+
+/**
  * Schedules a verified graph onto kernels (see docs/backends.md, "Scheduling"): constants become
  * deduplicated constant buffers, views alias their input's storage, pointwise chains fuse into one
  * kernel each, every other op is lowered with `lowerNode`; nodes whose results no kernel reads
@@ -92,6 +119,7 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
     if (!def) problems.push(`${nodeLabel(n)}: unknown op`);
     defs.set(n, def);
   }
+  problems.push(...paddedTokenReads(g, defs));
   if (problems.length) throw new ScheduleError(problems);
 
   const groups = fusionGroups(g, defs, target.maxStorageBuffersPerStage);
