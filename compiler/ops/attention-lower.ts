@@ -27,7 +27,7 @@ import type { Binding, Expr, Kernel, Launch, Lowering, Scratch } from "../kir/ty
 import { storageType } from "../kir/types.js";
 import type { ScoreKind } from "./attention.js";
 import { iadd, imul } from "./linalg-lower.js";
-import { barrierAverse, elementwiseWg } from "./lower-util.js";
+import { barrierAverse } from "./lower-util.js";
 import type { LowerCtx } from "./registry.js";
 
 /**
