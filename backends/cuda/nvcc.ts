@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CudaToolError, findNvcc, run } from "./toolchain.js";
@@ -64,18 +65,9 @@ export interface FatbinResult {
   readonly seconds: number;
 }
 
-/**
- * Writes `<name>.cu` and compiles it with nvcc to `<name>.fatbin` (warnings are errors);
- * returns ptxas's resource usage per kernel and architecture.
- */
-export function compileFatbin(source: string, outDir: string, name: string): FatbinResult {
-  const nvcc = findNvcc();
-  if (!nvcc) throw new CudaToolError("nvcc not found: set CUDA_HOME to a CUDA toolkit (13.x tested)");
-  mkdirSync(outDir, { recursive: true });
-  const cuPath = join(outDir, `${name}.cu`);
-  const fatbinPath = join(outDir, `${name}.fatbin`);
-  writeFileSync(cuPath, source);
-  const { out, seconds } = run(nvcc, [
+/** nvcc's arguments for one .cu -> .fatbin (warnings are errors, ptxas reports resources). */
+function nvccArgs(cuPath: string, fatbinPath: string): string[] {
+  return [
     "-fatbin",
     ...GENCODE,
     "-std=c++17",
@@ -86,6 +78,49 @@ export function compileFatbin(source: string, outDir: string, name: string): Fat
     cuPath,
     "-o",
     fatbinPath,
-  ]);
+  ];
+}
+
+function nvccOrThrow(): string {
+  const nvcc = findNvcc();
+  if (!nvcc) throw new CudaToolError("nvcc not found: set CUDA_HOME to a CUDA toolkit (13.x tested)");
+  return nvcc;
+}
+
+/**
+ * Writes `<name>.cu` and compiles it with nvcc to `<name>.fatbin` (warnings are errors);
+ * returns ptxas's resource usage per kernel and architecture.
+ */
+export function compileFatbin(source: string, outDir: string, name: string): FatbinResult {
+  const nvcc = nvccOrThrow();
+  mkdirSync(outDir, { recursive: true });
+  const cuPath = join(outDir, `${name}.cu`);
+  const fatbinPath = join(outDir, `${name}.fatbin`);
+  writeFileSync(cuPath, source);
+  const { out, seconds } = run(nvcc, nvccArgs(cuPath, fatbinPath));
   return { cuPath, fatbinPath, resources: parsePtxasInfo(out), seconds };
+}
+
+/**
+ * `compileFatbin` for an existing `.cu`, without blocking: nvcc runs while the caller works
+ * (tests overlap it with the g++ emulator build). Writes the fatbin next to the source.
+ */
+export function compileFatbinAsync(cuPath: string): Promise<FatbinResult> {
+  const nvcc = nvccOrThrow();
+  const fatbinPath = cuPath.replace(/\.cu$/, "") + ".fatbin";
+  const args = nvccArgs(cuPath, fatbinPath);
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    execFile(nvcc, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const out = `${stdout}${stderr}`;
+      if (err) reject(new CudaToolError(`${nvcc} ${args.join(" ")} failed (${err.message}):\n${out}`));
+      else
+        resolve({
+          cuPath,
+          fatbinPath,
+          resources: parsePtxasInfo(out),
+          seconds: (performance.now() - t0) / 1000,
+        });
+    });
+  });
 }
