@@ -134,3 +134,18 @@ test("batched MatMul epilogue reads a batch-broadcast input through output coord
   );
   assert.deepEqual(stepOps(g, p), [["MatMul", "Add"]]);
 });
+
+test("f16 MatMul + bias on an f16 target: the epilogue computes and stores in f16", () => {
+  const h = (shape: number[], seed: number): Tensor => makeTensor("f16", shape, f32(shape, seed).data);
+  const b = new GraphBuilder("half");
+  const x = b.input("x", "f16", [5, 8]);
+  const mm = b.op("MatMul", [x, b.constant(h([8, 6], 2), "w")]);
+  const g = b.output(b.op("Add", [mm, b.constant(h([6], 3), "bias")]));
+  const target: Target = { ...DEFAULT_TARGET, f16: true };
+  const feeds = new Map([["x", h([5, 8], 4)]]);
+  const p = buildProgram(g, target);
+  assert.deepEqual(stepOps(g, p), [["MatMul", "Add"]]);
+  assert.equal(p.buffers[p.outputs[0]].storage, "f16");
+  const got = runProgramOnKir(p, feeds, { target }).get(g.outputs[0].name)!;
+  assertClose(got, runGraph(g, feeds).get(g.outputs[0].name)!, 1e-2, "f16");
+});
