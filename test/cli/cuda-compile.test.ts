@@ -7,6 +7,7 @@ import type { CudaManifest } from "../../backends/cuda/program.js";
 import { findNvcc } from "../../backends/cuda/toolchain.js";
 import { main } from "../../compiler/cli/main.js";
 import { readSafetensorsFile } from "../../runtime/node-io.js";
+import { skipUnlessRequired } from "../util/helpers.js";
 
 // `tokr compile --target cuda -o DIR`: the artifact when nvcc is there, a clear error when not.
 
@@ -48,7 +49,7 @@ test("tokr compile --target cuda without nvcc names what is missing", async () =
 
 test(
   "tokr compile --target cuda writes .cu, fatbin, resources, weights and manifest",
-  { skip: findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 12+ toolkit)" },
+  { skip: skipUnlessRequired(findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 12+ toolkit)") },
   async () => {
     const r = await tokr("compile", "mlp.ir", "--target", "cuda", "-o", "art");
     assert.deepEqual(r, { code: 0, err: "" });
