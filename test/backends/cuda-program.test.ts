@@ -19,7 +19,7 @@ import { findNvcc, missingTools } from "../../backends/cuda/toolchain.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { buildVit } from "../../examples/fmnist-vit/vit-ir.js";
 import { readSafetensorsFile } from "../../runtime/node-io.js";
-import { assertClose, repoRoot, t as tensor } from "../util/helpers.js";
+import { assertClose, repoRoot, skipUnlessRequired, t as tensor } from "../util/helpers.js";
 import { rand } from "./cases/types.js";
 import { PassManager } from "../../passes/manager.js";
 
@@ -28,8 +28,12 @@ import { PassManager } from "../../passes/manager.js";
 
 const ex = join(repoRoot, "examples", "fmnist-vit");
 const missing = missingTools();
-const skipEmu = missing.some((m) => m.startsWith("g++")) ? `needs g++: ${missing.join("; ")}` : false;
-const skipNvcc = findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 13 toolkit)";
+const skipEmu = skipUnlessRequired(
+  missing.some((m) => m.startsWith("g++")) ? `needs g++: ${missing.join("; ")}` : false,
+);
+const skipNvcc = skipUnlessRequired(
+  findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 13 toolkit)",
+);
 if (skipEmu) console.log(`# skipping emulated ViT: ${skipEmu}`);
 if (skipNvcc) console.log(`# skipping ViT nvcc build: ${skipNvcc}`);
 
