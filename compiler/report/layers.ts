@@ -24,7 +24,7 @@ export interface GraphReport {
   readonly peakActivationBytes: number | null;
   /** Symbols still free in the counts (bind them with `bindings`). */
   readonly unbound: readonly string[];
-  /** Ops that declare no FLOPs count (not included). */
+  /** Ops whose FLOPs are not included: they declare no count, or their count failed for this use (OpError). */
   readonly uncounted: readonly string[];
 }
 
