@@ -189,7 +189,7 @@ while (done < N && elapsedMin() < MINUTES) {
   console.log(
     `  round ${round}: ${done}/${N} images, ${elapsedMin().toFixed(1)} min, unreduced ${(roundMs.get(base.name)! / 1000).toFixed(1)} s/batch, load ${load()}`,
   );
-  if (round % 5 === 0 || done === N) writeSvg();
+  if (!opts.accuracy && (round % 5 === 0 || done === N)) writeSvg();
 }
 if (done < N) console.log(`stopped after ${done} of ${N} images: --minutes ${MINUTES} reached`);
 
