@@ -84,7 +84,7 @@ console.log(
 // ---------- token reduction: the exported ONNX model with and without a ToMe policy ----------
 
 const onnx = join(ex, "vit_fmnist_opset17.onnx");
-const policyFile = process.argv[3] ?? join(root, "bench", "policies", "tome-r16.tokr");
+const policyFile = process.argv[3] ?? join(root, "bench", "policies", "tome-sched-48-4.tokr");
 const policyName = relative(root, policyFile);
 const plain = compileVariant(onnx, "unreduced");
 const reduced = compileVariant(onnx, policyName, {
