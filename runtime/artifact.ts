@@ -101,12 +101,16 @@ export interface ProgramManifest {
 
 const EXT: Record<Backend, string> = { wgsl: "wgsl", cuda: "cu" };
 
-/** Artifact files (relative name -> bytes) for a compiled program. */
-export function writeProgramArtifact(cp: CompiledProgram, source?: string): Map<string, Uint8Array> {
-  const enc = new TextEncoder();
-  const files = new Map<string, Uint8Array>();
+/**
+ * Manifest rows of program buffers (dims printed) and the constant data keyed by each row's unique
+ * `weight` name: what every backend's artifact stores (weights go to weights.safetensors).
+ */
+export function manifestBuffers(bufs: readonly ProgramBuffer[]): {
+  buffers: ManifestBuffer[];
+  weights: Map<string, Tensor>;
+} {
   const weights = new Map<string, Tensor>();
-  const buffers = cp.buffers.map((b): ManifestBuffer => {
+  const buffers = bufs.map((b): ManifestBuffer => {
     let weight: string | undefined;
     if (b.data) {
       weight = b.name;
@@ -127,6 +131,14 @@ export function writeProgramArtifact(cp: CompiledProgram, source?: string): Map<
       lastUse: b.lastUse,
     };
   });
+  return { buffers, weights };
+}
+
+/** Artifact files (relative name -> bytes) for a compiled program. */
+export function writeProgramArtifact(cp: CompiledProgram, source?: string): Map<string, Uint8Array> {
+  const enc = new TextEncoder();
+  const files = new Map<string, Uint8Array>();
+  const { buffers, weights } = manifestBuffers(cp.buffers);
   const kernels = cp.kernels.map((k, i): ManifestKernel => {
     const file = `kernels/${String(i).padStart(3, "0")}_${k.name}.${EXT[cp.backend]}`;
     files.set(file, enc.encode(k.source));

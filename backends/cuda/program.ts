@@ -8,6 +8,7 @@ import { tensorType } from "../../compiler/ir/types.js";
 import { fromDevice, toDevice } from "../../compiler/kir/run.js";
 import type { Program, ProgramBuffer, Step } from "../../compiler/kir/program.js";
 import type { DType } from "../../compiler/ir/dtype.js";
+import { manifestBuffers } from "../../runtime/artifact.js";
 import { serializeSafetensors } from "../../runtime/safetensors.js";
 import type { Target } from "../../compiler/kir/types.js";
 import type { CudaEmulator, EmuBuffer, ThreadOrder } from "./cpu.js";
@@ -89,28 +90,7 @@ export function compileCudaProgram(
     nvccSeconds = r.seconds;
   } else writeFileSync(cu, mod.source);
   writeFileSync(join(outDir, "resources.json"), JSON.stringify(resources, null, 1) + "\n");
-  const weightData = new Map<string, Tensor>();
-  const buffers = program.buffers.map((b) => {
-    let weight: string | undefined;
-    if (b.data) {
-      weight = b.name;
-      for (let k = 1; weightData.has(weight); k++) weight = `${b.name}_${k}`;
-      weightData.set(weight, b.data);
-    }
-    return {
-      id: b.id,
-      name: b.name,
-      dtype: b.dtype,
-      dims: b.dims.map(printDim),
-      storage: b.storage,
-      size: printDim(b.size),
-      kind: b.kind,
-      ...(b.aliasOf !== undefined ? { aliasOf: b.aliasOf } : {}),
-      ...(weight !== undefined ? { weight } : {}),
-      firstUse: b.firstUse,
-      lastUse: b.lastUse,
-    };
-  });
+  const { buffers, weights: weightData } = manifestBuffers(program.buffers);
   const weights = join(outDir, "weights.safetensors");
   writeFileSync(weights, serializeSafetensors(weightData, undefined, weights));
   const manifest = join(outDir, "manifest.json");
