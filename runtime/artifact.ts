@@ -188,6 +188,30 @@ export function writeProgramArtifact(cp: CompiledProgram, source?: string): Map<
 /** Reads one artifact file by its relative name (Node: readFile under the directory; browser: fetch). */
 export type FetchLike = (name: string) => Promise<Uint8Array>;
 
+/**
+ * A FetchLike over HTTP: each file is `fetch`ed relative to `base` (an artifact directory URL,
+ * relative to the page in a browser; a missing trailing slash is added). A non-2xx answer is an
+ * error naming the URL and the status.
+ */
+export function fetchFiles(base: string | URL, fetchImpl: typeof fetch = globalThis.fetch): FetchLike {
+  const page = (globalThis as { location?: { href: string } }).location?.href;
+  const dir = new URL(String(base).endsWith("/") ? String(base) : `${String(base)}/`, page);
+  return async (name) => {
+    const url = new URL(name, dir);
+    const res = await fetchImpl(url);
+    if (!res.ok) throw new Error(`GET ${url.href}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+    return new Uint8Array(await res.arrayBuffer());
+  };
+}
+
+/** Loads a device artifact served over HTTP (see fetchFiles); errors name files under `base`. */
+export function loadProgramArtifactFromUrl(
+  base: string | URL,
+  fetchImpl: typeof fetch = globalThis.fetch,
+): Promise<CompiledProgram> {
+  return loadProgramArtifact(fetchFiles(base, fetchImpl), String(base).replace(/\/$/, ""));
+}
+
 /** Loads a device artifact; `where` names it in errors (a directory or URL). */
 export async function loadProgramArtifact(
   fetchFile: FetchLike,
