@@ -23,6 +23,8 @@ export interface MemoryPlan {
   readonly slotOf: ReadonlyMap<number, number>;
   /** Bytes each buffer id's view covers (all buffers, planned or not). */
   readonly bytes: ReadonlyMap<number, number>;
+  /** Byte offset of each buffer id's view in its root's storage (0 but for chunk views, `ProgramBuffer.offset`). */
+  readonly offsets: ReadonlyMap<number, number>;
   /** Root buffer id (following aliasOf) of every buffer. */
   readonly root: ReadonlyMap<number, number>;
   /** Sum of slot sizes: the device memory the run's non-constant buffers take. */
@@ -63,20 +65,23 @@ export function planMemory(
   }
   const groups = new Map<number, Group>();
   const bytes = new Map<number, number>();
+  const offsets = new Map<number, number>();
   const root = new Map<number, number>();
   for (const b of buffers) {
     const n = deviceBytes(b.storage, evalDim(b.size, env));
+    const off = b.offset === undefined ? 0 : b.offset * ELEMENT_BYTES[b.storage];
     bytes.set(b.id, n);
+    offsets.set(b.id, off);
     const r = rootOf(b);
     root.set(b.id, r);
     const start = b.kind === "input" ? -1 : b.firstUse;
     const end = b.kind === "output" ? Infinity : Math.max(b.lastUse, start);
     const g = groups.get(r);
-    if (!g) groups.set(r, { id: r, start, end, bytes: n, constant: b.kind === "constant" });
+    if (!g) groups.set(r, { id: r, start, end, bytes: off + n, constant: b.kind === "constant" });
     else {
       g.start = Math.min(g.start, start);
       g.end = Math.max(g.end, end);
-      g.bytes = Math.max(g.bytes, n);
+      g.bytes = Math.max(g.bytes, off + n);
       g.constant ||= b.kind === "constant";
     }
   }
@@ -124,6 +129,7 @@ export function planMemory(
     slots,
     slotOf,
     bytes,
+    offsets,
     root,
     peakBytes: slots.reduce((a, b) => a + b, 0),
     liveBytes,

@@ -35,8 +35,13 @@ export interface ProgramBuffer {
   /** Elements (product of dims; for scratch, the lowering's size). */
   readonly size: Dim;
   readonly kind: "input" | "output" | "constant" | "intermediate" | "scratch";
-  /** Views (Reshape...) share the storage of another buffer. */
+  /** Views (Reshape...) share the storage of another buffer (always a root: no chains). */
   readonly aliasOf?: number;
+  /**
+   * Elements into the `aliasOf` root's storage where this view starts (absent: 0). Chunks of a
+   * unit split by the binding limit (split.ts) bind such views; byte offsets are multiples of 256.
+   */
+  readonly offset?: number;
   /** Constant data (kind "constant"). */
   readonly data?: Tensor;
   /** Index of the first and last step that touches this buffer's storage (for memory planning). */

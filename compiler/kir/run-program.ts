@@ -73,6 +73,11 @@ export function runProgramOnKir(
   const arrayOf = (id: number): KArray => {
     const b = program.buffers[id];
     const r = b.aliasOf ?? id;
+    const whole = rootArray(r);
+    // Offset views (chunks of a unit split by the binding limit) see their sub-range only.
+    return b.offset === undefined ? whole : whole.subarray(b.offset, b.offset + evalDim(b.size, env));
+  };
+  const rootArray = (r: number): KArray => {
     const have = storage.get(r);
     if (have) return have;
     const rb = program.buffers[r];

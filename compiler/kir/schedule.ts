@@ -1,5 +1,5 @@
 import { formatLoc, type Graph, type Node, type Value } from "../ir/graph.js";
-import { type Dim, freeSymbols, mul, substitute } from "../ir/sym.js";
+import { type Dim, freeSymbols, mul, printDim, substitute } from "../ir/sym.js";
 import type { DType } from "../ir/dtype.js";
 import type { Tensor } from "../ir/tensor.js";
 import "../ops/index.js";
@@ -15,6 +15,7 @@ import {
 } from "./fuse.js";
 import { lowerCtx, lowerNode } from "./lower.js";
 import type { Program, ProgramBuffer, Step } from "./program.js";
+import { chunkNodes, elementBytes, type Part, planSplit, staticSize } from "./split.js";
 import { type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
 
 /** The graph cannot be scheduled (ops without kernels, failing lowerings); lists every problem. */
@@ -66,16 +67,18 @@ function unitNodes(u: Unit): readonly Node[] {
   }
 }
 
-/** One dispatch before buffers exist: parameters bound to values or to the unit's scratch. */
+/** One dispatch before buffers exist: parameters bound to values (or chunks of them) or to the unit's scratch. */
 interface PendingLaunch {
   readonly kernel: Kernel;
-  readonly args: readonly ({ readonly v: Value } | { readonly scratch: string })[];
+  readonly args: readonly ({ readonly v: Value; readonly part?: Part } | { readonly scratch: string })[];
 }
 
 interface Lowered {
   readonly unit: Unit;
   readonly launches: readonly PendingLaunch[];
   readonly scratch: Lowering["scratch"];
+  /** Rows of the split axis this chunk computes (units split by the binding limit), for scratch names. */
+  readonly chunk?: string;
 }
 
 /**
@@ -133,7 +136,9 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
     const unit = units[u];
     try {
       const l = lowerUnit(unit, defs, needed, target);
-      if (l) lowered.push(l);
+      // Chunks are pushed last first: the list is reversed below.
+      if (l)
+        lowered.push(...splitToLimit(l, defs, target, (u, d, n) => lowerUnit(u, d, n, target)).reverse());
     } catch (e) {
       problems.push(describe(e, unit));
     }
@@ -274,6 +279,66 @@ function lowerUnit(
   }
 }
 
+/**
+ * A lowered unit, or its chunks when it binds a tensor or scratch above the target's binding
+ * limit (split.ts): each chunk is the unit lowered again for the chunk's shapes (identical
+ * chunks dedupe to one kernel), its chunked values bound as offset views of the whole buffers.
+ */
+function splitToLimit(
+  l: Lowered,
+  defs: ReadonlyMap<Node, OpDef | undefined>,
+  target: Target,
+  lower: (u: Unit, defs: ReadonlyMap<Node, OpDef | undefined>, needed: Set<Value>) => Lowered | undefined,
+): Lowered[] {
+  const limit = target.maxStorageBindingBytes;
+  const bound = new Map<Value, Exclude<KType, "bool">>();
+  for (const la of l.launches)
+    la.args.forEach((a, i) => {
+      if ("v" in a) bound.set(a.v, la.kernel.params[i].t);
+    });
+  const over = (dims: readonly Dim[], t: Exclude<KType, "bool">): boolean => {
+    const n = staticSize(dims);
+    return n !== undefined && n * elementBytes(t) > limit;
+  };
+  const big = [...bound].filter(([v, t]) => over(v.type.dims, t)).map(([v]) => v);
+  const bigScratch = l.scratch.filter((s) => over([s.size], s.t));
+  if ((big.length === 0 && bigScratch.length === 0) || l.unit.k === "view") return [l];
+  const nodes = unitNodes(l.unit);
+  const split = planSplit(nodes, defs, bound, big, target);
+  const out: Lowered[] = [];
+  for (let start = 0; start < split.extent; start += split.rows) {
+    const { nodes: copies, origin } = chunkNodes(nodes, split, start);
+    const copyDefs = new Map(copies.map((c, i) => [c, defs.get(nodes[i])]));
+    // The chunk stores what the whole unit stored.
+    const needed = new Set<Value>();
+    for (const c of copies)
+      for (const v of [...c.inputs, ...c.outputs]) if (v && bound.has(origin.get(v)?.v ?? v)) needed.add(v);
+    const unit: Unit =
+      l.unit.k === "group"
+        ? { k: "group", nodes: copies }
+        : l.unit.k === "epilogue"
+          ? { k: "epilogue", node: copies[0], nodes: copies.slice(1) }
+          : { k: "node", node: copies[0] };
+    const c = lower(unit, copyDefs, needed)!;
+    const rows = `[${start}:${Math.min(split.extent, start + split.rows)}]`;
+    for (const s of c.scratch)
+      if (over([s.size], s.t))
+        throw new Error(
+          `scratch '${s.name}' of chunk ${rows} needs ${printDim(s.size)} ${s.t} elements, above the max storage binding size ${limit} bytes`,
+        );
+    out.push({
+      unit: l.unit,
+      scratch: c.scratch,
+      chunk: rows,
+      launches: c.launches.map((la) => ({
+        kernel: la.kernel,
+        args: la.args.map((a) => ("v" in a ? (origin.get(a.v) ?? a) : a)),
+      })),
+    });
+  }
+  return out;
+}
+
 /** Members of a group that feed something needed (in order), and the needed values they store. */
 function liveMembers(
   group: readonly Node[],
@@ -390,6 +455,27 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
     constKeys.set(key, [...(constKeys.get(key) ?? []), id]);
     return id;
   };
+  const parts = new Map<string, number>();
+  /** An offset view of (the storage of) `v`: one chunk of a split unit. */
+  const partFor = (v: Value, p: Part): number => {
+    const whole = bufFor(v);
+    const key = `${whole}:${p.offset}:${p.dims.join(",")}`;
+    const have = parts.get(key);
+    if (have !== undefined) return have;
+    const w = buffers[whole];
+    const id = add({
+      name: `${v.name}[${p.start}:${p.end}]`,
+      dtype: w.dtype,
+      dims: p.dims,
+      storage: w.storage,
+      size: mul(...p.dims),
+      kind: "intermediate",
+      aliasOf: root(whole),
+      offset: (w.offset ?? 0) + p.offset,
+    });
+    parts.set(key, id);
+    return id;
+  };
   const bufFor = (v: Value): number => {
     const have = bufOf.get(v);
     if (have !== undefined) return have;
@@ -429,7 +515,7 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
       scratch.set(
         s.name,
         add({
-          name: `${stepNodes[0]}.${s.name}`,
+          name: `${stepNodes[0]}${l.chunk ?? ""}.${s.name}`,
           dtype: scratchDtype(s.t),
           dims: [substitute(s.size, caps)],
           storage: s.t,
@@ -443,7 +529,9 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
         problems.push(
           `${nodeLabel(nodes[nodes.length - 1])}: kernel ${la.kernel.name} has ${la.kernel.params.length} storage buffers, more than the target's ${target.maxStorageBuffersPerStage} per stage`,
         );
-      const args = la.args.map((a) => ("v" in a ? bufFor(a.v) : scratch.get(a.scratch)!));
+      const args = la.args.map((a) =>
+        "v" in a ? (a.part ? partFor(a.v, a.part) : bufFor(a.v)) : scratch.get(a.scratch)!,
+      );
       la.kernel.params.forEach((p, i) => {
         const b = buffers[args[i]];
         if (b.storage !== p.t)
@@ -477,6 +565,20 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
     });
     return copy;
   });
+
+  // Bindings above the limit that no split removed (output copies; symbolic sizes are checked at run time).
+  steps.forEach((s) =>
+    s.args.forEach((a, i) => {
+      const b = buffers[a];
+      const n = staticSize([b.size]);
+      const bytes = n === undefined ? undefined : n * elementBytes(b.storage);
+      if (bytes !== undefined && bytes > target.maxStorageBindingBytes)
+        problems.push(
+          `node %${s.nodes[s.nodes.length - 1]}: kernel ${kernels[s.kernel].name} binds %${b.name} (${bytes} bytes) to parameter ${i}, above the target's max storage binding size ${target.maxStorageBindingBytes} bytes`,
+        );
+    }),
+  );
+  if (problems.length) throw new ScheduleError(problems);
 
   // Live ranges per storage (aliases share their root's); outputs live to the end.
   const first = new Map<number, number>();
