@@ -1,10 +1,11 @@
 /**
  * Host tensors <-> device storage bytes at the runtime boundary. Devices hold IR i64/i8/u8 as
- * i32, bool as u32 0/1, f64 as f32 and f16 as f16 or f32 (the target decides); the conversion
+ * i32, bool as u32 0/1, f64 as f32, f16 as f16 or f32 and f32 as f32 or bf16 (the target decides); the conversion
  * back restores the IR dtype.
  */
 import type { DType } from "../compiler/ir/dtype.js";
 import { allocData, f16BitsToF32, f32ToF16Bits, roundF16, type Tensor } from "../compiler/ir/tensor.js";
+import { bf16BitsToF32, f32ToBf16Bits } from "../compiler/kir/bf16.js";
 import type { KType } from "../compiler/kir/types.js";
 import { deviceBytes } from "./plan.js";
 
@@ -22,6 +23,11 @@ export function toDevice(t: Tensor, storage: Exclude<KType, "bool">, what: strin
     case "f16": {
       const h = new Uint16Array(out.buffer, 0, n);
       for (let i = 0; i < n; i++) h[i] = f32ToF16Bits(src[i]);
+      break;
+    }
+    case "bf16": {
+      const h = new Uint16Array(out.buffer, 0, n);
+      for (let i = 0; i < n; i++) h[i] = f32ToBf16Bits(src[i]);
       break;
     }
     case "i32": {
@@ -62,6 +68,12 @@ export function fromDevice(
     case "f16": {
       const v = new Uint16Array(bytes, 0, n);
       for (let i = 0; i < n; i++) data[i] = f16BitsToF32(v[i]);
+      break;
+    }
+    case "bf16": {
+      const v = new Uint16Array(bytes, 0, n);
+      for (let i = 0; i < n; i++)
+        data[i] = dtype === "f16" ? roundF16(bf16BitsToF32(v[i])) : bf16BitsToF32(v[i]);
       break;
     }
     case "i32":

@@ -9,7 +9,7 @@ import { type DimEnv, evalDim } from "../compiler/ir/sym.js";
 import type { ProgramBuffer } from "../compiler/kir/program.js";
 import type { KType } from "../compiler/kir/types.js";
 
-const ELEMENT_BYTES: Record<Exclude<KType, "bool">, number> = { f32: 4, f16: 2, i32: 4, u32: 4 };
+const ELEMENT_BYTES: Record<Exclude<KType, "bool">, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4 };
 
 /** Bytes a buffer of `elements` takes on the device (4-byte aligned, at least 4: bindings need it). */
 export function deviceBytes(storage: Exclude<KType, "bool">, elements: number): number {

@@ -108,6 +108,26 @@ inline __half __float2half_rn(float f) {
 }
 inline __half __float2half(float f) { return __float2half_rn(f); }
 
+// bfloat16 storage (the top 16 bits of an f32): round to nearest even, every NaN -> 0x7fff (as cuda_bf16.h).
+struct __nv_bfloat16 {
+  unsigned short x;
+};
+inline float __bfloat162float(__nv_bfloat16 h) {
+  unsigned bits = (unsigned)h.x << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  unsigned b;
+  std::memcpy(&b, &f, 4);
+  __nv_bfloat16 h;
+  if ((b & 0x7fffffffu) > 0x7f800000u) h.x = 0x7fffu;
+  else h.x = (unsigned short)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+  return h;
+}
+inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
+
 namespace cucpu {
 
 [[noreturn]] inline void fail(const std::string& msg);

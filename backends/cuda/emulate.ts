@@ -1,4 +1,5 @@
 import { kernelSymbols } from "../../compiler/kir/builder.js";
+import { bf16BitsToF32, f32ToBf16Bits } from "../../compiler/kir/bf16.js";
 import type { KArray } from "../../compiler/kir/interp.js";
 import { fromDevice, toDevice } from "../../compiler/kir/run.js";
 import {
@@ -15,7 +16,7 @@ import type { CudaEmulator, EmuBuffer, EmuLaunch, ThreadOrder } from "./cpu.js";
 
 /** Bytes per element of a storage type on the device. */
 export function elemBytes(t: Exclude<KType, "bool">): number {
-  return t === "f16" ? 2 : 4;
+  return t === "f16" || t === "bf16" ? 2 : 4;
 }
 
 function f32ToF16Bits(x: number): number {
@@ -50,11 +51,13 @@ function f16BitsToF32(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** A device-form array as the bytes the CUDA kernel sees (f16 storage becomes IEEE half). */
+/** A device-form array as the bytes the CUDA kernel sees (f16 / bf16 storage as 16-bit words). */
 export function toBytes(a: KArray, t: Exclude<KType, "bool">): Uint8Array {
-  if (t !== "f16") return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  if (t !== "f16" && t !== "bf16")
+    return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  const bits = t === "f16" ? f32ToF16Bits : f32ToBf16Bits;
   const h = new Uint16Array(a.length);
-  for (let i = 0; i < a.length; i++) h[i] = f32ToF16Bits(a[i]);
+  for (let i = 0; i < a.length; i++) h[i] = bits(a[i]);
   return new Uint8Array(h.buffer);
 }
 
@@ -72,6 +75,8 @@ export function fromBytes(b: Uint8Array, t: Exclude<KType, "bool">): KArray {
       const h = new Uint16Array(buf);
       return Float32Array.from(h, f16BitsToF32);
     }
+    case "bf16":
+      return Float32Array.from(new Uint16Array(buf), bf16BitsToF32);
   }
 }
 
@@ -115,6 +120,34 @@ export function emulateKernel(
     const p = kernel.params[id];
     arrays[p.name].set(fromBytes(out.get(id)!, p.t));
   }
+}
+
+/**
+ * Parameters whose element type differs from the storage of the buffer bound to them (a lowering
+ * that hardcodes f32 where the target stores bf16, say): the kernel would read or write the wrong
+ * width. One message per mismatch, naming the kernel and parameter; empty when all agree.
+ */
+export function bindingMismatches(
+  lowering: Lowering,
+  inTypes: readonly (TensorType | null)[],
+  outTypes: readonly TensorType[],
+  target: Target,
+): string[] {
+  const out: string[] = [];
+  for (const l of lowering.launches)
+    l.kernel.params.forEach((p, i) => {
+      const b = l.args[i];
+      const st =
+        b.kind === "scratch"
+          ? lowering.scratch.find((s) => s.name === b.name)?.t
+          : (b.kind === "input" ? inTypes[b.index] : outTypes[b.index]) &&
+            storageType((b.kind === "input" ? inTypes[b.index] : outTypes[b.index])!.dtype, target);
+      if (st && st !== p.t)
+        out.push(
+          `kernel ${l.kernel.name}: parameter '${p.name}' is ${p.t} but its ${b.kind} is stored as ${st}`,
+        );
+    });
+  return out;
 }
 
 /** Runs an op's lowering on the emulator, like `runLowered` does on the interpreter. */

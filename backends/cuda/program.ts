@@ -14,7 +14,7 @@ import type { Target } from "../../compiler/kir/types.js";
 import type { CudaEmulator, EmuBuffer, ThreadOrder } from "./cpu.js";
 import { elemBytes, fromBytes, launchOf, toBytes } from "./emulate.js";
 import { compileFatbin, type ResourceUsage } from "./nvcc.js";
-import { type CudaKernelInfo, renderModule } from "./render.js";
+import { type CudaKernelInfo, CudaRenderError, renderModule } from "./render.js";
 import { CUDA_TARGET } from "./target.js";
 
 /** What `compileCudaProgram` wrote. */
@@ -76,6 +76,11 @@ export function compileCudaProgram(
   outDir: string,
   opts: { readonly nvcc?: boolean } = {},
 ): CudaArtifact {
+  const bad = programBindingMismatches(program);
+  if (bad.length > 0)
+    throw new CudaRenderError(
+      `program ${program.name}: kernel arguments of the wrong element type:\n${bad.join("\n")}`,
+    );
   mkdirSync(outDir, { recursive: true });
   const name = fileName(program.name);
   const mod = renderModule(program.kernels, `program ${program.name}`);
@@ -117,6 +122,25 @@ export function compileCudaProgram(
 }
 
 /**
+ * Steps whose kernel parameter type differs from the storage of the buffer passed to it: on a
+ * device the kernel would read or write elements of the wrong width. Empty when all agree.
+ */
+export function programBindingMismatches(program: Program): string[] {
+  const out: string[] = [];
+  for (const [i, s] of program.steps.entries()) {
+    const k = program.kernels[s.kernel];
+    k.params.forEach((p, j) => {
+      const b = program.buffers[s.args[j]];
+      if (b.storage !== p.t)
+        out.push(
+          `step ${i} (kernel ${k.name}): parameter '${p.name}' is ${p.t} but buffer %${b.name} is stored as ${b.storage}`,
+        );
+    });
+  }
+  return out;
+}
+
+/**
  * Runs a whole program on the CUDA emulator (one process, every step in order), binding symbols
  * from the inputs like the reference does; returns the outputs by name. Mirrors the KIR
  * interpreter's `runProgramOnKir`.
@@ -126,7 +150,7 @@ export function emulateProgram(
   program: Program,
   feeds: ReadonlyMap<string, Tensor>,
   order: ThreadOrder = "forward",
-  target: Target = CUDA_TARGET,
+  target: Target = program.target ?? CUDA_TARGET,
 ): Map<string, Tensor> {
   const sig = new Graph(program.name);
   for (const s of program.symbols) sig.declareSymbol(s);

@@ -1,14 +1,15 @@
 import { kernelSymbols } from "../../compiler/kir/builder.js";
-import type {
-  BinOp,
-  Builtin,
-  Expr,
-  KType,
-  Kernel,
-  LocalArray,
-  Stmt,
-  SubgroupOp,
-  UnOp,
+import {
+  type BinOp,
+  type Builtin,
+  type Expr,
+  isFloatKType,
+  type KType,
+  type Kernel,
+  type LocalArray,
+  type Stmt,
+  type SubgroupOp,
+  type UnOp,
 } from "../../compiler/kir/types.js";
 import { PRELUDE } from "./prelude.js";
 import { pruneDeadRegisters } from "./prune.js";
@@ -17,8 +18,8 @@ import { pruneDeadRegisters } from "./prune.js";
  * KIR -> CUDA C++. Every kernel becomes `extern "C" __global__ void tokr_<name>(buffers..., int
  * symbols...)` plus a host launcher `tokr_launch_<name>(grid, bufs, syms, stream)` and a row in
  * `tokr_kernel_table`. The same text compiles with nvcc and, through cuda_cpu.h, with g++.
- * f16 values are `__half` in storage and registers; arithmetic on them runs in float and rounds
- * back after every operation.
+ * f16/bf16 values are `__half`/`__nv_bfloat16` in storage and registers; arithmetic on them runs in
+ * float and rounds back after every operation.
  */
 
 export class CudaRenderError extends Error {}
@@ -29,12 +30,17 @@ export const WARP_SIZE = 32;
 const CTYPE: Record<KType, string> = {
   f32: "float",
   f16: "__half",
+  bf16: "__nv_bfloat16",
   i32: "int",
   u32: "unsigned",
   bool: "bool",
 };
 
-const isFloat = (t: KType): boolean => t === "f32" || t === "f16";
+const isFloat = isFloatKType;
+/** 16-bit floats: stored as `__half` / `__nv_bfloat16`, computed in float, rounded back per operation. */
+const isHalf = (t: KType): t is "f16" | "bf16" => t === "f16" || t === "bf16";
+const TO_HALF = { f16: "__float2half_rn", bf16: "__float2bfloat16_rn" } as const;
+const FROM_HALF = { f16: "__half2float", bf16: "__bfloat162float" } as const;
 
 /** Float-domain spellings of the unary primitives (operand already a float or integer expr). */
 const UNARY: Record<UnOp, (a: string, t: KType) => string> = {
@@ -118,7 +124,8 @@ function constLit(t: KType, v: number): string {
     case "f32":
       return floatLit(v);
     case "f16":
-      return `__float2half_rn(${floatLit(v)})`;
+    case "bf16":
+      return `${TO_HALF[t]}(${floatLit(v)})`;
     case "i32":
       return v === -(2 ** 31) ? "(-2147483647 - 1)" : v < 0 ? `(${v})` : `${v}`;
     case "u32":
@@ -172,11 +179,9 @@ class KernelRenderer {
           return `tk_div_by_zero<${CTYPE[e.t]}>()`;
         // x / 0.0 is IEEE (inf or NaN, like the interpreter), but nvcc rejects a literal zero divisor.
         if (e.op === "div" && isFloat(e.t) && isZeroLiteral(e.b)) {
-          const q = `(${this.asFloat(e.a)} / tk_fzero())`;
-          return e.t === "f16" ? `__float2half_rn(${q})` : q;
+          return this.rounded(e.t, `(${this.asFloat(e.a)} / tk_fzero())`);
         }
-        const s = BINARY[e.op](this.asFloat(e.a), this.asFloat(e.b), e.a.t);
-        return e.t === "f16" ? `__float2half_rn(${s})` : s;
+        return this.rounded(e.t, BINARY[e.op](this.asFloat(e.a), this.asFloat(e.b), e.a.t));
       }
       case "select":
         return `(${this.expr(e.cond)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
@@ -193,18 +198,19 @@ class KernelRenderer {
     }
   }
 
-  /** Floats in the float domain: f16 operands are widened, everything else as is. */
+  /** Floats in the float domain: f16/bf16 operands are widened, everything else as is. */
   private asFloat(e: Expr): string {
-    return e.t === "f16" ? `__half2float(${this.expr(e)})` : this.expr(e);
+    return isHalf(e.t) ? `${FROM_HALF[e.t]}(${this.expr(e)})` : this.expr(e);
   }
 
+  /** A result of type `t` from its float-domain (or integer) expression. */
   private rounded(t: KType, floatExpr: string): string {
-    return t === "f16" ? `__float2half_rn(${floatExpr})` : floatExpr;
+    return isHalf(t) ? `${TO_HALF[t]}(${floatExpr})` : floatExpr;
   }
 
   private cast(a: Expr, t: KType): string {
     if (t === "bool") return `(${this.asFloat(a)} != 0)`;
-    if (t === "f16") return `__float2half_rn((float)${this.asFloat(a)})`;
+    if (isHalf(t)) return `${TO_HALF[t]}((float)${this.asFloat(a)})`;
     if (isFloat(a.t) && (t === "i32" || t === "u32"))
       return `${t === "i32" ? "tk_f2i" : "tk_f2u"}(${this.asFloat(a)})`;
     return `((${CTYPE[t]})${this.asFloat(a)})`;
@@ -327,7 +333,7 @@ export interface CudaKernelInfo {
   readonly syncs: boolean;
 }
 
-const BYTES: Record<KType, number> = { f32: 4, f16: 2, i32: 4, u32: 4, bool: 1 };
+const BYTES: Record<KType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4, bool: 1 };
 
 function validate(k: Kernel): void {
   const [x, y, z] = k.workgroupSize;

@@ -15,3 +15,6 @@ export const CUDA_TARGET: Target = {
   maxStorageBindingBytes: 2 ** 31 - 1,
   matmul: "tiled",
 };
+
+/** `tokr compile --target cuda --bf16`: IR f32 tensors stored and computed as `__nv_bfloat16`. */
+export const CUDA_BF16_TARGET: Target = { ...CUDA_TARGET, bf16: true };

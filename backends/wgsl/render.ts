@@ -29,7 +29,15 @@ interface Ctx {
   readonly builtins: Set<Builtin>;
 }
 
-const WGSL_TYPE: Record<KType, string> = { f32: "f32", f16: "f16", i32: "i32", u32: "u32", bool: "bool" };
+/** bf16 has no WGSL spelling: `renderWgsl` refuses such kernels before any type is printed. */
+const WGSL_TYPE: Record<KType, string> = {
+  f32: "f32",
+  f16: "f16",
+  bf16: "<no bf16 in WGSL>",
+  i32: "i32",
+  u32: "u32",
+  bool: "bool",
+};
 
 type Render1 = (a: string, t: KType, cx: Ctx) => string;
 type Render2 = (a: string, b: string, t: KType, cx: Ctx) => string;
@@ -150,6 +158,8 @@ function constLit(v: number, t: KType, cx: Ctx): string {
       if (s.includes("tokr_nan")) cx.helpers.add(t === "f16" ? "tokr_nan_f16" : "tokr_nan_f32");
       return s;
     }
+    case "bf16":
+      throw new WgslError("bf16 has no WGSL type (bf16 is a CUDA-only target option)");
     case "i32":
       // -2^31 has no literal spelling (2147483648i overflows).
       return v === -(2 ** 31) ? "(-2147483647i - 1i)" : v < 0 ? `(${v}i)` : `${v}i`;
@@ -296,6 +306,10 @@ function usesType(k: Kernel, t: KType): boolean {
 
 /** Renders one kernel as a WGSL module with entry point `main`. */
 export function renderWgsl(k: Kernel): string {
+  if (usesType(k, "bf16"))
+    throw new WgslError(
+      `kernel ${k.name}: uses bf16, which WGSL does not have; compile for --target cuda, or without --bf16`,
+    );
   const cx: Ctx = { helpers: new Set(), builtins: new Set() };
   const body: string[] = [];
   for (const a of k.arrays)
@@ -335,7 +349,7 @@ export function uniformBytes(n: number): number {
   return Math.max(16, Math.ceil((n * 4) / 16) * 16);
 }
 
-const TYPE_BYTES: Record<KType, number> = { f32: 4, f16: 2, i32: 4, u32: 4, bool: 4 };
+const TYPE_BYTES: Record<KType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4, bool: 4 };
 
 /** Checks a kernel against device limits; the error names the kernel and the limit. */
 export function checkKernelLimits(k: Kernel, target: Target): void {
@@ -357,4 +371,5 @@ export function checkKernelLimits(k: Kernel, target: Target): void {
   if (!target.f16 && (k.features.includes("f16") || usesType(k, "f16")))
     fail("uses f16 but the target has no shader-f16");
   if (!target.subgroups && k.features.includes("subgroups")) fail("uses subgroups but the target has none");
+  if (target.bf16 || usesType(k, "bf16")) fail("uses bf16, which WGSL does not have (a CUDA-only option)");
 }

@@ -4,6 +4,7 @@ import {
   BOOL_RESULT,
   type Builtin,
   type Expr,
+  isFloatKType,
   type KType,
   type SubgroupOp,
   type UnOp,
@@ -54,7 +55,7 @@ export function binary(op: BinOp, a: Operand, b: Operand): Expr {
     throw new KirError(`${op} needs bool operands, got ${t}`);
   if (t === "bool" && !(op === "and" || op === "or" || op === "eq" || op === "ne"))
     throw new KirError(`${op} is not defined on bool`);
-  if (op === "pow" && t !== "f32" && t !== "f16") throw new KirError(`pow needs float operands, got ${t}`);
+  if (op === "pow" && !isFloatKType(t)) throw new KirError(`pow needs float operands, got ${t}`);
   return { k: "binary", t: BOOL_RESULT.has(op) ? "bool" : t, op, a: ea, b: eb };
 }
 
@@ -70,8 +71,7 @@ const FLOAT_ONLY: ReadonlySet<UnOp> = new Set([
 ]);
 
 export function unary(op: UnOp, a: Expr): Expr {
-  if (FLOAT_ONLY.has(op) && a.t !== "f32" && a.t !== "f16")
-    throw new KirError(`${op} needs a float, got ${a.t}`);
+  if (FLOAT_ONLY.has(op) && !isFloatKType(a.t)) throw new KirError(`${op} needs a float, got ${a.t}`);
   if (op === "not" && a.t !== "bool") throw new KirError(`not needs a bool, got ${a.t}`);
   if ((op === "neg" || op === "abs") && (a.t === "bool" || a.t === "u32"))
     throw new KirError(`${op} is not defined on ${a.t}`);

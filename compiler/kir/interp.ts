@@ -1,9 +1,19 @@
 import { type DimEnv, evalDim } from "../ir/sym.js";
 import { roundF16 } from "../ir/tensor.js";
 import { erf } from "../ops/elementwise.js";
+import { roundBf16 } from "./bf16.js";
 import { MAX_GROUPS_PER_AXIS } from "./builder.js";
 import { KirError } from "./expr.js";
-import type { BinOp, Expr, KType, Kernel, Stmt, SubgroupOp, UnOp } from "./types.js";
+import {
+  type BinOp,
+  type Expr,
+  isFloatKType,
+  type KType,
+  type Kernel,
+  type Stmt,
+  type SubgroupOp,
+  type UnOp,
+} from "./types.js";
 
 /**
  * The KIR interpreter: runs a kernel on the CPU with the semantics every renderer must keep, so
@@ -66,6 +76,8 @@ function wrap(t: KType): (x: number) => number {
       return Math.fround;
     case "f16":
       return roundF16;
+    case "bf16":
+      return roundBf16;
     case "i32":
       return (x) => x | 0;
     case "u32":
@@ -75,9 +87,7 @@ function wrap(t: KType): (x: number) => number {
   }
 }
 
-function isFloatT(t: KType): boolean {
-  return t === "f32" || t === "f16";
-}
+const isFloatT = isFloatKType;
 
 function unaryFn(op: UnOp): (x: number) => number {
   switch (op) {
@@ -596,7 +606,7 @@ function usesSync(ss: readonly Stmt[]): boolean {
 
 /** A fresh array whose contents show up when read before written. */
 function poisoned(t: KType, n: number): KArray {
-  if (t === "f32" || t === "f16") return new Float32Array(n).fill(NaN);
+  if (isFloatT(t)) return new Float32Array(n).fill(NaN);
   if (t === "u32" || t === "bool") return new Uint32Array(n).fill(0xdeadbeef);
   return new Int32Array(n).fill(-0x21524111);
 }

@@ -4,6 +4,7 @@ import { type DimEnv, evalDim } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
 import type { TensorType } from "../ir/types.js";
 import type { OpDef } from "../ops/registry.js";
+import { roundBf16 } from "./bf16.js";
 import { type KArray, type RunOptions, runKernel } from "./interp.js";
 import { lowerCtx, lowerNode } from "./lower.js";
 import { type KType, type Lowering, type Target, storageType } from "./types.js";
@@ -13,11 +14,15 @@ export function deviceArray(t: Exclude<KType, "bool">, n: number): KArray {
   return t === "i32" ? new Int32Array(n) : t === "u32" ? new Uint32Array(n) : new Float32Array(n);
 }
 
-/** A tensor in device form (f64 -> f32, i64 -> i32, bool -> u32, f16 as rounded f32 or f16 storage). */
+/**
+ * A tensor in device form (f64 -> f32, i64 -> i32, bool -> u32, f16 as rounded f32 or f16 storage;
+ * f32 in bf16 storage rounded to bf16, as the upload to a bf16 device buffer does).
+ */
 export function toDevice(t: Tensor, target: Target): KArray {
   const st = storageType(t.dtype, target);
   const out = deviceArray(st, t.data.length);
-  for (let i = 0; i < t.data.length; i++) out[i] = t.data[i];
+  if (st === "bf16") for (let i = 0; i < t.data.length; i++) out[i] = roundBf16(t.data[i]);
+  else for (let i = 0; i < t.data.length; i++) out[i] = t.data[i];
   return out;
 }
 

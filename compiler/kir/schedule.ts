@@ -412,7 +412,7 @@ function bindLaunches(
 
 /** Nominal IR dtype of a scratch buffer (its `storage` is what counts). */
 function scratchDtype(t: Exclude<KType, "bool">): DType {
-  return t === "u32" ? "i32" : t;
+  return t === "u32" ? "i32" : t === "bf16" ? "f32" : t;
 }
 
 /** Forward pass: buffers, deduplicated kernels, steps, live ranges. */

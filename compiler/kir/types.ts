@@ -14,8 +14,16 @@ import type { KernelBuilder } from "./builder.js";
  * (C semantics) and are only used on non-negative operands by the lowerings.
  */
 
-/** Register/storage element types. Storage of IR `bool` is u32 (0/1); IR i64 lives as i32 on devices. */
-export type KType = "f32" | "f16" | "i32" | "u32" | "bool";
+/**
+ * Register/storage element types. Storage of IR `bool` is u32 (0/1); IR i64 lives as i32 on devices.
+ * `bf16` (CUDA only, `Target.bf16`) holds IR f32 tensors; like f16, each operation rounds its result.
+ */
+export type KType = "f32" | "f16" | "bf16" | "i32" | "u32" | "bool";
+
+/** Float register types (arithmetic runs in float and rounds to the type). */
+export function isFloatKType(t: KType): t is "f32" | "f16" | "bf16" {
+  return t === "f32" || t === "f16" || t === "bf16";
+}
 
 export const UNARY_OPS = [
   "neg",
@@ -204,6 +212,11 @@ export interface Epilogue {
 export interface Target {
   /** Store and compute IR f16 tensors as f16 (else as f32). */
   readonly f16: boolean;
+  /**
+   * Store and compute IR f32 tensors as bf16 (CUDA's `--bf16`; WGSL has no bf16 and refuses it).
+   * Lowerings still accumulate in f32; absent means false.
+   */
+  readonly bf16?: boolean;
   readonly subgroups: boolean;
   /** Lanes per subgroup when `subgroups` (lavapipe 8, NVIDIA 32); lowerings must not rely on more. */
   readonly subgroupSize: number;
@@ -231,6 +244,7 @@ export const DEFAULT_TARGET: Target = {
 export function storageType(d: DType, target: Target): Exclude<KType, "bool"> {
   switch (d) {
     case "f32":
+      return target.bf16 ? "bf16" : "f32";
     case "f64":
       return "f32";
     case "f16":

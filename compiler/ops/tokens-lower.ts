@@ -72,7 +72,7 @@ class Io {
   /** Element of a buffer holding IR dtype `d`, as f32 (floats) or the register type. */
   read(buf: string, index: Expr, d: DType): Expr {
     const v = loadAs(this.kb, buf, index, d, this.ctx.target);
-    return v.t === "f16" ? cast(v, "f32") : v;
+    return v.t === "f16" || v.t === "bf16" ? cast(v, "f32") : v;
   }
 
   write(buf: string, index: Expr, v: Expr, d: DType): void {
