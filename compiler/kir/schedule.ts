@@ -1,5 +1,5 @@
 import { formatLoc, type Graph, type Node, type Value } from "../ir/graph.js";
-import { type Dim, freeSymbols, mul, printDim, substitute } from "../ir/sym.js";
+import { type Dim, mul, printDim, substitute } from "../ir/sym.js";
 import type { DType } from "../ir/dtype.js";
 import type { Tensor } from "../ir/tensor.js";
 import "../ops/index.js";
@@ -13,7 +13,9 @@ import {
   fusionGroups,
   NodeError,
 } from "./fuse.js";
+import { attachLive, unusedLive } from "./live.js";
 import { lowerCtx, lowerNode } from "./lower.js";
+import { PaddedAxes } from "./padding.js";
 import type { Program, ProgramBuffer, Step } from "./program.js";
 import { chunkNodes, elementBytes, type Part, planSplit, staticSize } from "./split.js";
 import { type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
@@ -82,33 +84,6 @@ interface Lowered {
 }
 
 /**
- * Data-dependent token counts (adaptive `tokens.prune`) run at their capacity on devices, with
- * padding rows past each example's live count. Pointwise ops and views keep rows independent;
- * any other consumer would mix padding into real results (a mean over tokens, attention keys), so
- * until kernels mask by the live count such graphs are refused here rather than computed wrongly.
- */
-function paddedTokenReads(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>): string[] {
-  const dataSyms = new Set(
-    [...g.symbols.values()].filter((s) => s.capacity !== undefined).map((s) => s.name),
-  );
-  if (dataSyms.size === 0) return [];
-  const out: string[] = [];
-  for (const n of g.nodes) {
-    const def = defs.get(n);
-    if (!def || def.pointwise || def.view) continue;
-    for (const v of n.inputs) {
-      const sym = v?.type.dims.flatMap((d) => [...freeSymbols(d)]).find((x) => dataSyms.has(x));
-      if (v && sym)
-        out.push(
-          `${nodeLabel(n)}: reads ${v.name}, whose length ${sym} is data-dependent (adaptive tokens.prune); ` +
-            "device kernels run at the capacity and do not mask padding rows yet (the CPU reference backend runs this graph)",
-        );
-    }
-  }
-  return out;
-}
-
-/**
  * Schedules a verified graph onto kernels (see docs/backends.md, "Scheduling"): constants become
  * deduplicated constant buffers, views alias their input's storage, pointwise chains fuse into one
  * kernel each, every other op is lowered with `lowerNode`; nodes whose results no kernel reads
@@ -122,8 +97,9 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
     if (!def) problems.push(`${nodeLabel(n)}: unknown op`);
     defs.set(n, def);
   }
-  problems.push(...paddedTokenReads(g, defs));
   if (problems.length) throw new ScheduleError(problems);
+  // Capacity-padded token axes (adaptive tokens.prune): which consumers mask by the live length.
+  const padded = new PaddedAxes(g);
 
   const groups = fusionGroups(g, defs, target.maxStorageBuffersPerStage);
   const epilogues = epilogueFusions(g, defs, groups, target.maxStorageBuffersPerStage);
@@ -135,10 +111,12 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   for (let u = units.length - 1; u >= 0; u--) {
     const unit = units[u];
     try {
-      const l = lowerUnit(unit, defs, needed, target);
+      const l = lowerUnit(unit, defs, needed, target, padded);
       // Chunks are pushed last first: the list is reversed below.
       if (l)
-        lowered.push(...splitToLimit(l, defs, target, (u, d, n) => lowerUnit(u, d, n, target)).reverse());
+        lowered.push(
+          ...splitToLimit(l, defs, target, (u, d, n) => lowerUnit(u, d, n, target, padded)).reverse(),
+        );
     } catch (e) {
       problems.push(describe(e, unit));
     }
@@ -213,6 +191,7 @@ function lowerUnit(
   defs: ReadonlyMap<Node, OpDef | undefined>,
   needed: Set<Value>,
   target: Target,
+  padded: PaddedAxes,
 ): Lowered | undefined {
   switch (unit.k) {
     case "view": {
@@ -237,6 +216,7 @@ function lowerUnit(
       if (stored.size !== 1) throw new Error(`epilogue of ${nodeName(n)} would store ${stored.size} values`);
       const [result] = stored;
       const def = defs.get(n)!;
+      if (padded.require(n).length) throw new Error("a kernel with an epilogue cannot mask padded tokens");
       const name = ident(nodeName(n));
       const chain = chainEpilogue(name, nodes, defs, o, result, target);
       const ctx = lowerCtx(
@@ -263,18 +243,35 @@ function lowerUnit(
         for (const v of n.inputs) if (v) needed.add(v);
         throw new Error("no kernel lowering for this op");
       }
-      const l = lowerNode(
+      const live = padded.require(n);
+      const ctx = lowerCtx(
         def,
-        lowerCtx(
-          def,
-          ident(nodeName(n)),
-          n.attrs,
-          n.inputs.map((v) => v?.type ?? null),
-          n.outputs.map((o) => o.type),
-          target,
-        ),
+        ident(nodeName(n)),
+        n.attrs,
+        n.inputs.map((v) => v?.type ?? null),
+        n.outputs.map((o) => o.type),
+        target,
       );
-      return { unit, launches: bindLaunches(l, n.inputs, n.outputs, needed), scratch: l.scratch };
+      // Live counts are bound after the node's inputs: `{ kind: "input", index: n.inputs.length + j }`.
+      const counts = live.map((s) => s.count!);
+      attachLive(
+        ctx,
+        live.map((s, j) => ({
+          symbol: s.symbol,
+          index: n.inputs.length + j,
+          batch: s.count!.type.dims[0],
+          extra: s.extra,
+        })),
+      );
+      const l = lowerNode(def, ctx);
+      const unused = unusedLive(ctx);
+      if (unused.length)
+        throw new Error(`the ${n.op} lowering does not mask the padded length ${unused.join(", ")}`);
+      return {
+        unit,
+        launches: bindLaunches(l, [...n.inputs, ...counts], n.outputs, needed),
+        scratch: l.scratch,
+      };
     }
   }
 }

@@ -21,6 +21,7 @@ import {
   sub,
   unary,
 } from "../kir/expr.js";
+import { type LiveLength, liveLength } from "../kir/live.js";
 import { loadAs, toStorage } from "../kir/lower.js";
 import type { TensorType } from "../ir/types.js";
 import type { Binding, Expr, Kernel, Launch, Lowering, Scratch } from "../kir/types.js";
@@ -85,6 +86,33 @@ interface AttnParts {
   readonly scores: ScoreKind;
   readonly scale: number;
   readonly causal: boolean;
+  /** Live lengths of capacity-padded query / key axes (adaptive tokens.prune; `kir/live.ts`). */
+  readonly liveQ: LiveLength | undefined;
+  readonly liveK: LiveLength | undefined;
+}
+
+/** Loop bounds of one kernel: the live lengths where padded (declaring the count buffers), else the dims. */
+interface Lens {
+  readonly nq: Expr;
+  readonly nk: Expr;
+}
+
+function liveLens(kb: KernelBuilder, p: AttnParts): Lens {
+  const seen = new Map<string, Expr>();
+  const len = (l: LiveLength | undefined, d: Dim): Expr => {
+    if (!l) return dimExpr(d);
+    const e = seen.get(l.symbol) ?? l.load(kb);
+    seen.set(l.symbol, e);
+    return e;
+  };
+  const nq = len(p.liveQ, p.Nq);
+  return { nq, nk: len(p.liveK, p.Nk) };
+}
+
+/** Bindings of the count buffers `liveLens` declares, in its order. */
+function liveArgs(p: AttnParts): Binding[] {
+  const ls = [p.liveQ, p.liveK].filter((l): l is LiveLength => l !== undefined);
+  return ls.filter((l, i) => ls.findIndex((m) => m.symbol === l.symbol) === i).map((l) => l.binding);
 }
 
 /**
@@ -111,10 +139,11 @@ export function attentionLowering(ctx: LowerCtx, variant: AttentionVariant): Low
     ...present.map((index) => ({ kind: "input" as const, index })),
     { kind: "output", index: 0 },
     ...(needProbs ? [{ kind: "scratch" as const, name: sName }] : []),
+    ...liveArgs(p),
   ];
   const launches: Launch[] = [{ kernel, args: mainArgs }];
   if (p.scores !== "none") {
-    const imp = importanceLaunches(ctx, p.scores, sName, p.B, p.Hq, p.Nq, p.Nk);
+    const imp = importanceLaunches(p, p.scores, sName);
     launches.push(...imp.launches);
     scratch.push(...imp.scratch);
   }
@@ -145,6 +174,8 @@ function attnParts(ctx: LowerCtx): AttnParts {
     scores: ctx.attr<ScoreKind>("scores"),
     scale: ctx.optAttr<number>("scale") ?? 1 / Math.sqrt(D),
     causal: ctx.attr<boolean>("causal"),
+    liveQ: liveLength(ctx, Nq),
+    liveK: liveLength(ctx, Nk),
   };
 }
 
@@ -152,13 +183,13 @@ function attnParts(ctx: LowerCtx): AttnParts {
  * The score of key j for query row (b, h, i): scaled dot product plus bias, -inf where the mask
  * or the causal rule disallows the key (shared by both variants, so they round alike).
  */
-function scoreOf(kb: KernelBuilder, p: AttnParts, bufs: Bufs, idx: Expr[], dot: Expr, nk: Expr): Expr {
+function scoreOf(kb: KernelBuilder, p: AttnParts, bufs: Bufs, idx: Expr[], dot: Expr, lens: Lens): Expr {
   const { mask, bias, causal, target } = { ...p, target: p.ctx.target };
   const [, , i, j] = idx;
   let allowed: Expr | null = null;
   if (mask && bufs.mask) allowed = loadAs(kb, bufs.mask, broadcastOffset(idx, mask.dims), "bool", target);
   if (causal) {
-    const c = le(j, iadd(i, sub(nk, dimExpr(p.Nq))));
+    const c = le(j, iadd(i, sub(lens.nk, lens.nq)));
     allowed = allowed ? and(allowed, c) : c;
   }
   let s = mul(dot, f32(p.scale));
@@ -203,6 +234,7 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   const kb = new KernelBuilder(`${p.ctx.name}_attn_rows`, [ROWS_WG, 1, 1]);
   const bufs = declareBufs(kb, p);
   const sb = probs ? kb.buffer("probs", "f32", "read_write") : null;
+  const lens = liveLens(kb, p);
   // (b, h) come from the workgroup, so key and value addresses are the same for every lane.
   kb.setGrid([ceildiv(p.Nq, ROWS_WG * R), p.Hq, p.B]);
   const h = kb.let("h", builtin("group_id", 1));
@@ -231,7 +263,8 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
       acc: Array.from({ length: Dv }, (_, e) => kb.var(`acc${r}_${e}`, f32(0))),
     };
   });
-  kb.for("j", 0, nk, (j) => {
+  // Keys past the live length are padding: never visited.
+  kb.for("j", 0, lens.nk, (j) => {
     const key = kb.let("key", iadd(kBase, j));
     const kOff = kb.let("k_off", imul(key, D));
     const kv = Array.from({ length: D }, (_, d) =>
@@ -244,7 +277,7 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
       );
       const s = kb.let(
         `s${r}_`,
-        scoreOf(kb, p, bufs, [b, h, rw.i, j], kb.let(`dot${r}_`, dot ?? f32(0)), nk),
+        scoreOf(kb, p, bufs, [b, h, rw.i, j], kb.let(`dot${r}_`, dot ?? f32(0)), lens),
       );
       // Only valid rows write the scratch: a clamped copy would race with the row it copies.
       const sRow = rw.sRow;
@@ -276,7 +309,7 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
       );
       const sRow = rw.sRow;
       if (sb && sRow)
-        kb.for("j", 0, nk, (j) => {
+        kb.for("j", 0, lens.nk, (j) => {
           const at = iadd(sRow, j);
           const e = select(eq(rw.m, NEG_INF()), f32(0), unary("exp", sub(kb.load(sb, at), rw.m)));
           kb.store(sb, at, mul(e, inv));
@@ -305,6 +338,7 @@ function workgroupKernel(p: AttnParts): Kernel {
   const qw = kb.array("q_row", "f32", Math.max(D, 1), "workgroup");
   const red = kb.array("red", "f32", WG, "workgroup");
   const pw = kb.array("p_chunk", "f32", WG, "workgroup");
+  const lens = liveLens(kb, p);
   kb.setGrid([Nq, Hq, B]);
   const i = kb.let("i", builtin("group_id", 0));
   const h = kb.let("h", builtin("group_id", 1));
@@ -330,7 +364,7 @@ function workgroupKernel(p: AttnParts): Kernel {
   kb.for(
     "j",
     t,
-    nk,
+    lens.nk,
     (j) => {
       const dot = kb.var("dot", f32(0));
       const kOff = kb.let("k_off", imul(iadd(kBase, j), D));
@@ -338,7 +372,7 @@ function workgroupKernel(p: AttnParts): Kernel {
         const kv = cast(loadAs(kb, kbuf, iadd(kOff, d), k.dtype, target), "f32");
         kb.set(dot, add(dot, mul(kb.load(qw, d), kv)));
       });
-      const sj = kb.let("s", scoreOf(kb, p, bufs, idx4(j), dot, nk));
+      const sj = kb.let("s", scoreOf(kb, p, bufs, idx4(j), dot, lens));
       kb.store(sb, iadd(sRow, j), sj);
       kb.set(mt, max(mt, sj));
     },
@@ -355,7 +389,7 @@ function workgroupKernel(p: AttnParts): Kernel {
   kb.for(
     "j",
     t,
-    nk,
+    lens.nk,
     (j) => {
       const e = kb.let(
         "e",
@@ -378,10 +412,10 @@ function workgroupKernel(p: AttnParts): Kernel {
   kb.for(
     "c0",
     0,
-    nk,
+    lens.nk,
     (c0) => {
       const j = kb.let("j", iadd(c0, t));
-      const inRange = kb.let("in_range", lt(j, nk));
+      const inRange = kb.let("in_range", lt(j, lens.nk));
       // Only this invocation's own entries of the scratch row are read (j = c0 + t).
       const pj = kb.var("p", f32(0));
       kb.if(inRange, () => {
@@ -390,7 +424,7 @@ function workgroupKernel(p: AttnParts): Kernel {
       });
       kb.store(pw, t, pj);
       kb.barrier();
-      const cnt = kb.let("cnt", min(i32(WG), sub(nk, c0)));
+      const cnt = kb.let("cnt", min(i32(WG), sub(lens.nk, c0)));
       for (let e = 0; e < nd; e++) {
         const body = (): void => {
           const d = iadd(t, e * WG);
@@ -415,37 +449,41 @@ function workgroupKernel(p: AttnParts): Kernel {
   return kb.build();
 }
 
-/** Head-averaged probability sums into the importance output [B, Nk] (and the graph rank). */
-function importanceLaunches(
-  ctx: LowerCtx,
-  scores: Exclude<ScoreKind, "none">,
-  probs: string,
-  B: Dim,
-  Hq: Dim,
-  Nq: Dim,
-  Nk: Dim,
-): Lowering {
+/**
+ * Head-averaged probability sums into the importance output [B, Nk] (and the graph rank). Only
+ * live query rows and keys are read (the probabilities of padding keys were never written);
+ * importance is 0 at padding keys.
+ */
+function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, probs: string): Lowering {
+  const { ctx, B, Hq, Nq, Nk } = p;
   const invH = (x: Expr): Expr => div(x, cast(dimExpr(Hq), "f32"));
   const nk = dimExpr(Nk);
   const nq = dimExpr(Nq);
   const pAt = (bh: Expr, i: Expr, j: Expr): Expr => iadd(imul(iadd(imul(bh, nq), i), nk), j);
   const scratchArg = (name: string): Binding => ({ kind: "scratch", name });
+  const live = liveArgs(p);
   if (scores === "cls" || scores === "colsum") {
     const kernel = elementwiseKernel(`${ctx.name}_importance`, dimMul(B, Nk), 64, (kb) => {
       const pb = kb.buffer("probs", "f32", "read");
       const ib = kb.buffer("importance", "f32", "read_write");
+      const lens = liveLens(kb, p);
       return (o) => {
         const [b, j] = unravel(kb, o, [B, Nk]);
         const acc = kb.var("acc", f32(0));
-        kb.for("h", 0, dimExpr(Hq), (h) => {
-          const bh = kb.let("bh", iadd(imul(b, dimExpr(Hq)), h));
-          if (scores === "cls") kb.set(acc, add(acc, kb.load(pb, pAt(bh, i32(0), j))));
-          else kb.for("i", 0, nq, (i) => kb.set(acc, add(acc, kb.load(pb, pAt(bh, i, j)))));
-        });
+        kb.if(lt(j, lens.nk), () =>
+          kb.for("h", 0, dimExpr(Hq), (h) => {
+            const bh = kb.let("bh", iadd(imul(b, dimExpr(Hq)), h));
+            if (scores === "cls") kb.set(acc, add(acc, kb.load(pb, pAt(bh, i32(0), j))));
+            else kb.for("i", 0, lens.nq, (i) => kb.set(acc, add(acc, kb.load(pb, pAt(bh, i, j)))));
+          }),
+        );
         kb.store(ib, o, invH(acc));
       };
     });
-    return { launches: [{ kernel, args: [scratchArg(probs), { kind: "output", index: 1 }] }], scratch: [] };
+    return {
+      launches: [{ kernel, args: [scratchArg(probs), { kind: "output", index: 1 }, ...live] }],
+      scratch: [],
+    };
   }
   // Graph rank: A = head average [B, Nq, Nk]; u_1 = A^T (1/Nq); u_{t+1} = A^T normalize(u_t); out = normalize(u_T).
   const iters = ctx.attr<number>("graph_iters");
@@ -453,20 +491,23 @@ function importanceLaunches(
   const avg = elementwiseKernel(`${ctx.name}_graph_avg`, dimMul(B, Nq, Nk), 64, (kb) => {
     const pb = kb.buffer("probs", "f32", "read");
     const ab = kb.buffer("graph", "f32", "read_write");
+    const lens = liveLens(kb, p);
     return (o) => {
       const [b, i, j] = unravel(kb, o, [B, Nq, Nk]);
       const acc = kb.var("acc", f32(0));
-      kb.for("h", 0, dimExpr(Hq), (h) =>
-        kb.set(acc, add(acc, kb.load(pb, pAt(iadd(imul(b, dimExpr(Hq)), h), i, j)))),
+      kb.if(and(lt(i, lens.nq), lt(j, lens.nk)), () =>
+        kb.for("h", 0, dimExpr(Hq), (h) =>
+          kb.set(acc, add(acc, kb.load(pb, pAt(iadd(imul(b, dimExpr(Hq)), h), i, j)))),
+        ),
       );
       kb.store(ab, o, invH(acc));
     };
   });
-  launches.push({ kernel: avg, args: [scratchArg(probs), scratchArg("graph")] });
-  /** Sum of row b of a [B, n] vector buffer. */
-  const rowSum = (kb: KernelBuilder, buf: string, b: Expr, n: Expr): Expr => {
+  launches.push({ kernel: avg, args: [scratchArg(probs), scratchArg("graph"), ...live] });
+  /** Sum of the first n entries of row b of a [B, stride] vector buffer. */
+  const rowSum = (kb: KernelBuilder, buf: string, b: Expr, stride: Expr, n: Expr): Expr => {
     const s = kb.var("sum", f32(0));
-    kb.for("x", 0, n, (x) => kb.set(s, add(s, kb.load(buf, iadd(imul(b, n), x)))));
+    kb.for("x", 0, n, (x) => kb.set(s, add(s, kb.load(buf, iadd(imul(b, stride), x)))));
     return s;
   };
   const normalized = (v: Expr, sum: Expr): Expr => select(gt(sum, f32(0)), div(v, sum), f32(0));
@@ -477,13 +518,17 @@ function importanceLaunches(
       const ab = kb.buffer("graph", "f32", "read");
       const prev = first ? null : kb.buffer("prev", "f32", "read");
       const nb = kb.buffer("next", "f32", "read_write");
+      const lens = liveLens(kb, p);
       return (o) => {
         const [b, j] = unravel(kb, o, [B, Nk]);
-        const sum = prev ? kb.let("prev_sum", rowSum(kb, prev, b, nq)) : null;
+        // Nq == Nk (same tokens): prev has the layout [B, Nk] and Nq live entries per row.
+        const sum = prev ? kb.let("prev_sum", rowSum(kb, prev, b, nq, lens.nq)) : null;
         const acc = kb.var("acc", f32(0));
-        kb.for("i", 0, nq, (i) => {
+        kb.for("i", 0, lens.nq, (i) => {
           const si =
-            prev && sum ? normalized(kb.load(prev, iadd(imul(b, nq), i)), sum) : div(f32(1), cast(nq, "f32"));
+            prev && sum
+              ? normalized(kb.load(prev, iadd(imul(b, nq), i)), sum)
+              : div(f32(1), cast(lens.nq, "f32"));
           kb.set(acc, add(acc, mul(kb.load(ab, iadd(imul(iadd(imul(b, nq), i), nk), j)), si)));
         });
         kb.store(nb, o, acc);
@@ -491,20 +536,21 @@ function importanceLaunches(
     });
     const args: Binding[] = [scratchArg("graph")];
     if (!first) args.push(scratchArg(vec[(it + 1) % 2]));
-    args.push(scratchArg(vec[it % 2]));
+    args.push(scratchArg(vec[it % 2]), ...live);
     launches.push({ kernel, args });
   }
   const last = vec[(iters - 1) % 2];
   const fin = elementwiseKernel(`${ctx.name}_graph_norm`, dimMul(B, Nk), 64, (kb) => {
     const ub = kb.buffer("rank", "f32", "read");
     const ib = kb.buffer("importance", "f32", "read_write");
+    const lens = liveLens(kb, p);
     return (o) => {
       const b = kb.let("b", div(o, nk));
-      const sum = kb.let("sum_all", rowSum(kb, ub, b, nk));
+      const sum = kb.let("sum_all", rowSum(kb, ub, b, nk, lens.nk));
       kb.store(ib, o, normalized(kb.load(ub, o), sum));
     };
   });
-  launches.push({ kernel: fin, args: [scratchArg(last), { kind: "output", index: 1 }] });
+  launches.push({ kernel: fin, args: [scratchArg(last), { kind: "output", index: 1 }, ...live] });
   const vsize = dimMul(B, Nk);
   return {
     launches,

@@ -1,0 +1,177 @@
+import { computeKnown } from "../infer.js";
+import type { Graph, Node, Value } from "../ir/graph.js";
+import { type Dim, freeSymbols, symbolName } from "../ir/sym.js";
+
+/**
+ * Which consumers of capacity-padded token axes (adaptive `tokens.prune`, see `live.ts`) devices
+ * can run. An input axis whose dim contains a data-dependent symbol K is used either as `rows`
+ * (each output element reads one position of that axis and writes it to the same position: padding
+ * rows stay padding, live rows never see them) or `live` (the op's kernels mix positions along the
+ * axis and mask them by the live length, which the lowering reads with `liveLength`). Anything
+ * else is refused by name. Pointwise ops and views always keep positions apart.
+ *
+ * The rules would sit on `OpDef` if it had a field for them; until then this table is the one
+ * place that states them.
+ */
+export type AxisUse = "rows" | "live" | { readonly refuse: string };
+
+/** Where K comes from: the adaptive prune, its count output and the rows always kept. */
+export interface PaddedSymbol {
+  readonly symbol: string;
+  readonly prune: Node;
+  /** The prune's count output (absent when the node does not emit it). */
+  readonly count: Value | undefined;
+  readonly extra: number;
+  /** Rows live in every example (the protected prefix): constant gathers below it are safe. */
+  readonly minLive: number;
+}
+
+interface AxisCtx {
+  readonly node: Node;
+  readonly input: number;
+  readonly axis: number;
+  readonly rank: number;
+  readonly dim: Dim;
+  readonly src: PaddedSymbol;
+  /** Compile-time values of input i (constants and shape arithmetic). */
+  known(i: number): readonly Dim[] | undefined;
+  int(name: string, dflt: number): number;
+}
+
+type Rule = (c: AxisCtx) => AxisUse;
+
+const ROWS: Rule = () => "rows";
+
+/** Normalised axis attribute (negative counts from the end). */
+const axisAttr = (c: AxisCtx, name: string, dflt: number, rank = c.rank): number => {
+  const a = c.int(name, dflt);
+  return a < 0 ? a + rank : a;
+};
+
+/** Constant non-negative indices below the rows every example keeps. */
+function safeIndices(c: AxisCtx, vals: readonly Dim[] | undefined, what: string): AxisUse {
+  if (vals && vals.every((v) => typeof v === "number" && v >= 0 && v < c.src.minLive)) return "rows";
+  return {
+    refuse: `${what} along the padded axis must be constants in [0, ${c.src.minLive}) (the rows every example keeps)`,
+  };
+}
+
+const RULES: Readonly<Record<string, Rule>> = {
+  Transpose: ROWS,
+  MatMul: (c) => {
+    const contracted = c.input === 0 ? c.rank - 1 : c.rank === 1 ? 0 : c.rank - 2;
+    return c.axis === contracted ? { refuse: "contracts over the padded axis" } : "rows";
+  },
+  Gemm: (c) => {
+    if (c.input === 2) return "rows";
+    const t = c.int(c.input === 0 ? "transA" : "transB", 0) !== 0;
+    const contracted = c.input === 0 ? (t ? 0 : 1) : t ? 1 : 0;
+    return c.axis === contracted ? { refuse: "contracts over the padded axis" } : "rows";
+  },
+  LayerNormalization: (c) =>
+    c.input === 0 && c.axis >= axisAttr(c, "axis", -1)
+      ? { refuse: "normalises over the padded axis" }
+      : "rows",
+  Softmax: (c) =>
+    c.axis === axisAttr(c, "axis", -1) ? { refuse: "normalises over the padded axis" } : "rows",
+  Gather: (c) => {
+    if (c.input !== 0 || c.axis !== axisAttr(c, "axis", 0)) return "rows";
+    return safeIndices(c, c.known(1), "indices");
+  },
+  Slice: (c) => {
+    if (c.input !== 0) return { refuse: "slice bounds depend on the padded length" };
+    const axes = c.known(3) ?? c.known(1)?.map((_, i) => i);
+    const at = axes?.findIndex((a) => typeof a === "number" && (a < 0 ? a + c.rank : a) === c.axis);
+    if (at === undefined) return { refuse: "the sliced axes are not known at compile time" };
+    if (at < 0) return "rows";
+    const [s, e, st] = [c.known(1)?.[at], c.known(2)?.[at], c.known(4)?.[at] ?? 1];
+    if (typeof s === "number" && typeof e === "number" && st === 1 && s >= 0 && e <= c.src.minLive)
+      return "rows";
+    return { refuse: `slices along the padded axis must be constant, step 1, within [0, ${c.src.minLive})` };
+  },
+  Concat: (c) =>
+    c.axis === axisAttr(c, "axis", 0) ? { refuse: "concatenates along the padded axis" } : "rows",
+  Split: (c) =>
+    c.input === 0 && c.axis === axisAttr(c, "axis", 0) ? { refuse: "splits along the padded axis" } : "rows",
+  // Keys and queries (axis 2 of q, k, v) mask by the live length; batch and heads are rows.
+  attention: (c) => {
+    if (c.input > 2) return { refuse: "masks and biases over padded axes are not supported" };
+    if (c.axis !== 2) return "rows";
+    return symbolName(c.dim) === c.src.symbol
+      ? "live"
+      : { refuse: "the token axis must be exactly the symbol" };
+  },
+};
+
+/** The data-dependent symbols of a graph and the checks of their consumers. */
+export class PaddedAxes {
+  readonly symbols = new Map<string, PaddedSymbol>();
+  private knownValues: Map<Value, readonly Dim[]> | undefined;
+
+  constructor(private readonly g: Graph) {
+    for (const n of g.nodes) {
+      if (n.op !== "tokens.prune" || n.attrs.threshold === undefined) continue;
+      const name = symbolName(n.outputs[0].type.dims[1]);
+      const decl = name !== undefined ? g.symbols.get(name) : undefined;
+      if (!name || decl?.capacity === undefined) continue;
+      const fuse = n.attrs.fuse === true ? 1 : 0;
+      const pf = typeof n.attrs.protect_first === "number" ? n.attrs.protect_first : 0;
+      this.symbols.set(name, { symbol: name, prune: n, count: n.outputs[2], extra: fuse, minLive: pf });
+    }
+  }
+
+  /**
+   * What node `n` (not pointwise, not a view) needs to run on padded inputs: the padded symbols
+   * it must mask by (in a stable order). Throws an Error naming the value and symbol otherwise.
+   */
+  require(n: Node): PaddedSymbol[] {
+    if (this.symbols.size === 0) return [];
+    const live = new Map<string, PaddedSymbol>();
+    n.inputs.forEach((v, input) => {
+      v?.type.dims.forEach((dim, axis) => {
+        for (const s of freeSymbols(dim)) {
+          const src = this.symbols.get(s);
+          if (!src) continue;
+          const use = this.use(n, input, axis, dim, src);
+          if (use === "live") {
+            if (!src.count)
+              throw new Error(
+                `reads ${v.name}, whose axis ${axis} has the data-dependent length ${s}; its kernels mask padding ` +
+                  `by the live count, so the adaptive tokens.prune %${src.prune.outputs[0].name} needs its count output`,
+              );
+            live.set(s, src);
+          } else if (use !== "rows")
+            throw new Error(
+              `reads ${v.name}, whose axis ${axis} has the data-dependent length ${s} (adaptive tokens.prune ` +
+                `%${src.prune.outputs[0].name}; devices run it at its capacity with padding rows): ${n.op} ${use.refuse}`,
+            );
+        }
+      });
+    });
+    return [...live.values()];
+  }
+
+  private use(node: Node, input: number, axis: number, dim: Dim, src: PaddedSymbol): AxisUse {
+    const rule = RULES[node.op];
+    if (!rule) return { refuse: "has no rule for padding rows on devices" };
+    const rank = node.inputs[input]!.type.dims.length;
+    return rule({
+      node,
+      input,
+      axis,
+      rank,
+      dim,
+      src,
+      known: (i) => {
+        const v = node.inputs[i];
+        if (!v) return undefined;
+        this.knownValues ??= computeKnown(this.g);
+        return this.knownValues.get(v);
+      },
+      int: (name, dflt) => {
+        const a = node.attrs[name];
+        return typeof a === "number" ? a : dflt;
+      },
+    });
+  }
+}

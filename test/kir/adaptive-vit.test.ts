@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { runGraph } from "../../backends/cpu/interpreter.js";
+import type { Graph } from "../../compiler/ir/graph.js";
+import type { Tensor } from "../../compiler/ir/tensor.js";
+import { runProgramOnKir } from "../../compiler/kir/run-program.js";
+import { buildProgram } from "../../compiler/kir/schedule.js";
+import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
+import { images, nodesOf, reduce } from "../passes/reduce-fixtures.js";
+import { assertClose } from "../util/helpers.js";
+import { adaptiveCases, adaptiveReference } from "../backends/cases/adaptive.js";
+import { leadingBox, makeAdaptive, smallVit } from "./adaptive-fixtures.js";
+
+// Adaptive pruning on devices: buffers at the capacity, attention masks keys past the live length
+// (max kept count over the batch, read from the prune's count buffer). Every output matches the
+// CPU reference on its live rows, in both interpreter orders (docs/backends.md, "Adaptive token counts").
+
+/** The 10-token ViT (48 px, 3 blocks) with an adaptive prune at block 1 (capacity 7), counts as outputs. */
+function tinyAdaptive(threshold: number, fuse = false): Graph {
+  const g = smallVit(3);
+  reduce(g, `blocks.1.layer: prune(keep: 0.7, protect: 1${fuse ? ", fuse: true" : ""})`);
+  makeAdaptive(g, threshold);
+  for (const p of nodesOf(g, "tokens.prune")) (g.outputs as unknown as unknown[]).push(p.outputs[2]);
+  return g;
+}
+
+function checkKir(g: Graph, x: Tensor): number[] {
+  const feeds = new Map([[g.inputs[0].name, x]]);
+  const want = runGraph(g, feeds);
+  const p = buildProgram(g, DEFAULT_TARGET);
+  for (const order of ["forward", "reverse"] as const) {
+    const got = runProgramOnKir(p, feeds, { order });
+    for (const [name, w] of want)
+      assertClose(leadingBox(got.get(name)!, w.shape), w, 1e-4, `${name} (${order})`);
+  }
+  const count = g.outputs.find((o) => o.type.dtype === "i32")!;
+  return Array.from(want.get(count.name)!.data);
+}
+
+describe("adaptive tokens.prune on the KIR interpreter", () => {
+  it("small ViT: counts below the capacity and unequal across the batch; outputs match runGraph", () => {
+    const counts = checkKir(tinyAdaptive(0.08), images(3, 48));
+    console.log(`# counts ${counts.join(", ")} (capacity 7)`);
+    assert.ok(Math.max(...counts) < 7 && new Set(counts).size > 1, `counts ${counts}`);
+  });
+});
+
+describe("adaptive graph cases on the KIR interpreter (rows and workgroup attention)", () => {
+  const wgTarget = { ...DEFAULT_TARGET, matmul: "tiled" as const };
+  for (const c of adaptiveCases())
+    it(c.name, () => {
+      const want = adaptiveReference(c);
+      for (const target of [DEFAULT_TARGET, wgTarget]) {
+        const p = buildProgram(c.graph, target);
+        for (const order of ["forward", "reverse"] as const) {
+          const got = runProgramOnKir(p, c.feeds, { order, target });
+          for (const [name, w] of want)
+            assertClose(leadingBox(got.get(name)!, w.shape), w, 1e-4, `${name} (${target.matmul}, ${order})`);
+        }
+      }
+    });
+});
