@@ -71,6 +71,8 @@ interface ManifestBuffer {
   size: string;
   kind: ProgramBuffer["kind"];
   aliasOf?: number;
+  /** Element offset into the aliasOf root (chunks of a unit split by the binding limit). */
+  offset?: number;
   /** Key of the constant's data in the weights file. */
   weight?: string;
   firstUse: number;
@@ -126,6 +128,7 @@ export function manifestBuffers(bufs: readonly ProgramBuffer[]): {
       size: printDim(b.size),
       kind: b.kind,
       ...(b.aliasOf !== undefined ? { aliasOf: b.aliasOf } : {}),
+      ...(b.offset !== undefined ? { offset: b.offset } : {}),
       ...(weight !== undefined ? { weight } : {}),
       firstUse: b.firstUse,
       lastUse: b.lastUse,
@@ -258,6 +261,8 @@ export async function loadProgramArtifact(
     if (b.id !== i) fail(`buffer ${i} has id ${b.id}`);
     if (!(DTYPES as readonly string[]).includes(b.dtype))
       fail(`buffer '${b.name}': unknown dtype ${b.dtype}`);
+    if (b.offset !== undefined && (!Number.isInteger(b.offset) || b.offset < 0 || b.aliasOf === undefined))
+      fail(`buffer '${b.name}': offset ${JSON.stringify(b.offset)} needs aliasOf and a non-negative integer`);
     let data: Tensor | undefined;
     if (b.weight !== undefined) {
       data = weights.get(b.weight);
@@ -272,6 +277,7 @@ export async function loadProgramArtifact(
       size: dim(b.size, `buffer '${b.name}'`),
       kind: b.kind,
       ...(b.aliasOf !== undefined ? { aliasOf: b.aliasOf } : {}),
+      ...(b.offset !== undefined ? { offset: b.offset } : {}),
       ...(data ? { data } : {}),
       firstUse: b.firstUse,
       lastUse: b.lastUse,
