@@ -42,6 +42,12 @@ import type { MergeMethod } from "./tokens.js";
  */
 
 const WG = 64;
+/** tokens.merge match: A tokens per invocation and B tokens per step (register blocking). */
+const MATCH_A = 4;
+const MATCH_B = 4;
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const not = (e: Expr): Expr => unary("not", e);
 
 /** Buffer parameters that remember their bindings. */
 class Io {
@@ -264,11 +270,13 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
 // ---------- tokens.merge ----------
 
 /**
- * `tokens.merge` (ToMe bipartite; MCTF multi-criteria edges): (1) per-token metric norms (and the
- * normalised importance/size terms), (2) each A token's best B match, (3) the rank of each A
- * token's best edge: the r best are merged, listed by rank, (4) each token's output row
- * (`source`) and each surviving row's token, (5) row sizes, (6) y rows as size-weighted means
- * gathered from the row's token and the merged A tokens that chose it.
+ * `tokens.merge` (ToMe bipartite; MCTF multi-criteria edges), five launches: (1) per-token metric
+ * norms (and the normalised importance/size terms), (2) each A token's best B match, register
+ * blocked (MATCH_A x MATCH_B dot products per step), (3) the rank of each A token's best edge: the
+ * r best are merged, (4) one scan per token over the A tokens: each token's output row
+ * (`source`); for a surviving row its token, size and contributor run; merged A tokens listed by
+ * (their b, a), (5) y rows as size-weighted means over the row's token and its contributor run
+ * (loops as long as the fan-in, not r).
  */
 export function lowerMerge(ctx: LowerCtx): Lowering {
   const x = ctx.inputs[0];
@@ -293,9 +301,11 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
   const bestS = scratch("best", "i32", dimMul(B, nA));
   const simS = scratch("best_sim", "f32", dimMul(B, nA));
   const mergedS = scratch("merged", "i32", dimMul(B, nA));
+  // Merged A tokens sorted by (their b, a); per output row: [start in that list, count].
   const listS = scratch("merged_list", "i32", B === 0 ? 1 : dimMul(B, r));
   const srcS = scratch("row_token", "i32", dimMul(B, M));
   const sizeS = scratch("row_size", "f32", dimMul(B, M));
+  const metaS = scratch("row_meta", "i32", dimMul(B, M, 2));
   const tok = (b: Expr, j: Expr): Expr => iadd(imul(b, n), j);
   const aPos = (a: Expr): Expr => iadd(imul(a, 2), pf);
   const bPos = (k: Expr): Expr => iadd(imul(k, 2), pf + 1);
@@ -346,7 +356,13 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
   const wSim = ctx.attr<number>("w_sim");
   const wInfo = ctx.attr<number>("w_info");
   const wSize = ctx.attr<number>("w_size");
-  const match = launch(ctx, "match", dimMul(B, nA), (io) => {
+  const na_ = dimExpr(nA);
+  const nb_ = dimExpr(nB);
+  const cm = dimExpr(Cm);
+  // Register blocking: MATCH_A A tokens per invocation against MATCH_B B tokens per step, so each
+  // metric load feeds several dot products. Every pair still sums over c in order (same values).
+  const gA = ceildiv(nA, MATCH_A);
+  const match = launch(ctx, "match", dimMul(B, gA), (io) => {
     const mb = io.input(1);
     const nb = io.scratch(normS, "read");
     const info = mc ? io.scratch(infoS, "read") : null;
@@ -355,43 +371,61 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
     const sim = io.scratch(simS, "read_write");
     const kb = io.kb;
     return (flat) => {
-      const [b, a] = unravel(kb, flat, [B, nA]);
-      const ta = kb.let("ta", tok(b, aPos(a)));
-      const na = kb.let("na", kb.load(nb, ta));
-      const bi = kb.var("bi", i32(0));
-      const bs = kb.var("bs", NEG_INF());
-      kb.for("k", 0, dimExpr(nB), (k) => {
-        const tb = kb.let("tb", tok(b, bPos(k)));
-        const nbk = kb.let("nbk", kb.load(nb, tb));
-        const dot = kb.var("dot", f32(0));
-        const cm = dimExpr(Cm);
-        kb.for("c", 0, cm, (c) => {
-          const u = io.read(mb, iadd(imul(ta, cm), c), metric.dtype);
-          const w = io.read(mb, iadd(imul(tb, cm), c), metric.dtype);
-          kb.set(dot, add(dot, mul(u, w)));
+      const [b, g] = unravel(kb, flat, [B, gA]);
+      const ai = range(MATCH_A).map((i) => kb.let(`a${i}`, iadd(imul(g, MATCH_A), i32(i))));
+      // Tail A slots compute on the last A token and store nothing.
+      const ta = ai.map((a, i) => kb.let(`ta${i}`, tok(b, aPos(min(a, sub(na_, 1))))));
+      const na = ta.map((t, i) => kb.let(`na${i}`, kb.load(nb, t)));
+      const bi = ai.map((_, i) => kb.var(`bi${i}`, i32(0)));
+      const bs = ai.map((_, i) => kb.var(`bs${i}`, NEG_INF()));
+      kb.for(
+        "k0",
+        0,
+        nb_,
+        (k0) => {
+          const ks = range(MATCH_B).map((j) => kb.let(`k${j}`, iadd(k0, i32(j))));
+          const tb = ks.map((k, j) => kb.let(`tb${j}`, tok(b, bPos(min(k, sub(nb_, 1))))));
+          const dots = ai.map((_, i) => ks.map((_k, j) => kb.var(`dot${i}_${j}`, f32(0))));
+          kb.for("c", 0, cm, (c) => {
+            const u = ta.map((t, i) => kb.let(`u${i}`, io.read(mb, iadd(imul(t, cm), c), metric.dtype)));
+            const w = tb.map((t, j) => kb.let(`w${j}`, io.read(mb, iadd(imul(t, cm), c), metric.dtype)));
+            for (const [i, row] of dots.entries())
+              for (const [j, d] of row.entries()) kb.set(d, add(d, mul(u[i], w[j])));
+          });
+          // Ascending k with a strict > keeps the lowest b among equal best edges.
+          for (const [j, k] of ks.entries())
+            kb.if(lt(k, nb_), () => {
+              const nbk = kb.let(`nb${j}`, kb.load(nb, tb[j]));
+              for (const [i, dot] of dots.map((row) => row[j]).entries()) {
+                const cos = select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(dot, mul(na[i], nbk)));
+                let e = cos;
+                if (info && rel) {
+                  const half = (buf: string): Expr =>
+                    mul(add(kb.load(buf, ta[i]), kb.load(buf, tb[j])), f32(0.5));
+                  e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
+                }
+                const s = kb.let(`s${i}`, rankScore(e));
+                kb.if(or(gt(s, bs[i]), eq(k, 0)), () => {
+                  kb.set(bi[i], k);
+                  kb.set(bs[i], s);
+                });
+              }
+            });
+        },
+        MATCH_B,
+      );
+      for (const [i, a] of ai.entries())
+        kb.if(lt(a, na_), () => {
+          const at = kb.let(`at${i}`, iadd(imul(b, na_), a));
+          kb.store(best, at, bi[i]);
+          kb.store(sim, at, bs[i]);
         });
-        const cos = select(or(eq(na, f32(0)), eq(nbk, f32(0))), f32(0), div(dot, mul(na, nbk)));
-        let e = cos;
-        if (info && rel) {
-          const half = (buf: string): Expr => mul(add(kb.load(buf, ta), kb.load(buf, tb)), f32(0.5));
-          e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
-        }
-        const s = kb.let("s", rankScore(e));
-        kb.if(or(gt(s, bs), eq(k, 0)), () => {
-          kb.set(bi, k);
-          kb.set(bs, s);
-        });
-      });
-      kb.store(best, flat, bi);
-      kb.store(sim, flat, bs);
     };
   });
 
-  const na_ = dimExpr(nA);
   const choose = launch(ctx, "choose", dimMul(B, nA), (io) => {
     const sim = io.scratch(simS, "read");
     const merged = io.scratch(mergedS, "read_write");
-    const list = io.scratch(listS, "read_write");
     const kb = io.kb;
     return (flat) => {
       const [b, a] = unravel(kb, flat, [B, nA]);
@@ -401,85 +435,72 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
         const so = kb.load(sim, iadd(imul(b, na_), o));
         kb.set(rank, add(rank, select(or(gt(so, sa), and(eq(so, sa), lt(o, a))), i32(1), i32(0))));
       });
-      const isMerged = kb.let("is_merged", lt(rank, r));
-      kb.store(merged, flat, select(isMerged, i32(1), i32(0)));
-      kb.if(isMerged, () => kb.store(list, iadd(imul(b, r), rank), a));
+      kb.store(merged, flat, select(lt(rank, r), i32(1), i32(0)));
     };
   });
 
+  // One scan over the example's A tokens gives each token its row and each surviving B token its
+  // contributors: the merged A tokens listed by (their b, a), so a row's are a contiguous run.
   const wantSource = ctx.outputs.length >= 3;
+  const m_ = dimExpr(M);
   const rowsL = launch(ctx, "rows", dimMul(B, N), (io) => {
+    const sb = size ? io.input(2) : null;
     const best = io.scratch(bestS, "read");
     const merged = io.scratch(mergedS, "read");
+    const list = io.scratch(listS, "read_write");
     const rowTok = io.scratch(srcS, "read_write");
+    const rowSize = io.scratch(sizeS, "read_write");
+    const meta = io.scratch(metaS, "read_write");
     const so = wantSource ? io.output(2) : null;
+    const zo = ctx.outputs.length >= 2 ? io.output(1) : null;
     const kb = io.kb;
     return (flat) => {
       const [b, j] = unravel(kb, flat, [B, N]);
-      const mergedAt = (a: Expr): Expr => ne(kb.load(merged, iadd(imul(b, na_), a)), 0);
-      // A survivor's row: its position minus the merged A tokens before it (positions pf + 2a < t).
-      const survivorRow = (t: Expr, hint: string): Expr => {
-        const before = kb.var(hint, i32(0));
-        const upto = kb.let(`${hint}_n`, div(add(max(sub(t, pf), 0), 1), 2));
-        kb.for("a", 0, upto, (a) => kb.set(before, add(before, select(mergedAt(a), i32(1), i32(0)))));
-        return sub(t, before);
-      };
       const u = kb.let("u", sub(j, pf));
-      const isA = kb.let("is_a", and(ge(u, 0), eq(mod(max(u, 0), 2), 0)));
+      const odd = kb.let("odd", eq(mod(max(u, 0), 2), 1));
+      const isA = kb.let("is_a", and(ge(u, 0), not(odd)));
       const a = kb.let("a", min(div(max(u, 0), 2), sub(na_, 1)));
-      const row = kb.var("row", i32(0));
       const viaB = kb.var("via_b", lit(0, "bool"));
-      kb.if(isA, () => kb.set(viaB, mergedAt(a)));
+      const key = kb.var("key", i32(-1));
+      kb.if(isA, () => {
+        kb.set(viaB, ne(kb.load(merged, iadd(imul(b, na_), a)), 0));
+        kb.if(viaB, () => kb.set(key, kb.load(best, iadd(imul(b, na_), a))));
+      });
+      // A B token's contributors have key = its index; a merged A token sorts after equal keys below it.
+      kb.if(and(ge(u, 0), odd), () => kb.set(key, div(u, 2)));
+      const lim = kb.let("lim", select(viaB, a, i32(0)));
+      const target = kb.let("target", select(viaB, bPos(key), j));
+      const before = kb.var("before", i32(0));
+      const pre = kb.var("pre", i32(0));
+      const cnt = kb.var("cnt", i32(0));
+      const total = kb.var("total", szOf(io, sb, b, j));
+      kb.for("o", 0, na_, (o) => {
+        const at = kb.let("at", iadd(imul(b, na_), o));
+        kb.if(ne(kb.load(merged, at), 0), () => {
+          const be = kb.let("be", kb.load(best, at));
+          const t = kb.let("t", aPos(o));
+          kb.set(before, add(before, select(lt(t, target), i32(1), i32(0))));
+          kb.set(pre, add(pre, select(or(lt(be, key), and(eq(be, key), lt(o, lim))), i32(1), i32(0))));
+          kb.if(and(not(viaB), eq(be, key)), () => {
+            kb.set(cnt, add(cnt, 1));
+            kb.set(total, add(total, szOf(io, sb, b, t)));
+          });
+        });
+      });
+      const row = kb.let("row", sub(target, before));
       kb.if(
         viaB,
-        () => kb.set(row, survivorRow(bPos(kb.load(best, iadd(imul(b, na_), a))), "mb")),
+        () => kb.store(list, iadd(imul(b, r), pre), a),
         () => {
-          const own = kb.let("own", survivorRow(j, "ms"));
-          kb.set(row, own);
-          kb.store(rowTok, iadd(imul(b, dimExpr(M)), own), j);
+          const at = kb.let("row_at", iadd(imul(b, m_), row));
+          kb.store(rowTok, at, j);
+          kb.store(rowSize, at, total);
+          kb.store(meta, imul(at, i32(2)), pre);
+          kb.store(meta, iadd(imul(at, i32(2)), i32(1)), cnt);
+          if (zo) io.write(zo, at, total, "f32");
         },
       );
       if (so) io.write(so, flat, row, "i32");
-    };
-  });
-
-  /** Calls `each(a)` for every merged A token whose best match is B token k (rank order). */
-  const forMergedInto = (
-    io: Io,
-    list: string,
-    best: string,
-    b: Expr,
-    k: Expr,
-    each: (a: Expr) => void,
-  ): void => {
-    const kb = io.kb;
-    kb.for("q", 0, r, (q) => {
-      const a = kb.let("ma", kb.load(list, iadd(imul(b, r), q)));
-      kb.if(eq(kb.load(best, iadd(imul(b, na_), a)), k), () => each(a));
-    });
-  };
-  /** The row's B-token index k when its token is a B token, else -1. */
-  const bIndex = (kb: KernelBuilder, j: Expr): Expr => {
-    const u = sub(j, pf);
-    return kb.let("k", select(and(ge(u, 0), eq(mod(max(u, 0), 2), 1)), div(max(u, 0), 2), i32(-1)));
-  };
-
-  const sizes = launch(ctx, "sizes", dimMul(B, M), (io) => {
-    const sb = size ? io.input(2) : null;
-    const rowTok = io.scratch(srcS, "read");
-    const list = io.scratch(listS, "read");
-    const best = io.scratch(bestS, "read");
-    const rs = io.scratch(sizeS, "read_write");
-    const so = ctx.outputs.length >= 2 ? io.output(1) : null;
-    const kb = io.kb;
-    return (flat) => {
-      const [b] = unravel(kb, flat, [B, M]);
-      const j0 = kb.let("j0", kb.load(rowTok, flat));
-      const total = kb.var("total", szOf(io, sb, b, j0));
-      const k = bIndex(kb, j0);
-      forMergedInto(io, list, best, b, k, (a) => kb.set(total, add(total, szOf(io, sb, b, aPos(a)))));
-      kb.store(rs, flat, total);
-      if (so) io.write(so, flat, total, "f32");
     };
   });
 
@@ -487,35 +508,40 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
     const xb = io.input(0);
     const sb = size ? io.input(2) : null;
     const rowTok = io.scratch(srcS, "read");
+    const rowSize = io.scratch(sizeS, "read");
+    const meta = io.scratch(metaS, "read");
     const list = io.scratch(listS, "read");
-    const best = io.scratch(bestS, "read");
-    const rs = io.scratch(sizeS, "read");
     const yb = io.output(0);
     const kb = io.kb;
     const c_ = dimExpr(C);
     return (flat) => {
       const [b, o, c] = unravel(kb, flat, [B, M, C]);
-      const row = kb.let("row", iadd(imul(b, dimExpr(M)), o));
+      const row = kb.let("row", iadd(imul(b, m_), o));
       const j0 = kb.let("j0", kb.load(rowTok, row));
-      const total = kb.let("total", kb.load(rs, row));
       const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(tok(b, j), c_), c), x.dtype);
       const x0 = kb.let("x0", xAt(j0));
-      const acc = kb.var("acc", mul(div(szOf(io, sb, b, j0), total), x0));
-      const fan = kb.var("fan", i32(1));
-      const k = bIndex(kb, j0);
-      forMergedInto(io, list, best, b, k, (a) => {
-        const t = kb.let("t", aPos(a));
-        kb.set(acc, add(acc, mul(div(szOf(io, sb, b, t), total), xAt(t))));
-        kb.set(fan, add(fan, 1));
-      });
-      // A row with one source is copied exactly.
-      io.write(yb, flat, select(eq(fan, 1), x0, acc), y.dtype);
+      const cnt = kb.let("cnt", kb.load(meta, iadd(imul(row, i32(2)), i32(1))));
+      kb.if(
+        eq(cnt, 0),
+        // A row with one source is copied exactly.
+        () => io.write(yb, flat, x0, y.dtype),
+        () => {
+          const total = kb.let("total", kb.load(rowSize, row));
+          const start = kb.let("start", iadd(imul(b, i32(r)), kb.load(meta, imul(row, i32(2)))));
+          const acc = kb.var("acc", mul(div(szOf(io, sb, b, j0), total), x0));
+          kb.for("q", start, add(start, cnt), (q) => {
+            const t = kb.let("t", aPos(kb.load(list, q)));
+            kb.set(acc, add(acc, mul(div(szOf(io, sb, b, t), total), xAt(t))));
+          });
+          io.write(yb, flat, acc, y.dtype);
+        },
+      );
     };
   });
 
   return {
-    launches: [norms, match, choose, rowsL, sizes, gather],
-    scratch: [normS, ...(mc ? [infoS, relS] : []), bestS, simS, mergedS, listS, srcS, sizeS],
+    launches: [norms, match, choose, rowsL, gather],
+    scratch: [normS, ...(mc ? [infoS, relS] : []), bestS, simS, mergedS, listS, srcS, sizeS, metaS],
   };
 }
 

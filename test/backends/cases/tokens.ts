@@ -97,6 +97,26 @@ const prune: OpCase[] = [
 /** Metric [1, 8, 2] with exact ties (norms exact in f32 and f64) and a zero row. */
 const tiedMetric = f([1, 8, 2], [1, 0, 1, 0, 1, 0, 0, 0, 3, 4, 6, 8, 1, 0, 2, 0]);
 
+/**
+ * Metric [B, T, 2] whose rows come from a palette with exact norms (0, 1, 2, 5, 10): every cosine
+ * is one rounding of a small rational in f32 and f64 alike, so ties (and fan-in of several A
+ * tokens into one B token) are the same on every backend.
+ */
+function paletteMetric(b: number, t: number, seed: number): Tensor {
+  const palette = [
+    [1, 0],
+    [0, 1],
+    [3, 4],
+    [4, 3],
+    [0, 0],
+    [-1, 0],
+    [0, 2],
+    [6, 8],
+  ];
+  const pick = randTensor("f32", [b * t], seed, 0, palette.length).data;
+  return f([b, t, 2], Array.from(pick, (u) => palette[Math.floor(u)]).flat());
+}
+
 const merge: OpCase[] = [
   {
     name: "tokens.merge/bipartite-all-outputs",
@@ -155,6 +175,49 @@ const merge: OpCase[] = [
     inputs: [r([1, 7, 3], 23), r([1, 7, 2], 24)],
   },
 ];
+
+// The match kernel blocks 4 A x 4 B tokens: these have partial blocks in both sets.
+merge.push(
+  {
+    name: "tokens.merge/blocked-tails-fan-in",
+    op: "tokens.merge",
+    attrs: { r: 7, protect_first: 1 },
+    numOutputs: 3,
+    // U = 19: |A| = 10, |B| = 9.
+    inputs: [r([2, 20, 3], 25), paletteMetric(2, 20, 26), r([2, 20, 1], 27, 0.5, 3)],
+  },
+  {
+    name: "tokens.merge/blocked-max-r-no-protect",
+    op: "tokens.merge",
+    attrs: { r: 9, protect_first: 0 },
+    numOutputs: 3,
+    inputs: [r([1, 18, 2], 28), paletteMetric(1, 18, 29)],
+  },
+  {
+    name: "tokens.merge/blocked-identity-r0",
+    op: "tokens.merge",
+    attrs: { r: 0, protect_first: 2 },
+    numOutputs: 3,
+    inputs: [r([2, 13, 2], 34), r([2, 13, 3], 35)],
+  },
+  {
+    name: "tokens.merge/blocked-symbolic-odd",
+    op: "tokens.merge",
+    attrs: { r: 5 },
+    numOutputs: 3,
+    // N = 14, U = 13: |A| = 7, |B| = 6.
+    inputs: [r([2, 14, 3], 36), paletteMetric(2, 14, 37)],
+    types: [tensorType("f32", [2, N, 3]), tensorType("f32", [2, N, 2])],
+    env: { N: 14 },
+  },
+  {
+    name: "tokens.merge/blocked-multi-criteria",
+    op: "tokens.merge",
+    attrs: { r: 4, method: "multi_criteria" },
+    numOutputs: 3,
+    inputs: [r([2, 12, 2], 38), paletteMetric(2, 12, 39), r([2, 12, 1], 46, 1, 3), r([2, 12], 47)],
+  },
+);
 
 const score: OpCase[] = [
   {
