@@ -1,6 +1,7 @@
 /**
  * Runs a page in headless Chromium against a local HTTP server (node:http on 127.0.0.1, random
- * port). The page reports back by POSTing to the server (`/result` bytes or `/error` text), so no
+ * port). The page reports back by POSTing to the server (`/result` bytes or `/error` text, and
+ * `/log` progress lines that errors quote), so no
  * DevTools client is needed. Chromium gets WebGPU on a GPU-less machine from its bundled
  * SwiftShader (Vulkan on the CPU) with `--enable-unsafe-webgpu` alone.
  */
@@ -69,16 +70,31 @@ function body(req: IncomingMessage): Promise<Uint8Array> {
   });
 }
 
-/** Serves the page and its files, opens it in Chromium, and resolves with what the page POSTs first. */
-export async function runPage(chromium: string, run: PageRun): Promise<PageOutcome> {
+/** A running local server: its base URL, the page's first report, and how to close it. */
+export interface PageServer {
+  readonly url: string;
+  readonly outcome: Promise<PageOutcome>;
+  /** The page's `/log` lines so far. */
+  readonly progress: readonly string[];
+  close(): Promise<void>;
+}
+
+/** Serves the page and its files on 127.0.0.1 (random port); the page reports by POST. */
+export async function servePage(run: Omit<PageRun, "timeoutMs">): Promise<PageServer> {
   let settle: (o: PageOutcome) => void = () => {};
   const outcome = new Promise<PageOutcome>((ok) => (settle = ok));
+  const progress: string[] = [];
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
     if (req.method === "POST" && (path === "/result" || path === "/error")) {
       const b = await body(req);
       res.end();
       settle(path === "/result" ? { result: b } : { error: new TextDecoder().decode(b) });
+      return;
+    }
+    if (req.method === "POST" && path === "/log") {
+      progress.push(new TextDecoder().decode(await body(req)));
+      res.end();
       return;
     }
     let data: Uint8Array | string | undefined = path === "/" ? run.html : run.files.get(path);
@@ -99,13 +115,29 @@ export async function runPage(chromium: string, run: PageRun): Promise<PageOutco
     serve(req, res).catch((e: unknown) => res.writeHead(500).end(String(e)));
   });
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    outcome,
+    progress,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((ok) => server.close(() => ok()));
+    },
+  };
+}
+
+/** Serves the page, opens it in Chromium, and resolves with what the page POSTs first (and its log). */
+export async function runPage(
+  chromium: string,
+  run: PageRun,
+): Promise<PageOutcome & { readonly progress: readonly string[] }> {
+  const server = await servePage(run);
   const profile = mkdtempSync(join(tmpdir(), "tokr-chromium-"));
   let log = "";
   let child: ChildProcess | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
-    child = spawn(chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, url], {
+    child = spawn(chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, server.url], {
       stdio: ["ignore", "ignore", "pipe"],
       detached: true, // its own process group: the browser's helper processes end with it
     });
@@ -113,23 +145,32 @@ export async function runPage(chromium: string, run: PageRun): Promise<PageOutco
     const exited = new Promise<PageOutcome>((ok) => {
       child!.on("error", (e) => ok({ error: `cannot start ${chromium}: ${e.message}` }));
       child!.on("exit", (code, sig) =>
-        ok({ error: `${chromium} exited (${code ?? sig}) before the page reported${tail(log)}` }),
+        ok({
+          error: `${chromium} exited (${code ?? sig}) before the page reported${said(server.progress)}${tail(log)}`,
+        }),
       );
     });
     const late = new Promise<PageOutcome>((ok) => {
       timer = setTimeout(
-        () => ok({ error: `the page did not report within ${run.timeoutMs} ms${tail(log)}` }),
+        () =>
+          ok({
+            error: `the page did not report within ${run.timeoutMs} ms${said(server.progress)}${tail(log)}`,
+          }),
         run.timeoutMs,
       );
     });
-    return await Promise.race([outcome, exited, late]);
+    return { ...(await Promise.race([server.outcome, exited, late])), progress: server.progress };
   } finally {
     clearTimeout(timer);
     await stop(child);
-    server.closeAllConnections();
-    await new Promise<void>((ok) => server.close(() => ok()));
+    await server.close();
     rmSync(profile, { recursive: true, force: true });
   }
+}
+
+/** What the page logged, for errors. */
+function said(progress: readonly string[]): string {
+  return progress.length ? `; the page logged: ${progress.join("; ")}` : "; the page logged nothing";
 }
 
 /** Chromium's last log lines without the D-Bus noise of a machine with no session bus. */
