@@ -16,7 +16,7 @@ export const compileCommand: CommandSpec = {
     "kernels/*.wgsl and weights.safetensors. Both run with `tokr run DIR`. For --target cuda (needs nvcc):\n" +
     "<name>.cu, <name>.fatbin (sm_80, sm_90), resources.json, weights.safetensors and manifest.json.",
   synopsis:
-    "INPUT --target cpu|wgsl|cuda -o DIR [--policy FILE] [--weights W.safetensors] [--f16] [--portable]",
+    "INPUT --target cpu|wgsl|cuda -o DIR [--policy FILE] [--weights W.safetensors] [--f16] [--bf16] [--portable]",
   options: {
     target: { type: "string", arg: "cpu|wgsl|cuda", help: "backend to compile for" },
     output: { type: "string", short: "o", arg: "DIR", help: "artifact directory to write" },
@@ -26,7 +26,14 @@ export const compileCommand: CommandSpec = {
       help: "a .tokr policy file: its policies are checked and applied (token-reduction passes)",
     },
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
-    f16: { type: "boolean", help: "wgsl: store and compute f32 tensors in f16 (needs shader-f16)" },
+    f16: {
+      type: "boolean",
+      help: "wgsl, cuda: store and compute f32 tensors in f16 (wgsl: needs shader-f16)",
+    },
+    bf16: {
+      type: "boolean",
+      help: "cuda: store and compute f32 tensors in bf16 (__nv_bfloat16; sums accumulate in f32)",
+    },
     portable: {
       type: "boolean",
       help: "wgsl: compile for WebGPU's default limits (runs anywhere), not the local adapter's",
@@ -43,11 +50,13 @@ export const compileCommand: CommandSpec = {
     const g = loadGraph(args, input);
     applyPolicyOption(args, io, g, kind);
     bindWeightsFile(args, g, args.string("weights"), `compiling ${input}`);
-    if (target !== "wgsl")
-      for (const o of ["f16", "portable"]) if (args.flag(o)) throw new CliError(`--${o} needs --target wgsl`);
+    if (target !== "wgsl" && args.flag("portable")) throw new CliError("--portable needs --target wgsl");
+    if (target === "cpu" && args.flag("f16")) throw new CliError("--f16 needs --target wgsl or cuda");
+    if (target !== "cuda" && args.flag("bf16"))
+      throw new CliError(`--bf16 needs --target cuda${target === "wgsl" ? " (WGSL has no bf16 type)" : ""}`);
     if (target === "wgsl")
       await compileWgsl(args, io, g, dir, input, { f16: args.flag("f16"), portable: args.flag("portable") });
-    else if (target === "cuda") compileCuda(args, g, dir);
+    else if (target === "cuda") compileCuda(args, g, dir, { f16: args.flag("f16"), bf16: args.flag("bf16") });
     else writeArtifact(args, dir, g, input);
   },
 };

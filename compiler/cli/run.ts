@@ -4,6 +4,7 @@ import type { Tensor } from "../ir/tensor.js";
 import { type Args, type CliIO, CliError, type CommandSpec } from "./cli.js";
 import { bindWeightsFile, inputKind, loadGraph, readTensors, writeTensors } from "./load.js";
 import { applyPolicyOption } from "./policy.js";
+import { runCuda } from "./cuda.js";
 import { artifactTarget, runWgsl } from "./wgsl.js";
 
 /** Values printed per tensor when no output file is given. */
@@ -13,10 +14,10 @@ const PRINT_LIMIT = 16;
 export const runCommand: CommandSpec = {
   name: "run",
   summary:
-    "Execute an IR file or a compiled artifact on the reference backend (cpu) or on WebGPU (wgsl). Tensors are\n" +
-    "named by the graph's input and output value names.",
+    "Execute an IR file or a compiled artifact on the reference backend (cpu), on WebGPU (wgsl) or, for a\n" +
+    "cuda artifact, on an NVIDIA GPU. Tensors are named by the graph's input and output value names.",
   synopsis:
-    "INPUT [--target cpu|wgsl] [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors] [--policy FILE] [--f16]",
+    "INPUT [--target cpu|wgsl|cuda] [--inputs IN.safetensors] [-o OUT.safetensors] [--weights W.safetensors] [--policy FILE] [--f16]",
   options: {
     inputs: { type: "string", arg: "IN.safetensors", help: "the graph's inputs, by input name" },
     output: {
@@ -26,7 +27,11 @@ export const runCommand: CommandSpec = {
       help: "write the outputs here (else print them)",
     },
     weights: { type: "string", arg: "W.safetensors", help: 'data for ref<"key"> constants, by key' },
-    target: { type: "string", arg: "cpu|wgsl", help: "backend (default: the artifact's, else cpu)" },
+    target: {
+      type: "string",
+      arg: "cpu|wgsl|cuda",
+      help: "backend (default: the artifact's, else cpu; cuda runs only cuda artifacts)",
+    },
     policy: {
       type: "string",
       arg: "FILE",
@@ -38,11 +43,25 @@ export const runCommand: CommandSpec = {
   async run(args, io) {
     const input = args.positionals[0];
     const built = artifactTarget(args, input);
-    const target = args.choice("target", ["cpu", "wgsl"] as const) ?? (built === "wgsl" ? "wgsl" : "cpu");
+    const target =
+      args.choice("target", ["cpu", "wgsl", "cuda"] as const) ??
+      (built === "wgsl" || built === "cuda" ? built : "cpu");
     if (built !== undefined && built !== "cpu" && built !== target)
       throw new CliError(`${input}: is a ${built} artifact; it cannot run with --target ${target}`);
-    if (built === "wgsl" && args.string("policy") !== undefined)
-      throw new CliError(`${input}: is a compiled wgsl artifact; apply --policy when compiling it`);
+    if (target === "cuda" && built !== "cuda")
+      throw new CliError(
+        `${input}: --target cuda runs compiled cuda artifacts; compile it first (tokr compile --target cuda -o DIR)`,
+      );
+    if ((built === "wgsl" || built === "cuda") && args.string("policy") !== undefined)
+      throw new CliError(`${input}: is a compiled ${built} artifact; apply --policy when compiling it`);
+    if (built === "cuda") {
+      for (const o of ["f16", "weights"])
+        if (o === "f16" ? args.flag(o) : args.string(o) !== undefined)
+          throw new CliError(`${input}: --${o} is chosen when compiling a cuda artifact`);
+      const inputsFile = args.string("inputs");
+      const inputs = inputsFile !== undefined ? readTensors(args, inputsFile) : new Map<string, Tensor>();
+      return report(args, io, await runCuda(args, input, inputs));
+    }
     if (args.flag("f16") && (target !== "wgsl" || built === "wgsl"))
       throw new CliError(
         built === "wgsl"

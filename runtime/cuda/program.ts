@@ -4,9 +4,11 @@ import { bindInputs, RunError } from "../../backends/cpu/interpreter.js";
 import { CUDA_MANIFEST_FORMAT, type CudaManifest } from "../../backends/cuda/program.js";
 import { Graph } from "../../compiler/ir/graph.js";
 import { evalDim, parseDim } from "../../compiler/ir/sym.js";
-import type { Tensor } from "../../compiler/ir/tensor.js";
+import { allocData, type Tensor } from "../../compiler/ir/tensor.js";
 import { tensorType } from "../../compiler/ir/types.js";
+import type { DType } from "../../compiler/ir/dtype.js";
 import type { ProgramBuffer } from "../../compiler/kir/program.js";
+import type { KType } from "../../compiler/kir/types.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { planMemory } from "../plan.js";
 import { parseSafetensors } from "../safetensors.js";
@@ -15,6 +17,31 @@ import { type CudaAddon, CudaUnavailableError, type DeviceHandle, loadCudaAddon 
 
 /** A CUDA artifact that cannot be loaded (bad manifest, missing files). */
 export class CudaArtifactError extends Error {}
+
+/**
+ * A named device buffer that outlives runs (a KV cache, a running sum), made by
+ * `CudaRuntime.createState`: bound to a program input instead of a host tensor, or named in
+ * `outputsTo` so an output is written there and not read back. CUDA's twin of WebGPU's `GpuState`.
+ */
+export interface CudaState {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Element type on the device; must equal the storage of the program buffer it is bound to. */
+  readonly storage: Exclude<KType, "bool">;
+  readonly bytes: number;
+  readonly ptr: DeviceHandle;
+}
+
+/** Errors of state bookkeeping and bindings (unknown state, wrong dtype, shape or storage). */
+export class CudaStateError extends Error {}
+
+export interface CudaRunOptions {
+  /** Write these outputs into state buffers instead of reading them back. */
+  readonly outputsTo?: ReadonlyMap<string, CudaState>;
+}
+
+const isState = (v: Tensor | CudaState): v is CudaState => "ptr" in v;
 
 /** A CUDA artifact read from disk: its manifest, fatbin bytes and constant data. */
 export interface CudaArtifactFiles {
@@ -96,11 +123,19 @@ export class CudaProgram implements ProgramRunner {
     return this.manifest.name;
   }
 
-  async run(inputs: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
+  /**
+   * Runs every step; returns the outputs not redirected to states, by name. Inputs given as
+   * states are read in place (no upload); `outputsTo` outputs are written into their states.
+   */
+  async run(
+    inputs: ReadonlyMap<string, Tensor | CudaState>,
+    opts: CudaRunOptions = {},
+  ): Promise<Map<string, Tensor>> {
     await Promise.resolve();
     const m = this.manifest;
     const env = this.bind(inputs);
-    const plan = planMemory(this.buffers, env);
+    const external = this.bindStates(inputs, opts.outputsTo, env);
+    const plan = planMemory(this.buffers, env, new Set(external.keys()));
     while (this.slots.length < plan.slots.length) this.slots.push({ ptr: this.alloc(4), bytes: 4 });
     plan.slots.forEach((bytes, i) => {
       if (this.slots[i].bytes >= bytes) return;
@@ -109,7 +144,7 @@ export class CudaProgram implements ProgramRunner {
     });
     const ptr = (id: number): DeviceHandle => {
       const root = this.buffers[id].aliasOf ?? id;
-      const c = this.constants.get(root);
+      const c = this.constants.get(root) ?? external.get(root)?.ptr;
       if (c) return c;
       const s = plan.slotOf.get(root);
       if (s === undefined) throw new RunError(`${m.name}: buffer '${this.buffers[id].name}' has no memory`);
@@ -117,7 +152,8 @@ export class CudaProgram implements ProgramRunner {
     };
     for (const id of m.inputs) {
       const b = this.buffers[id];
-      device(() => this.addon.upload(ptr(id), toDevice(inputs.get(b.name)!, b.storage, `input '${b.name}'`)));
+      const v = inputs.get(b.name)!;
+      if (!isState(v)) device(() => this.addon.upload(ptr(id), toDevice(v, b.storage, `input '${b.name}'`)));
     }
     m.steps.forEach((s) => {
       const k = m.kernels[s.kernel];
@@ -130,6 +166,7 @@ export class CudaProgram implements ProgramRunner {
     const out = new Map<string, Tensor>();
     for (const id of m.outputs) {
       const b = this.buffers[id];
+      if (opts.outputsTo?.has(b.name)) continue;
       const shape = b.dims.map((d) => evalDim(d, env));
       const bytes = device(() => this.addon.download(ptr(id), plan.bytes.get(id)!));
       const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
@@ -162,8 +199,54 @@ export class CudaProgram implements ProgramRunner {
     return device(() => this.addon.alloc(bytes));
   }
 
+  /**
+   * Buffer roots bound to caller-owned states (not planned, never freed here). A state must have
+   * the buffer's dtype, shape under this binding and device storage (a bf16 artifact stores f32
+   * buffers as bf16); an output is redirected at most once and only outputs can be.
+   */
+  private bindStates(
+    inputs: ReadonlyMap<string, Tensor | CudaState>,
+    outputsTo: ReadonlyMap<string, CudaState> | undefined,
+    env: ReadonlyMap<string, number>,
+  ): Map<number, CudaState> {
+    const m = this.manifest;
+    const external = new Map<number, CudaState>();
+    const bindState = (id: number, s: CudaState, what: string): void => {
+      const b = this.buffers[id];
+      const shape = b.dims.map((d) => evalDim(d, env));
+      if (s.dtype !== b.dtype || s.shape.join() !== shape.join())
+        throw new CudaStateError(
+          `${m.name}: ${what} '${b.name}' is ${b.dtype}[${shape.join(", ")}], but state '${s.name}' is ${s.dtype}[${s.shape.join(", ")}]`,
+        );
+      if (s.storage !== b.storage)
+        throw new CudaStateError(
+          `${m.name}: ${what} '${b.name}' is stored as ${b.storage} on the device, but state '${s.name}' as ${s.storage}` +
+            " (create the state on a CudaRuntime with the artifact's target)",
+        );
+      const root = b.aliasOf ?? id;
+      const prev = external.get(root);
+      if (prev && prev !== s)
+        throw new CudaStateError(
+          `${m.name}: ${what} '${b.name}' shares memory with a buffer bound to '${prev.name}'`,
+        );
+      external.set(root, s);
+    };
+    for (const name of outputsTo?.keys() ?? [])
+      if (!m.outputs.some((id) => this.buffers[id].name === name))
+        throw new CudaStateError(`${m.name}: outputsTo names '${name}', which is not an output`);
+    for (const id of m.inputs) {
+      const v = inputs.get(this.buffers[id].name);
+      if (v && isState(v)) bindState(id, v, "input");
+    }
+    for (const id of m.outputs) {
+      const s = outputsTo?.get(this.buffers[id].name);
+      if (s) bindState(id, s, "output");
+    }
+    return external;
+  }
+
   /** Symbols from the input shapes exactly as the reference binds them, plus capacities. */
-  private bind(inputs: ReadonlyMap<string, Tensor>): Map<string, number> {
+  private bind(inputs: ReadonlyMap<string, Tensor | CudaState>): Map<string, number> {
     const sig = new Graph(this.name);
     for (const s of this.manifest.symbols)
       sig.declareSymbol({ name: s.name, ...(s.capacity ? { capacity: parseDim(s.capacity) } : {}) });
@@ -171,7 +254,14 @@ export class CudaProgram implements ProgramRunner {
       const b = this.buffers[id];
       sig.addInput(tensorType(b.dtype, b.dims), b.name);
     }
-    const env = bindInputs(sig, inputs);
+    // States bind symbols by their shape like tensors do (bindInputs reads shapes only).
+    const shaped = new Map(
+      [...inputs].map(([k, v]): [string, Tensor] => [
+        k,
+        isState(v) ? { dtype: v.dtype, shape: [...v.shape], data: allocData(v.dtype, 0) } : v,
+      ]),
+    );
+    const env = bindInputs(sig, shaped);
     for (const s of this.manifest.symbols)
       if (!env.has(s.name) && s.capacity !== undefined) env.set(s.name, evalDim(parseDim(s.capacity), env));
     return env;
@@ -179,7 +269,7 @@ export class CudaProgram implements ProgramRunner {
 }
 
 /** Runs an addon call; its errors (ERR_NO_CUDA_DEVICE, ERR_CUDA) become `CudaUnavailableError`s. */
-function device<T>(f: () => T): T {
+export function device<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {

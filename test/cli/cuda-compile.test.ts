@@ -1,13 +1,18 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { after, before, test } from "node:test";
 import type { CudaManifest } from "../../backends/cuda/program.js";
 import { findNvcc } from "../../backends/cuda/toolchain.js";
 import { main } from "../../compiler/cli/main.js";
+import { makeTensor } from "../../compiler/ir/tensor.js";
+import { CUDA_ADDON_PATH } from "../../runtime/cuda/loader.js";
 import { readSafetensorsFile } from "../../runtime/node-io.js";
-import { skipUnlessRequired } from "../util/helpers.js";
+import { serializeSafetensors } from "../../runtime/safetensors.js";
+import { repoRoot, skipUnlessRequired } from "../util/helpers.js";
 
 // `tokr compile --target cuda -o DIR`: the artifact when nvcc is there, a clear error when not.
 
@@ -66,9 +71,86 @@ test(
       Array.from(readSafetensorsFile(join(art, m.weights)).get(w.weight!)!.data).slice(0, 3),
       [1, 0, -1],
     );
-    // Running it is not wired into `tokr run` yet: the message says so.
-    const run = await tokr("run", "art");
+    // `tokr run` loads it through runtime/cuda: no GPU here, so a clear error and exit 1, no crash.
+    writeFileSync(
+      join(dir, "x.safetensors"),
+      serializeSafetensors(new Map([["x", makeTensor("f32", [2, 4], [1, 2, 3, 4, 5, 6, 7, 8])]])),
+    );
+    const run = await tokr("run", "art", "--inputs", "x.safetensors");
+    if (run.code === 0) return; // a machine with a CUDA device ran it
     assert.equal(run.code, 1);
-    assert.match(run.err, /cuda artifact|CUDA/);
+    if (!existsSync(CUDA_ADDON_PATH)) assert.match(run.err, /addon is not built.*build-cuda\.js/);
+    else
+      assert.match(
+        run.err,
+        /^tokr: error: art: cannot run the CUDA artifact: no CUDA device.*; run it on a machine with an NVIDIA GPU .* or compile the model for another target/,
+      );
+    assert.equal(run.err.split("\n").filter(Boolean).length, 1, "one line, no stack");
+    // As a process (the addon loaded for real): exit status 1 and the message, no signal, no crash.
+    const cli = pathToFileURL(join(repoRoot, "compiler", "cli", "main.ts")).href;
+    const proc = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "--input-type=module",
+        "-e",
+        `const { main } = await import(${JSON.stringify(cli)}); process.exitCode = await main(process.argv.slice(1));`,
+        "run",
+        join(dir, "art"),
+        "--inputs",
+        join(dir, "x.safetensors"),
+      ],
+      { cwd: repoRoot, encoding: "utf8" },
+    );
+    assert.equal(proc.signal, null, proc.stderr);
+    assert.equal(proc.status, 1, proc.stderr);
+    assert.match(
+      proc.stderr,
+      /cannot run the CUDA artifact: (no CUDA device|the CUDA runtime addon is not built)/,
+    );
+    // Options that only make sense when compiling are refused before any device work.
+    assert.match((await tokr("run", "art", "--f16")).err, /--f16 is chosen when compiling a cuda artifact/);
+    assert.match(
+      (await tokr("run", "art", "--target", "cpu")).err,
+      /is a cuda artifact; it cannot run with --target cpu/,
+    );
+    assert.match(
+      (await tokr("run", "mlp.ir", "--target", "cuda")).err,
+      /--target cuda runs compiled cuda artifacts/,
+    );
   },
 );
+
+test(
+  "tokr compile --target cuda --bf16 stores f32 tensors as __nv_bfloat16",
+  { skip: skipUnlessRequired(findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 12+ toolkit)") },
+  async () => {
+    const r = await tokr("compile", "mlp.ir", "--target", "cuda", "--bf16", "-o", "art-bf16");
+    assert.deepEqual(r, { code: 0, err: "" });
+    const art = join(dir, "art-bf16");
+    const m = JSON.parse(readFileSync(join(art, "manifest.json"), "utf8")) as CudaManifest;
+    for (const b of m.buffers) assert.equal(b.storage, b.dtype === "f32" ? "bf16" : b.storage, b.name);
+    assert.ok(m.buffers.some((b) => b.storage === "bf16"));
+    assert.match(readFileSync(join(art, m.source), "utf8"), /const __nv_bfloat16\* /);
+    // Weights stay f32 in the file (the runtime rounds them at upload, like inputs).
+    const w = m.buffers.find((b) => b.kind === "constant")!;
+    assert.equal(readSafetensorsFile(join(art, m.weights)).get(w.weight!)!.dtype, "f32");
+  },
+);
+
+test("tokr compile --bf16 needs --target cuda; --f16 and --bf16 exclude each other", async () => {
+  assert.match(
+    (await tokr("compile", "mlp.ir", "--target", "wgsl", "--bf16", "-o", "a1")).err,
+    /--bf16 needs --target cuda \(WGSL has no bf16 type\)/,
+  );
+  assert.match(
+    (await tokr("compile", "mlp.ir", "--target", "cpu", "--bf16", "-o", "a2")).err,
+    /--bf16 needs --target cuda/,
+  );
+  if (findNvcc())
+    assert.match(
+      (await tokr("compile", "mlp.ir", "--target", "cuda", "--bf16", "--f16", "-o", "a3")).err,
+      /--f16 and --bf16 exclude each other/,
+    );
+});
