@@ -223,6 +223,10 @@ export interface Target {
   readonly maxWorkgroupInvocations: number;
   readonly maxWorkgroupStorageBytes: number;
   readonly maxStorageBuffersPerStage: number;
+  /**
+   * Largest storage binding in bytes (WebGPU `maxStorageBufferBindingSize`). The scheduler splits
+   * units binding more into chunks on offset views (compiler/kir/split.ts); CUDA has no such limit.
+   */
   readonly maxStorageBindingBytes: number;
   /** Matmul style: register blocking without workgroup memory (CPU drivers) or workgroup tiling. */
   readonly matmul: "register" | "tiled";

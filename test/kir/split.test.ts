@@ -10,6 +10,7 @@ import { runProgramOnKir } from "../../compiler/kir/run-program.js";
 import { buildProgram, ScheduleError } from "../../compiler/kir/schedule.js";
 import { BINDING_OFFSET_ALIGN } from "../../compiler/kir/split.js";
 import { DEFAULT_TARGET, type Target } from "../../compiler/kir/types.js";
+import { CUDA_TARGET } from "../../backends/cuda/target.js";
 import { compileTokr } from "../../compiler/lang/check.js";
 import { assertValid } from "../../compiler/verify.js";
 import { planMemory } from "../../runtime/plan.js";
@@ -118,4 +119,20 @@ test("a symbolic split axis is left to the runtime's check (the schedule cannot 
   const g = b.output(b.op("Relu", [x]));
   const p = buildProgram(g, TINY);
   assert.equal(p.steps.length, 1);
+});
+
+test("the default 128 MiB limit splits a 4 GiB pointwise op into 32 chunks of one kernel; CUDA never splits", () => {
+  const b = new GraphBuilder("huge");
+  const x = b.input("x", "f32", [1 << 20, 1024]);
+  const g = b.output(b.op("Relu", [x]));
+  // Scheduling allocates nothing: shapes only.
+  const p = buildProgram(g, DEFAULT_TARGET);
+  assert.equal(p.steps.length, 32);
+  assert.equal(p.kernels.length, 1, "equal chunks share one kernel");
+  checkBindings(p, DEFAULT_TARGET.maxStorageBindingBytes);
+  const plan = planMemory(p.buffers, new Map());
+  assert.deepEqual(plan.slots, [4 * 2 ** 30, 4 * 2 ** 30], "input and output stay whole buffers");
+  const cuda = buildProgram(g, CUDA_TARGET);
+  assert.equal(cuda.steps.length, 1);
+  assert.ok(cuda.buffers.every((bb) => bb.offset === undefined));
 });
