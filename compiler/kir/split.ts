@@ -90,7 +90,20 @@ const reduceRule: SplitRule = (ctx, s) => {
   return { inputs: [s, null], outputs: [s] };
 };
 
+/** Token ops work per example: the batch axis 0 of every `[B, ...]` tensor (a rank-1 `protect [N]` is shared). */
+const perExample: SplitRule = (ctx, s) =>
+  s === 0
+    ? {
+        inputs: ctx.inputs.map((t) => (t && t.dims.length >= 2 ? 0 : null)),
+        outputs: ctx.outputs.map(() => 0),
+      }
+    : undefined;
+
 const SPLIT_RULES: Readonly<Record<string, SplitRule>> = {
+  "tokens.prune": perExample,
+  "tokens.merge": perExample,
+  "tokens.pool": perExample,
+  "tokens.score": perExample,
   MatMul: (ctx, s) => {
     const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
     const r = ctx.outputs[0].dims.length;
@@ -223,6 +236,9 @@ export function planSplit(
     n.inputs.forEach((v, i) => v && assign(v, m.inputs[i] ?? null, n));
     n.outputs.forEach((v, i) => assign(v, m.outputs[i] ?? null, n));
   }
+  // Kernels may bind values that are not node inputs (live token counts): no rule says how they chunk.
+  for (const v of bound.keys())
+    if (!axes.has(v)) fail(`the kernel also binds %${v.name}, which no split rule covers`);
   for (const v of big)
     if (axes.get(v) === null || axes.get(v) === undefined)
       fail(

@@ -121,6 +121,20 @@ export function splitCases(): SplitCase[] {
       minExtraSteps: 2,
     });
   }
+  {
+    // Token pruning per example: x [8, 32, 8] = 8 KiB; index rows of 16 i32 need chunks of 4 examples.
+    const b = new GraphBuilder("prune_batch");
+    const x = b.input("x", "f32", [8, 32, 8]);
+    const scores = b.input("scores", "f32", [8, 32]);
+    const [y, index] = b.ops("tokens.prune", [x, scores], { keep: 16, protect_first: 1 }, 2);
+    const g = b.output(y, index);
+    cases.push({
+      name: "tokens.prune per example",
+      graph: g,
+      feeds: feeds(["x", [8, 32, 8], 17], ["scores", [8, 32], 18]),
+      minExtraSteps: 1,
+    });
+  }
   return cases;
 }
 
