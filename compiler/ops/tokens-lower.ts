@@ -110,9 +110,11 @@ const toF = (e: Expr): Expr => cast(e, "f32");
 // ---------- tokens.prune ----------
 
 /**
- * `tokens.prune`, static and adaptive: (1) each token's rank by an O(N) count and its kept flag,
- * (2) each kept token's output slot (count of kept tokens before it) and the per-example count,
- * (3) y rows gathered from their source tokens (plus the EViT fused row), (4) the index output.
+ * `tokens.prune`, static and adaptive, three launches: (1) each token's rank by an O(N) count and
+ * its kept flag (adaptive: the same scan counts the candidates, which gives the per-example
+ * count), (2) each kept token's output slot (count of kept tokens before it), (3) y rows gathered
+ * from their source tokens (plus the EViT fused row) and, when C is a static positive size, the
+ * index output from the same invocations (else a fourth launch). Static mode keeps exactly `keep`.
  */
 export function lowerPrune(ctx: LowerCtx): Lowering {
   const x = ctx.inputs[0];
@@ -125,6 +127,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
   const threshold = ctx.optAttr<number>("threshold");
   const adaptive = threshold !== undefined;
   const limit = adaptive ? ctx.attr<Dim>("capacity") : ctx.attr<Dim>("keep");
+  const lim = dimExpr(limit);
   const y = ctx.outputs[0];
   const rows = y.dims[1];
   const n = dimExpr(N);
@@ -136,6 +139,8 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     const xs = io.input(1);
     const pr = protect ? io.input(2) : null;
     const kept = io.scratch(keptS, "read_write");
+    const cnt = adaptive ? io.scratch(cntS, "read_write") : null;
+    const co = adaptive && ctx.outputs.length === 3 ? io.output(2) : null;
     const kb = io.kb;
     return (flat) => {
       const [b, j] = unravel(kb, flat, [B, N]);
@@ -148,9 +153,11 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
         return p;
       };
       const score = (t: Expr): Expr => rankScore(io.read(xs, iadd(imul(b, n), t), sc.dtype));
+      const candidate = (p: Expr, s: Expr): Expr => or(p, ge(s, f32(threshold ?? 0)));
       const pj = kb.let("pj", prot(j));
       const sj = kb.let("sj", score(j));
       const r = kb.var("rank", i32(0));
+      const cands = kb.var("cands", i32(0));
       kb.for("i", 0, n, (i) => {
         const pi = kb.let("pi", prot(i));
         const si = kb.let("si", score(i));
@@ -159,10 +166,18 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
         const byScore = or(gt(si, sj), and(eq(si, sj), lt(i, j)));
         const before = or(and(pi, ne(pj, pi)), and(samePrefix, select(pj, lt(i, j), byScore)));
         kb.set(r, add(r, select(before, i32(1), i32(0))));
+        if (adaptive) kb.set(cands, add(cands, select(candidate(pi, si), i32(1), i32(0))));
       });
-      let keep = lt(r, dimExpr(limit));
-      if (adaptive) keep = and(keep, or(pj, ge(sj, f32(threshold))));
+      // Candidates are a prefix of the ranking, so the kept ones are its first min(capacity, cands).
+      let keep = lt(r, lim);
+      if (adaptive) keep = and(keep, candidate(pj, sj));
       kb.store(kept, flat, select(keep, i32(1), i32(0)));
+      if (cnt)
+        kb.if(eq(j, 0), () => {
+          const c = kb.let("count", min(cands, lim));
+          kb.store(cnt, b, c);
+          if (co) io.write(co, b, c, "i32");
+        });
     };
   });
 
@@ -175,44 +190,47 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
       kb.if(ne(kb.load(kept, flat), 0), () => {
         const r = kb.var("slot", i32(0));
         kb.for("i", 0, j, (i) => kb.set(r, add(r, kb.load(kept, iadd(imul(b, n), i)))));
-        kb.store(src, iadd(imul(b, dimExpr(limit)), r), j);
+        kb.store(src, iadd(imul(b, lim), r), j);
       });
     };
   });
 
-  const wantCount = ctx.outputs.length === 3;
-  const counts = launch(ctx, "count", B, (io) => {
-    const kept = io.scratch(keptS, "read");
-    const cnt = io.scratch(cntS, "read_write");
-    const co = wantCount ? io.output(2) : null;
-    const kb = io.kb;
-    return (b) => {
-      const c = kb.var("count", i32(0));
-      kb.for("i", 0, n, (i) => kb.set(c, add(c, kb.load(kept, iadd(imul(b, n), i)))));
-      kb.store(cnt, b, c);
-      if (co) io.write(co, b, c, "i32");
-    };
-  });
+  const idx = ctx.outputs.length >= 2 ? ctx.outputs[1] : null;
+  const w = idx ? idx.dims[1] : 0;
+  // The index rides on the gather's c = 0 invocations when every row has one.
+  const indexInGather = idx !== null && typeof C === "number" && C > 0;
+  /** Example b's kept count: static mode keeps exactly `keep`; no tokens means nothing was counted. */
+  const countOf = (io: Io, b: Expr): Expr => {
+    if (!adaptive) return lim;
+    const c = io.kb.load(io.scratch(cntS, "read"), b);
+    return typeof N === "number" && N > 0 ? c : select(gt(n, 0), c, i32(0));
+  };
 
   const gather = launch(ctx, "gather", dimMul(B, rows, C), (io) => {
     const xb = io.input(0);
     const sb = fuse ? io.input(1) : null;
     const kept = fuse ? io.scratch(keptS, "read") : null;
     const src = io.scratch(srcS, "read");
-    const cnt = io.scratch(cntS, "read");
     const yb = io.output(0);
+    const ib = indexInGather ? io.output(1) : null;
     const kb = io.kb;
     const c_ = dimExpr(C);
     return (flat) => {
       const [b, r, c] = unravel(kb, flat, [B, rows, C]);
-      const count = kb.let("count", kb.load(cnt, b));
+      const count = kb.let("count", countOf(io, b));
       const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype);
+      const live = kb.let("live", lt(r, count));
+      const j = kb.let(
+        "j",
+        select(live, kb.load(src, iadd(imul(b, lim), max(min(r, sub(lim, 1)), 0))), i32(-1)),
+      );
+      if (ib && idx)
+        kb.if(and(eq(c, 0), lt(r, dimExpr(w))), () =>
+          io.write(ib, iadd(imul(b, dimExpr(w)), r), j, idx.dtype),
+        );
       kb.if(
-        lt(r, count),
-        () => {
-          const j = kb.let("j", kb.load(src, iadd(imul(b, dimExpr(limit)), r)));
-          io.write(yb, flat, xAt(j), y.dtype);
-        },
+        live,
+        () => io.write(yb, flat, xAt(j), y.dtype),
         () => {
           if (!(fuse && sb && kept)) {
             io.write(yb, flat, i32(0), y.dtype);
@@ -222,19 +240,19 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
             // Weights: dropped scores normalised to sum 1, or a plain mean when they sum to 0.
             const wsum = kb.var("wsum", f32(0));
             const nd = kb.var("dropped", i32(0));
-            const dropped = (j: Expr): Expr => eq(kb.load(kept, iadd(imul(b, n), j)), 0);
-            const s = (j: Expr): Expr => io.read(sb, iadd(imul(b, n), j), sc.dtype);
-            kb.for("j", 0, n, (j) =>
-              kb.if(dropped(j), () => {
-                kb.set(wsum, add(wsum, s(j)));
+            const dropped = (t: Expr): Expr => eq(kb.load(kept, iadd(imul(b, n), t)), 0);
+            const s = (t: Expr): Expr => io.read(sb, iadd(imul(b, n), t), sc.dtype);
+            kb.for("t", 0, n, (t) =>
+              kb.if(dropped(t), () => {
+                kb.set(wsum, add(wsum, s(t)));
                 kb.set(nd, add(nd, 1));
               }),
             );
             const acc = kb.var("acc", f32(0));
-            kb.for("j", 0, n, (j) =>
-              kb.if(dropped(j), () => {
-                const w = select(ne(wsum, f32(0)), fdiv(s(j), wsum), fdiv(f32(1), toF(nd)));
-                kb.set(acc, add(acc, mul(w, toF(xAt(j)))));
+            kb.for("t", 0, n, (t) =>
+              kb.if(dropped(t), () => {
+                const wt = select(ne(wsum, f32(0)), fdiv(s(t), wsum), fdiv(f32(1), toF(nd)));
+                kb.set(acc, add(acc, mul(wt, toF(xAt(t)))));
               }),
             );
             io.write(yb, flat, acc, y.dtype);
@@ -245,26 +263,22 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     };
   });
 
-  const launches = [rank, slots, counts, gather];
-  if (ctx.outputs.length >= 2) {
-    const idx = ctx.outputs[1];
-    const w = idx.dims[1];
+  const launches = [rank, slots, gather];
+  if (idx && !indexInGather)
     launches.push(
       launch(ctx, "index", dimMul(B, w), (io) => {
         const src = io.scratch(srcS, "read");
-        const cnt = io.scratch(cntS, "read");
         const ib = io.output(1);
         const kb = io.kb;
         return (flat) => {
           const [b, r] = unravel(kb, flat, [B, w]);
           const v = kb.var("v", i32(-1));
-          kb.if(lt(r, kb.load(cnt, b)), () => kb.set(v, kb.load(src, iadd(imul(b, dimExpr(limit)), r))));
+          kb.if(lt(r, countOf(io, b)), () => kb.set(v, kb.load(src, iadd(imul(b, lim), r))));
           io.write(ib, flat, v, idx.dtype);
         };
       }),
     );
-  }
-  return { launches, scratch: [keptS, srcS, cntS] };
+  return { launches, scratch: [keptS, srcS, ...(adaptive ? [cntS] : [])] };
 }
 
 // ---------- tokens.merge ----------
@@ -397,14 +411,17 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
             kb.if(lt(k, nb_), () => {
               const nbk = kb.let(`nb${j}`, kb.load(nb, tb[j]));
               for (const [i, dot] of dots.map((row) => row[j]).entries()) {
-                const cos = select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(dot, mul(na[i], nbk)));
+                const cos = kb.let(
+                  `cos${i}`,
+                  select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(dot, mul(na[i], nbk))),
+                );
                 let e = cos;
                 if (info && rel) {
                   const half = (buf: string): Expr =>
                     mul(add(kb.load(buf, ta[i]), kb.load(buf, tb[j])), f32(0.5));
                   e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
                 }
-                const s = kb.let(`s${i}`, rankScore(e));
+                const s = kb.let(`s${i}`, rankScore(kb.let(`e${i}`, e)));
                 kb.if(or(gt(s, bs[i]), eq(k, 0)), () => {
                   kb.set(bi[i], k);
                   kb.set(bs[i], s);

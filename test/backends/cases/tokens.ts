@@ -94,6 +94,41 @@ const prune: OpCase[] = [
   },
 ];
 
+// Edge paths of the three-launch prune: nothing kept, nothing dropped, counts that differ per example.
+const xC = r([3, 11, 2], 48);
+const sC = f(
+  [3, 11],
+  [
+    [0.9, 0.1, 0.2, 0.1, 0, 0.3, 0.2, 0.1, 0.25, 0.1, 0.05],
+    [0.1, 0.8, 0.7, 0.9, 0.6, 0.75, 0.8, NaN, 0.65, 0.9, 0.7],
+    [0.5, 0.5, 0.1, 0.5, 0.4, 0.5, 0.2, 0.45, 0.5, 0.1, 0.49],
+  ].flat(),
+);
+prune.push(
+  {
+    name: "tokens.prune/keep-zero-fuse-all",
+    op: "tokens.prune",
+    attrs: { keep: 0, fuse: true },
+    numOutputs: 2,
+    inputs: [r([2, 5, 3], 49), r([2, 5], 50, 0, 1)],
+  },
+  {
+    name: "tokens.prune/keep-all-fuse-nothing",
+    op: "tokens.prune",
+    attrs: { keep: 5, fuse: true, protect_first: 1 },
+    numOutputs: 2,
+    inputs: [r([2, 5, 3], 51), r([2, 5], 52)],
+  },
+  {
+    name: "tokens.prune/adaptive-counts-per-example",
+    op: "tokens.prune",
+    attrs: { threshold: 0.5, capacity: 6, protect_first: 1 },
+    numOutputs: 3,
+    inputs: [xC, sC],
+    env: { K0: adaptiveK(xC, sC, null, { threshold: 0.5, capacity: 6, fuse: false, protectFirst: 1 }) },
+  },
+);
+
 /** Metric [1, 8, 2] with exact ties (norms exact in f32 and f64) and a zero row. */
 const tiedMetric = f([1, 8, 2], [1, 0, 1, 0, 1, 0, 0, 0, 3, 4, 6, 8, 1, 0, 2, 0]);
 
