@@ -159,9 +159,9 @@ export function emulateProgram(
     sig.addInput(tensorType(b.dtype, b.dims), b.name);
   }
   const env = bindInputs(sig, feeds);
+  // Like the runtimes and the KIR runner: a data-dependent symbol takes its capacity.
   for (const s of program.symbols)
-    if (!env.has(s.name))
-      throw new RunError(`symbol '${s.name}' is data-dependent: the emulator cannot bind it`);
+    if (!env.has(s.name) && s.capacity !== undefined) env.set(s.name, evalDim(s.capacity, env));
   const bufs: EmuBuffer[] = [];
   const root = (id: number): number => program.buffers[id].aliasOf ?? id;
   for (const b of program.buffers) {
