@@ -21,7 +21,7 @@ import { argmaxRows, fmnistBatch, readIdxImages } from "../examples/fmnist-vit/i
 import "../passes/index.js";
 import { PassManager } from "../passes/manager.js";
 import { compileProgram, writeProgramArtifact } from "../runtime/artifact.js";
-import { tuneMatmul } from "../runtime/webgpu/autotune.js";
+import { tunedTarget, tuneMatmul } from "../runtime/webgpu/autotune.js";
 import { nodeGpu } from "../runtime/webgpu/node.js";
 import type { GpuProgram } from "../runtime/webgpu/program.js";
 import { WebGpuRuntime } from "../runtime/webgpu/runtime.js";
@@ -199,10 +199,10 @@ interface Loaded {
 async function loadGraph(g: Graph, what: string): Promise<Loaded> {
   if (!rt) throw new Error(noTokr);
   const tuning = await tuneMatmul(rt, g);
-  const target: Target = tuning ? { ...rt.target, matmul: tuning.choice } : rt.target;
+  const target: Target = tunedTarget(rt.target, tuning);
   const tuned = tuning
-    ? `tokr ${what}: matmul style ${tuning.choice} (autotuned on ${tuning.node}: ` +
-      `${Object.entries(tuning.ms)
+    ? `tokr ${what}: matmul ${tuning.choice} ${tuning.variant ?? ""} (autotuned on ${tuning.node}: ` +
+      `${Object.entries(tuning.variants ?? tuning.ms)
         .map(([k, v]) => `${k} ${v.toFixed(1)} ms`)
         .join(", ")})`
     : `tokr ${what}: no matmul to tune`;

@@ -18,7 +18,12 @@ import {
 } from "../../runtime/artifact.js";
 import { DeviceDataError } from "../../runtime/device-data.js";
 import { GpuRuntimeError, NoAdapterError } from "../../runtime/webgpu/device.js";
-import { type MatmulTuning, type TuningCache, tuneMatmul } from "../../runtime/webgpu/autotune.js";
+import {
+  type MatmulTuning,
+  type TuningCache,
+  tunedTarget,
+  tuneMatmul,
+} from "../../runtime/webgpu/autotune.js";
 import { nodeGpu } from "../../runtime/webgpu/node.js";
 import { WgslCompileError } from "../../runtime/webgpu/pipelines.js";
 import { WebGpuRuntime } from "../../runtime/webgpu/runtime.js";
@@ -96,7 +101,7 @@ function describeTuning(t: MatmulTuning): string {
   const shapes = t.shapes.map((s) => `[${s.join("x")}]`).join(" x ");
   return (
     `tokr: matmul style for ${t.op} %${t.node} ${shapes}: register ${t.ms.register.toFixed(3)} ms, ` +
-    `tiled ${t.ms.tiled.toFixed(3)} ms -> ${t.choice}${t.cached ? " (cached)" : ""}\n`
+    `tiled ${t.ms.tiled.toFixed(3)} ms -> ${t.choice}${t.variant ? ` ${t.variant}` : ""}${t.cached ? " (cached)" : ""}\n`
   );
 }
 
@@ -153,7 +158,7 @@ export async function compileWgsl(
         if (f16 && !rt.target.f16) throw lacksF16(rt.ctx.description);
         graph = await cli(() => (f16 ? toF16(g) : g));
         tuning = await cli(() => tuneMatmul(rt, graph, fileCache(io)));
-        target = tuning ? { ...rt.target, matmul: tuning.choice } : rt.target;
+        target = tunedTarget(rt.target, tuning);
         if (tuning) io.stderr(describeTuning(tuning));
       } finally {
         rt.destroy();

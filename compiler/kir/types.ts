@@ -230,6 +230,11 @@ export interface Target {
   readonly maxStorageBindingBytes: number;
   /** Matmul style: register blocking without workgroup memory (CPU drivers) or workgroup tiling. */
   readonly matmul: "register" | "tiled";
+  /**
+   * The matmul kernel variant by name (`MATMUL_VARIANTS` in compiler/ops/linalg-lower.ts, of the
+   * `matmul` style), as the autotuner chose it; absent means the style's default.
+   */
+  readonly matmulVariant?: string;
 }
 
 /** A conservative target every WebGPU device satisfies (the WebGPU default limits). */

@@ -94,6 +94,13 @@ export interface MatmulVariant {
   readonly wgy: number;
   /** tiled: depth of a staged K tile (ignored by register variants). */
   readonly tk: number;
+  /**
+   * register: which columns an invocation owns. `block`: tn adjacent ones; `lane`: column
+   * `c * wgx + local x` of the workgroup's tile, so neighbouring invocations (the SIMD lanes of a
+   * CPU driver) read adjacent B elements. Default `block`. With `wgy` 1 the rows come from the
+   * workgroup id, the same for every lane, which a CPU driver loads once and broadcasts.
+   */
+  readonly cols?: "block" | "lane";
 }
 
 /**
@@ -103,14 +110,25 @@ export interface MatmulVariant {
 export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
   { name: "reg4x4", style: "register", tm: 4, tn: 4, wgx: 8, wgy: 8, tk: 0 },
   { name: "reg4x8", style: "register", tm: 4, tn: 8, wgx: 8, wgy: 8, tk: 0 },
+  // One SIMD row of lanes per workgroup (lavapipe: A loads uniform, 8 B loads per 64 FMAs per lane).
+  { name: "row8x8", style: "register", tm: 8, tn: 8, wgx: 8, wgy: 1, tk: 0, cols: "lane" },
+  { name: "row8x4", style: "register", tm: 8, tn: 4, wgx: 8, wgy: 1, tk: 0, cols: "lane" },
   { name: "tiled32k8", style: "tiled", tm: 4, tn: 4, wgx: 8, wgy: 8, tk: 8 },
   { name: "tiled16k16", style: "tiled", tm: 1, tn: 1, wgx: 16, wgy: 16, tk: 16 },
 ];
 
-/** The default variant for a target's matmul style. */
+/** The target's matmul variant: `Target.matmulVariant` by name, else the style's first. */
 export function defaultMatmulVariant(target: Target): MatmulVariant {
-  const v = MATMUL_VARIANTS.find((x) => x.style === target.matmul);
-  if (!v) throw new Error(`no matmul variant of style ${target.matmul}`);
+  const want = target.matmulVariant;
+  const v = MATMUL_VARIANTS.find((x) => (want === undefined ? x.style === target.matmul : x.name === want));
+  if (!v)
+    throw new Error(
+      want === undefined
+        ? `no matmul variant of style ${target.matmul}`
+        : `unknown matmul variant '${want}' (known: ${MATMUL_VARIANTS.map((x) => x.name).join(", ")})`,
+    );
+  if (v.style !== target.matmul)
+    throw new Error(`matmul variant '${v.name}' is of style ${v.style}, the target's is ${target.matmul}`);
   return v;
 }
 
@@ -171,10 +189,17 @@ function gemmKernel(
   const colOf: Expr[] = [];
 
   if (v.style === "register") {
-    const row0 = kb.let("row0", imul(builtin("global_id", 1), v.tm));
-    const col0 = kb.let("col0", imul(builtin("global_id", 0), v.tn));
+    // wgy 1: rows from group_id are uniform, so a CPU driver loads A once and broadcasts it.
+    const rowId = v.wgy === 1 ? builtin("group_id", 1) : builtin("global_id", 1);
+    const row0 = kb.let("row0", imul(rowId, v.tm));
     for (let r = 0; r < v.tm; r++) rowOf.push(iadd(row0, r));
-    for (let c = 0; c < v.tn; c++) colOf.push(iadd(col0, c));
+    if (v.cols === "lane") {
+      const col0 = kb.let("col0", iadd(imul(builtin("group_id", 0), tileN), builtin("local_id", 0)));
+      for (let c = 0; c < v.tn; c++) colOf.push(iadd(col0, c * v.wgx));
+    } else {
+      const col0 = kb.let("col0", imul(builtin("global_id", 0), v.tn));
+      for (let c = 0; c < v.tn; c++) colOf.push(iadd(col0, c));
+    }
     // Rows/columns past the edge read the last valid one (no branch in the k loop); never stored.
     const aRow = rowOf.map((e, r) => kb.let(`a_row${r}`, iadd(aBase, imul(min(e, sub(M, 1)), pr.a.sRow))));
     const bCol = colOf.map((e, c) => kb.let(`b_col${c}`, iadd(bBase, imul(min(e, sub(N, 1)), pr.b.sCol))));

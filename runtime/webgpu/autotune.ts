@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" />
 /**
- * Compile-time choice of the matmul style (`Target.matmul`: register blocking or workgroup
- * tiling, compiler/ops/linalg-lower.ts) by timing both on the device for the model's largest
+ * Compile-time choice of the matmul kernel variant (`Target.matmul` style and
+ * `Target.matmulVariant`: register blocking or workgroup tiling, tile shapes; see `MATMUL_VARIANTS`
+ * in compiler/ops/linalg-lower.ts) by timing every variant on the device for the model's largest
  * matmul. No Node imports: the cache is passed in (a JSON file in the CLI).
  */
 import { renderWgsl } from "../../backends/wgsl/render.js";
@@ -11,11 +12,13 @@ import { makeTensor } from "../../compiler/ir/tensor.js";
 import { tensorType, type TensorType } from "../../compiler/ir/types.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
 import type { Target } from "../../compiler/kir/types.js";
+import { MATMUL_VARIANTS, lowerMatmul } from "../../compiler/ops/linalg-lower.js";
+import { getOp } from "../../compiler/ops/registry.js";
+import { nodeFlops } from "../../compiler/report/flops.js";
 import { compileProgram } from "../artifact.js";
 import type { WebGpuRuntime } from "./runtime.js";
 
 export type MatmulStyle = Target["matmul"];
-const STYLES: readonly MatmulStyle[] = ["register", "tiled"];
 
 /** The matmul the tuner timed, its timings and the choice (recorded in the artifact manifest). */
 export interface MatmulTuning {
@@ -25,11 +28,25 @@ export interface MatmulTuning {
   readonly op: string;
   readonly shapes: readonly (readonly number[])[];
   readonly flops: number;
-  /** Best of a few timed batches, milliseconds per run of the node's kernels. */
+  /** Best of a few timed batches, milliseconds per run of the node's kernels: the best variant of each style. */
   readonly ms: Readonly<Record<MatmulStyle, number>>;
+  /** The same per variant name (absent in cache entries written before variants were tuned). */
+  readonly variants?: Readonly<Record<string, number>>;
+  /** The style of the fastest variant. */
   readonly choice: MatmulStyle;
+  /** The fastest variant's name (absent: the style's default). */
+  readonly variant?: string;
   /** True when the result came from the cache instead of timing. */
   readonly cached: boolean;
+}
+
+/** `base` with the tuned matmul style and variant (`base` itself without a tuning). */
+export function tunedTarget(base: Target, t: MatmulTuning | undefined): Target {
+  if (!t) return base;
+  const { matmulVariant: _old, ...rest } = base;
+  return t.variant === undefined
+    ? { ...rest, matmul: t.choice }
+    : { ...rest, matmul: t.choice, matmulVariant: t.variant };
 }
 
 /** Where tunings persist between compiles (keyed by adapter description and problem). */
@@ -53,9 +70,15 @@ const numeric = (t: TensorType, env: ReadonlyMap<string, number>): TensorType =>
     t.axes,
   );
 
+/** Ops whose kernels are the tuned matmul lowering (MatMul, Gemm), by their OpDef's `lower`. */
+function isTunedMatmul(op: string): boolean {
+  return getOp(op)?.lower === lowerMatmul;
+}
+
 /**
- * The MatMul/Gemm node with the most flops, with every graph symbol bound to 1 (the batch-1
- * latency case; data-dependent symbols at their capacity when it is a number).
+ * The node lowered by the matmul lowering with the most flops (`OpDef.flops`), with every graph
+ * symbol bound to 1 (the batch-1 latency case; data-dependent symbols at their capacity when it is
+ * a number).
  */
 export function largestMatmul(g: Graph): MatmulProblem | undefined {
   const env = new Map<string, number>();
@@ -63,19 +86,18 @@ export function largestMatmul(g: Graph): MatmulProblem | undefined {
     for (const s of freeSymbols(d)) if (!env.has(s)) env.set(s, 1);
   };
   for (const s of g.symbols.values()) if (typeof s.capacity === "number") env.set(s.name, s.capacity);
+  const counts = nodeFlops(g);
   let best: MatmulProblem | undefined;
-  for (const n of g.nodes) {
-    if (n.op !== "MatMul" && n.op !== "Gemm") continue;
-    const a = n.inputs[0];
-    if (!a) continue;
+  g.nodes.forEach((n, i) => {
+    const count = counts[i];
+    if (!isTunedMatmul(n.op) || count === undefined || !n.inputs[0]) return;
     for (const v of [...n.inputs, ...n.outputs]) if (v) v.type.dims.forEach(bind);
+    bind(count);
+    const flops = evalDim(count, env);
     const types = n.inputs.map((v) => (v ? numeric(v.type, env) : null));
     const outs = n.outputs.map((o) => numeric(o.type, env));
-    const ad = types[0]!.dims as number[];
-    const k = n.op === "Gemm" && n.attrs.transA ? ad[0] : ad[ad.length - 1];
-    const flops = 2 * k * (outs[0].dims as number[]).reduce((x, y) => x * y, 1);
     if (!best || flops > best.flops) best = { node: n, types, outs, flops };
-  }
+  });
   return best;
 }
 
@@ -95,9 +117,9 @@ export function tuningKey(adapter: string, p: MatmulProblem, f16: boolean): stri
 }
 
 /**
- * Times the register and tiled matmul styles on the device for `g`'s largest matmul and returns
- * the faster (undefined when the graph has no matmul). Each style: a warm-up run, then the best
- * of 3 batches sized to ~30 ms.
+ * Times every matmul variant (`MATMUL_VARIANTS`) on the device for `g`'s largest matmul and
+ * returns the fastest (undefined when the graph has no matmul). Each variant: a warm-up run, then
+ * the best of 3 batches sized to ~30 ms.
  */
 export async function tuneMatmul(
   rt: WebGpuRuntime,
@@ -119,21 +141,24 @@ export async function tuneMatmul(
       return [[`x${i}`, makeTensor(t.dtype, dims, data)] as const];
     }),
   );
-  const ms = {} as Record<MatmulStyle, number>;
-  for (const style of STYLES) {
-    const target: Target = { ...rt.target, matmul: style };
+  const variants: Record<string, number> = {};
+  const ms: Record<MatmulStyle, number> = { register: Infinity, tiled: Infinity };
+  let best = MATMUL_VARIANTS[0];
+  for (const v of MATMUL_VARIANTS) {
+    const target: Target = { ...rt.target, matmul: v.style, matmulVariant: v.name };
     const program = await rt.load(compileProgram(buildProgram(graph, target), "wgsl", target, renderWgsl));
     try {
       const warm = await program.time(feeds, 1);
       const repeats = Math.max(1, Math.min(200, Math.ceil(30 / Math.max(warm, 0.01))));
-      let best = Infinity;
-      for (let i = 0; i < 3; i++) best = Math.min(best, await program.time(feeds, repeats));
-      ms[style] = best;
+      let t = Infinity;
+      for (let i = 0; i < 3; i++) t = Math.min(t, await program.time(feeds, repeats));
+      variants[v.name] = t;
+      ms[v.style] = Math.min(ms[v.style], t);
+      if (t < variants[best.name]! || best === v) best = v;
     } finally {
       program.destroy();
     }
   }
-  const choice = STYLES.reduce((a, b) => (ms[b] < ms[a] ? b : a));
   const tuning: MatmulTuning = {
     adapter: rt.ctx.description,
     node: p.node.outputs[0]?.name ?? `#${p.node.id}`,
@@ -141,7 +166,9 @@ export async function tuneMatmul(
     shapes: p.types.flatMap((t) => (t ? [t.dims as number[]] : [])),
     flops: p.flops,
     ms,
-    choice,
+    variants,
+    choice: best.style,
+    variant: best.name,
     cached: false,
   };
   cache?.set(key, tuning);

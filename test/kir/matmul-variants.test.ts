@@ -3,7 +3,12 @@ import { test } from "node:test";
 import { runLowered } from "../../compiler/kir/run.js";
 import { lowerCtx } from "../../compiler/kir/lower.js";
 import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
-import { MATMUL_VARIANTS, lowerMatmul, matmulLowering } from "../../compiler/ops/linalg-lower.js";
+import {
+  MATMUL_VARIANTS,
+  defaultMatmulVariant,
+  lowerMatmul,
+  matmulLowering,
+} from "../../compiler/ops/linalg-lower.js";
 import { cases } from "../backends/cases/linalg.js";
 import { compare, prepare } from "../backends/cases/run.js";
 
@@ -35,4 +40,29 @@ test("matmul: Target.matmul picks the style; register kernels have no barriers o
     assert.equal(text.includes('"barrier"'), style === "tiled", style);
     assert.equal(k.arrays.length > 0, style === "tiled", style);
   }
+});
+
+test("matmul: Target.matmulVariant picks a variant by name (the autotuner's choice)", () => {
+  const c = MATMULS[0];
+  const p = prepare(c);
+  for (const v of MATMUL_VARIANTS) {
+    const target = { ...DEFAULT_TARGET, matmul: v.style, matmulVariant: v.name };
+    assert.equal(defaultMatmulVariant(target), v);
+    const k = lowerMatmul(lowerCtx(p.def, "mm", {}, p.inTypes, p.outTypes, target)).launches[0].kernel;
+    assert.ok(k.name.endsWith(`_${v.name}`), k.name);
+    assert.deepEqual(k.workgroupSize, [v.wgx, v.wgy, 1]);
+  }
+  assert.equal(defaultMatmulVariant(DEFAULT_TARGET), MATMUL_VARIANTS[0]);
+});
+
+test("matmul: an unknown or mismatched Target.matmulVariant is an error naming it", () => {
+  assert.throws(
+    () => defaultMatmulVariant({ ...DEFAULT_TARGET, matmulVariant: "nope" }),
+    /unknown matmul variant 'nope' \(known: reg4x4,/,
+  );
+  const tiled = MATMUL_VARIANTS.find((v) => v.style === "tiled")!;
+  assert.throws(
+    () => defaultMatmulVariant({ ...DEFAULT_TARGET, matmul: "register", matmulVariant: tiled.name }),
+    /is of style tiled, the target's is register/,
+  );
 });

@@ -23,6 +23,12 @@ export const cases: OpCase[] = [
     inputs: [randTensor("f32", [2, 1, 4, 5], 5), randTensor("f32", [3, 5, 6], 6)],
   },
   {
+    // Past one 8x64 tile of the row variants in both directions, odd K.
+    name: "MatMul/wide-tile-edges",
+    op: "MatMul",
+    inputs: [randTensor("f32", [2, 9, 13], 62), randTensor("f32", [13, 70], 63)],
+  },
+  {
     name: "MatMul/1d-a",
     op: "MatMul",
     inputs: [randTensor("f32", [5], 7), randTensor("f32", [2, 5, 3], 8)],
