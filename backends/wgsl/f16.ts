@@ -41,7 +41,13 @@ export function toF16(g: Graph): Graph {
   const map = new Map<Value, Value>();
   const outputs = new Set(g.outputs);
   const casts: { from: Value; to: Value }[] = [];
-  for (const v of g.inputs) map.set(v, ng.addInput(v.type, v.name));
+  // Graph inputs returned as outputs are returned as they came in (not as their f16 cast).
+  const asInput = new Map<Value, Value>();
+  for (const v of g.inputs) {
+    const nv = ng.addInput(v.type, v.name);
+    map.set(v, nv);
+    asInput.set(v, nv);
+  }
   for (const [v, c] of g.constants) {
     if (v.type.dtype !== "f32") {
       map.set(v, ng.addConstant(v.type, v.name, c.data, c.ref));
@@ -49,7 +55,10 @@ export function toF16(g: Graph): Graph {
     }
     if (!c.data)
       throw new F16Error(`constant %${v.name} has no data (ref "${c.ref}"): bind its weights before --f16`);
-    map.set(v, ng.addConstant(half(v.type), v.name, makeTensor("f16", c.data.shape, c.data.data)));
+    // A constant that is also a graph output keeps its name for the f32 cast back (below).
+    const name = outputs.has(v) ? `${v.name}_f16` : v.name;
+    map.set(v, ng.addConstant(half(v.type), name, makeTensor("f16", c.data.shape, c.data.data)));
+    if (outputs.has(v)) casts.push({ from: v, to: map.get(v)! });
   }
   const known = computeKnown(ng);
   for (const v of g.inputs)
@@ -101,6 +110,6 @@ export function toF16(g: Graph): Graph {
     const n = ng.addNode("Cast", [to], [from.type], { to: from.type.dtype }, { names: [from.name] });
     back.set(from, n.outputs[0]);
   }
-  for (const v of g.outputs) ng.outputs.push(back.get(v) ?? map.get(v)!);
+  for (const v of g.outputs) ng.outputs.push(asInput.get(v) ?? back.get(v) ?? map.get(v)!);
   return ng;
 }
