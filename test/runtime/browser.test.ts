@@ -42,8 +42,12 @@ try {
   const tokr = await import("/tokr-webgpu.js");
   const rt = await tokr.browserRuntime();
   await log("adapter " + rt.ctx.description);
-  const program = await rt.load(await tokr.loadProgramArtifactFromUrl("art/"));
-  await log(program.program.kernels.length + " kernels loaded");
+  rt.device.lost.then((i) => i.reason !== "destroyed" && log("device lost: " + i.message));
+  rt.device.addEventListener("uncapturederror", (e) => log("uncaptured: " + e.error.message));
+  const artifact = await tokr.loadProgramArtifactFromUrl("art/");
+  await log("artifact fetched");
+  const program = await rt.load(artifact);
+  await log(artifact.kernels.length + " kernels compiled");
   const out = new Map();
   for (let r = 0; r < ${runs}; r++) {
     const bytes = new Uint8Array(await (await fetch("in" + r + ".safetensors")).arrayBuffer());
