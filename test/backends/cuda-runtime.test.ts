@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runGraph } from "../../backends/cpu/interpreter.js";
+import { RunError, runGraph } from "../../backends/cpu/interpreter.js";
 import { buildEmulator, type CudaEmulator } from "../../backends/cuda/cpu.js";
 import { compileCudaProgram, type CudaManifest } from "../../backends/cuda/program.js";
-import { CUDA_TARGET } from "../../backends/cuda/target.js";
+import { CUDA_BF16_TARGET, CUDA_TARGET } from "../../backends/cuda/target.js";
 import { findGxx } from "../../backends/cuda/toolchain.js";
 import { GraphBuilder } from "../../compiler/builder.js";
 import type { Graph } from "../../compiler/ir/graph.js";
@@ -15,7 +15,14 @@ import { buildProgram } from "../../compiler/kir/schedule.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { buildVit, FMNIST_VIT } from "../../examples/fmnist-vit/vit-ir.js";
 import { CUDA_ADDON_PATH, type CudaAddon, type DeviceHandle } from "../../runtime/cuda/loader.js";
-import { type CudaArtifactFiles, CudaProgram } from "../../runtime/cuda/program.js";
+import {
+  type CudaArtifactFiles,
+  CudaProgram,
+  type CudaState,
+  CudaStateError,
+} from "../../runtime/cuda/program.js";
+import { CudaRuntime } from "../../runtime/cuda/runtime.js";
+import type { Tensor } from "../../compiler/ir/tensor.js";
 import { readSafetensorsFile } from "../../runtime/node-io.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
 import type { ProgramRunner } from "../../runtime/types.js";
@@ -191,6 +198,113 @@ test(
       t.skip("a CUDA device is present: this test checks the no-device path");
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+/** y = acc + x over [4]: a running sum when y is written into the state read as acc next run. */
+function accumulate(): Graph {
+  const b = new GraphBuilder("accumulate");
+  const acc = b.input("acc", "f32", [4]);
+  const x = b.input("x", "f32", [4]);
+  return b.output(b.op("Add", [acc, x], {}, { names: ["y"] }));
+}
+
+test(
+  "cuda runtime: state buffers persist across runs and programs (inputs from states, outputsTo)",
+  { skip: skipEmu },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tokr-cuda-rt-"));
+    const dir2 = mkdtempSync(join(tmpdir(), "tokr-cuda-rt-"));
+    try {
+      const { files, emu } = artifact(accumulate(), dir);
+      const addon = new EmulatedAddon(emu);
+      const rt = new CudaRuntime(addon);
+      const p = rt.load(files);
+      const a = rt.createState("a", "f32", [4]);
+      const b = rt.createState("b", "f32", [4]);
+      rt.writeState("a", tensor("f32", [4], [1, 2, 3, 4]));
+      const x = tensor("f32", [4], [10, 20, 30, 40]);
+      // Ping-pong: each run reads one state and writes the other; redirected outputs are not returned.
+      const states = [a, b];
+      for (let r = 0; r < 3; r++) {
+        const out = await p.run(
+          new Map<string, Tensor | CudaState>([
+            ["acc", states[r % 2]],
+            ["x", x],
+          ]),
+          {
+            outputsTo: new Map([["y", states[(r + 1) % 2]]]),
+          },
+        );
+        assert.equal(out.size, 0);
+      }
+      assert.deepEqual(Array.from((await rt.readState("b")).data), [31, 62, 93, 124]);
+      // Another program's runs (its own liveness-planned memory) leave the states alone.
+      const other = artifact(mlp(), dir2);
+      const q = CudaProgram.load(other.files, new EmulatedAddon(other.emu));
+      await q.run(new Map([["x", tensor("f32", [5, 8], rand(3, 40))]]));
+      q.destroy();
+      // A state input with a host-read output: plain outputs still come back.
+      const out = await p.run(
+        new Map<string, Tensor | CudaState>([
+          ["acc", b],
+          ["x", x],
+        ]),
+      );
+      assert.deepEqual(Array.from(out.get("y")!.data), [41, 82, 123, 164]);
+      assert.deepEqual(
+        Array.from((await rt.readState("b")).data),
+        [31, 62, 93, 124],
+        "inputs are not written",
+      );
+      // Bindings are checked: shape, dtype, storage, output names.
+      const small = rt.createState("small", "f32", [3]);
+      await assert.rejects(
+        p.run(
+          new Map<string, Tensor | CudaState>([
+            ["acc", small],
+            ["x", x],
+          ]),
+        ),
+        (e: unknown) => e instanceof CudaStateError || e instanceof RunError,
+      );
+      await assert.rejects(
+        p.run(
+          new Map([
+            ["acc", x],
+            ["x", x],
+          ]),
+          { outputsTo: new Map([["acc", a]]) },
+        ),
+        /outputsTo names 'acc', which is not an output/,
+      );
+      const bf = new CudaRuntime(addon, CUDA_BF16_TARGET).createState("bf", "f32", [4]);
+      assert.equal(bf.storage, "bf16");
+      await assert.rejects(
+        p.run(
+          new Map([
+            ["acc", x],
+            ["x", x],
+          ]),
+          { outputsTo: new Map([["y", bf]]) },
+        ),
+        /output 'y' is stored as f32 on the device, but state 'bf' as bf16/,
+      );
+      assert.throws(
+        () => rt.writeState("a", tensor("f32", [2], [1, 2])),
+        /state 'a' is f32\[4\], got f32\[2\]/,
+      );
+      // Program memory and states are freed separately.
+      p.destroy();
+      assert.equal(addon.mem.size, 4, "a, b, small and bf outlive the program");
+      rt.destroy();
+      assert.throws(() => rt.state("a"), /no state buffer 'a'/);
+      addon.free(bf.ptr);
+      assert.equal(addon.mem.size, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir2, { recursive: true, force: true });
     }
   },
 );
