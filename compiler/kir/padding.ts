@@ -93,6 +93,13 @@ const RULES: Readonly<Record<string, Rule>> = {
     c.axis === axisAttr(c, "axis", 0) ? { refuse: "concatenates along the padded axis" } : "rows",
   Split: (c) =>
     c.input === 0 && c.axis === axisAttr(c, "axis", 0) ? { refuse: "splits along the padded axis" } : "rows",
+  // A later prune ranks (and fuses) only the live tokens: x and scores axis 1, protect's last axis.
+  "tokens.prune": (c) => {
+    if (c.axis !== (c.input === 2 ? c.rank - 1 : 1)) return "rows";
+    return symbolName(c.dim) === c.src.symbol
+      ? "live"
+      : { refuse: "the token axis must be exactly the symbol" };
+  },
   // Keys and queries (axis 2 of q, k, v) mask by the live length; batch and heads are rows.
   attention: (c) => {
     if (c.input > 2) return { refuse: "masks and biases over padded axes are not supported" };

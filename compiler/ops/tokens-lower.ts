@@ -25,6 +25,7 @@ import {
   sub,
   unary,
 } from "../kir/expr.js";
+import { liveLength } from "../kir/live.js";
 import { loadAs, toStorage } from "../kir/lower.js";
 import type { Binding, Expr, KType, Launch, Lowering, Scratch } from "../kir/types.js";
 import { storageType } from "../kir/types.js";
@@ -134,6 +135,13 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
   const keptS = scratch("kept", "i32", dimMul(B, N));
   const srcS = scratch("src", "i32", dimMul(B, limit));
   const cntS = scratch("cnt", "i32", B);
+  // After an adaptive prune N is capacity-padded: tokens past its live length are never ranked or fused.
+  const liveN = liveLength(ctx, N);
+  const nLive = (io: Io): Expr => {
+    if (!liveN) return n;
+    io.args.push(liveN.binding);
+    return liveN.load(io.kb);
+  };
 
   const rank = launch(ctx, "rank", dimMul(B, N), (io) => {
     const xs = io.input(1);
@@ -142,6 +150,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     const cnt = adaptive ? io.scratch(cntS, "read_write") : null;
     const co = adaptive && ctx.outputs.length === 3 ? io.output(2) : null;
     const kb = io.kb;
+    const nl = nLive(io);
     return (flat) => {
       const [b, j] = unravel(kb, flat, [B, N]);
       const prot = (t: Expr): Expr => {
@@ -158,7 +167,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
       const sj = kb.let("sj", score(j));
       const r = kb.var("rank", i32(0));
       const cands = kb.var("cands", i32(0));
-      kb.for("i", 0, n, (i) => {
+      kb.for("i", 0, nl, (i) => {
         const pi = kb.let("pi", prot(i));
         const si = kb.let("si", score(i));
         // i ranks before j: protected first (by position), then descending score, ties to the lower position.
@@ -171,6 +180,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
       // Candidates are a prefix of the ranking, so the kept ones are its first min(capacity, cands).
       let keep = lt(r, lim);
       if (adaptive) keep = and(keep, candidate(pj, sj));
+      if (liveN) keep = and(keep, lt(j, nl));
       kb.store(kept, flat, select(keep, i32(1), i32(0)));
       if (cnt)
         kb.if(eq(j, 0), () => {
@@ -215,6 +225,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     const ib = indexInGather ? io.output(1) : null;
     const kb = io.kb;
     const c_ = dimExpr(C);
+    const nl = fuse ? nLive(io) : n;
     return (flat) => {
       const [b, r, c] = unravel(kb, flat, [B, rows, C]);
       const count = kb.let("count", countOf(io, b));
@@ -242,14 +253,14 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
             const nd = kb.var("dropped", i32(0));
             const dropped = (t: Expr): Expr => eq(kb.load(kept, iadd(imul(b, n), t)), 0);
             const s = (t: Expr): Expr => io.read(sb, iadd(imul(b, n), t), sc.dtype);
-            kb.for("t", 0, n, (t) =>
+            kb.for("t", 0, nl, (t) =>
               kb.if(dropped(t), () => {
                 kb.set(wsum, add(wsum, s(t)));
                 kb.set(nd, add(nd, 1));
               }),
             );
             const acc = kb.var("acc", f32(0));
-            kb.for("t", 0, n, (t) =>
+            kb.for("t", 0, nl, (t) =>
               kb.if(dropped(t), () => {
                 const wt = select(ne(wsum, f32(0)), fdiv(s(t), wsum), fdiv(f32(1), toF(nd)));
                 kb.set(acc, add(acc, mul(wt, toF(xAt(t)))));
@@ -406,28 +417,28 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
             for (const [i, row] of dots.entries())
               for (const [j, d] of row.entries()) kb.set(d, add(d, mul(u[i], w[j])));
           });
-          // Ascending k with a strict > keeps the lowest b among equal best edges.
-          for (const [j, k] of ks.entries())
-            kb.if(lt(k, nb_), () => {
-              const nbk = kb.let(`nb${j}`, kb.load(nb, tb[j]));
-              for (const [i, dot] of dots.map((row) => row[j]).entries()) {
-                const cos = kb.let(
-                  `cos${i}`,
-                  select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(dot, mul(na[i], nbk))),
-                );
-                let e = cos;
-                if (info && rel) {
-                  const half = (buf: string): Expr =>
-                    mul(add(kb.load(buf, ta[i]), kb.load(buf, tb[j])), f32(0.5));
-                  e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
-                }
-                const s = kb.let(`s${i}`, rankScore(kb.let(`e${i}`, e)));
-                kb.if(or(gt(s, bs[i]), eq(k, 0)), () => {
-                  kb.set(bi[i], k);
-                  kb.set(bs[i], s);
-                });
+          // Ascending k with a strict > keeps the lowest b among equal best edges (bi starts at 0,
+          // so an all-NaN row picks b = 0 as the reference does). Branch-free: selects, no ifs.
+          for (const [j, k] of ks.entries()) {
+            const nbk = kb.let(`nb${j}`, kb.load(nb, tb[j]));
+            const inRange = kb.let(`in${j}`, lt(k, nb_));
+            for (const [i, row] of dots.entries()) {
+              const cos = kb.let(
+                `cos${i}`,
+                select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(row[j], mul(na[i], nbk))),
+              );
+              let e = cos;
+              if (info && rel) {
+                const half = (buf: string): Expr =>
+                  mul(add(kb.load(buf, ta[i]), kb.load(buf, tb[j])), f32(0.5));
+                e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
               }
-            });
+              const s = kb.let(`s${i}`, rankScore(kb.let(`e${i}`, e)));
+              const better = kb.let(`better${i}`, and(inRange, gt(s, bs[i])));
+              kb.set(bi[i], select(better, k, bi[i]));
+              kb.set(bs[i], select(better, s, bs[i]));
+            }
+          }
         },
         MATCH_B,
       );

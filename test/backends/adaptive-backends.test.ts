@@ -90,7 +90,7 @@ describe("adaptive token counts on WGSL", () => {
   }
 
   for (const [name, load, tol] of [
-    ["graph cases (attention cls/colsum/graph, causal, fuse)", () => cases, 1e-4],
+    ["graph cases (attention cls/colsum/graph, causal, fuse; a second prune)", () => cases, 1e-4],
     ["small ViT, adaptive prune at block 1", smallAdaptive, 1e-4],
     ["Fashion-MNIST ViT (ONNX), adaptive prune at block 3", fmnistAdaptive, 1e-3],
   ] as const)
@@ -107,7 +107,7 @@ const skipEmu = skipUnlessRequired(gxx.length ? `needs g++: ${gxx.join("; ")}` :
 
 describe("adaptive token counts on emulated CUDA (both thread orders)", { skip: skipEmu }, () => {
   for (const [name, load, tol] of [
-    ["graph cases (attention cls/colsum/graph, causal, fuse)", () => cases, 1e-4],
+    ["graph cases (attention cls/colsum/graph, causal, fuse; a second prune)", () => cases, 1e-4],
     ["Fashion-MNIST ViT (ONNX), adaptive prune at block 3", fmnistAdaptive, 1e-3],
   ] as const)
     it(name, () => {

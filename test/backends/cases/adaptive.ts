@@ -64,11 +64,49 @@ function chain(b: GraphBuilder, x: Value, s: Value, attn: AttnAttrs, fuse: boole
   return [...outs, ln, cls, count];
 }
 
-const CHAINS: readonly { name: string; attn: AttnAttrs; fuse: boolean }[] = [
+/**
+ * Adaptive prune -> attention (cls importance) -> a second prune of the attention output by that
+ * importance: static (keep 2) or adaptive with EViT fuse. The second prune ranks live tokens only.
+ */
+function secondPrune(
+  b: GraphBuilder,
+  x: Value,
+  s: Value,
+  second: "static" | "adaptive",
+  seed: number,
+): Value[] {
+  const [y, , count] = b.ops(
+    "tokens.prune",
+    [x, s],
+    { threshold: 0.5, capacity: CAPACITY, protect_first: 1 },
+    3,
+  );
+  const t = b.op("Unsqueeze", [
+    b.op("MatMul", [y, b.constant(randTensor("f32", [C, 8], seed))]),
+    b.const("i64", [1], [1]),
+  ]);
+  const [o, imp] = b.ops("attention", [t, t, t], { scores: "cls" }, 2);
+  const o3 = b.op("Squeeze", [o, b.const("i64", [1], [1])]);
+  const attrs =
+    second === "static"
+      ? { keep: 2, protect_first: 1 }
+      : { threshold: SECOND_THRESHOLD, capacity: 5, protect_first: 1, fuse: true };
+  // 1 - importance: padding keys (importance 0) would rank first if the prune read them.
+  const score = b.op("Sub", [b.const("f32", [], [1]), imp]);
+  const outs = b.ops("tokens.prune", [o3, score], attrs, second === "static" ? 2 : 3);
+  return [imp, ...outs, count];
+}
+
+/** Threshold of the second adaptive prune (cls importances of 2..5 live keys). */
+const SECOND_THRESHOLD = 0.9;
+
+const CHAINS: readonly { name: string; attn: AttnAttrs; fuse: boolean; second?: "static" | "adaptive" }[] = [
   { name: "attention-cls", attn: { scores: "cls" }, fuse: false },
   { name: "attention-colsum-causal", attn: { scores: "colsum", causal: true }, fuse: false },
   { name: "attention-graph-fuse", attn: { scores: "graph", graph_iters: 3 }, fuse: true },
   { name: "attention-plain-fuse", attn: {}, fuse: true },
+  { name: "prune-after-adaptive-static", attn: {}, fuse: false, second: "static" },
+  { name: "prune-after-adaptive-adaptive-fuse", attn: {}, fuse: false, second: "adaptive" },
 ];
 
 const FEEDS = new Map([
@@ -80,7 +118,9 @@ function build(name: string, chains: typeof CHAINS): AdaptiveCase {
   const b = new GraphBuilder(name);
   const x = b.input("x", "f32", [B, N, C]);
   const s = b.input("s", "f32", [B, N]);
-  const outs = chains.flatMap((c, i) => chain(b, x, s, c.attn, c.fuse, 7 + 3 * i));
+  const outs = chains.flatMap((c, i) =>
+    c.second ? secondPrune(b, x, s, c.second, 7 + 3 * i) : chain(b, x, s, c.attn, c.fuse, 7 + 3 * i),
+  );
   return { name, graph: b.output(...outs), feeds: FEEDS };
 }
 
