@@ -1,4 +1,5 @@
 import { runGraph } from "../../../backends/cpu/interpreter.js";
+import type { Attrs } from "../../../compiler/ir/attrs.js";
 import { GraphBuilder } from "../../../compiler/builder.js";
 import type { Graph, Value } from "../../../compiler/ir/graph.js";
 import { makeTensor, type Tensor } from "../../../compiler/ir/tensor.js";
@@ -87,7 +88,7 @@ function secondPrune(
   ]);
   const [o, imp] = b.ops("attention", [t, t, t], { scores: "cls" }, 2);
   const o3 = b.op("Squeeze", [o, b.const("i64", [1], [1])]);
-  const attrs =
+  const attrs: Attrs =
     second === "static"
       ? { keep: 2, protect_first: 1 }
       : { threshold: SECOND_THRESHOLD, capacity: 5, protect_first: 1, fuse: true };
