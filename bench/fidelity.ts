@@ -1,7 +1,7 @@
 // Token-reduction fidelity and speed on real material: the Fashion-MNIST ViT (197 tokens, 6 blocks, real
 // weights) compiled with every policy in bench/policies/, on the Fashion-MNIST test images. Usage:
 //   npm run bench:fidelity [-- --images N] [--batch 32] [--minutes M] [--policies a,b] [--cpu] [--check 2]
-//                          [--base-every K]
+//                          [--base-every K] [--preds FILE]
 // Per policy: accuracy, top-1 agreement with the unreduced model, FLOPs ratio (graphReport), and the
 // latency ratio at the batch size, measured side by side: images go in rounds of one batch, every
 // variant runs each batch (in rotated order) so load from other jobs hits all alike; the latency ratio is
@@ -37,6 +37,7 @@ const { values: opts } = parseArgs({
     svg: { type: "string" },
     accuracy: { type: "boolean", default: false },
     "base-every": { type: "string", default: "1" },
+    preds: { type: "string" },
   },
 });
 const int = (name: string, s: string, min: number): number => {
@@ -206,6 +207,18 @@ while (done < N && elapsedMin() < MINUTES) {
   if (!opts.accuracy && (round % 5 === 0 || done === N)) writeSvg();
 }
 if (done < N) console.log(`stopped after ${done} of ${N} images: --minutes ${MINUTES} reached`);
+// Per-image top-1 of every variant (-1: not run) and onnxruntime's, to combine runs on a common prefix.
+if (opts.preds)
+  writeFileSync(
+    opts.preds,
+    JSON.stringify({
+      images: done,
+      labels: Array.from(labels.slice(0, done)),
+      onnxruntime: ortP,
+      flopsRatio: Object.fromEntries(live.map((v) => [v.name, flopsRatio(v)])),
+      top1: Object.fromEntries(preds),
+    }) + "\n",
+  );
 
 // ---------- results ----------
 
