@@ -417,28 +417,28 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
             for (const [i, row] of dots.entries())
               for (const [j, d] of row.entries()) kb.set(d, add(d, mul(u[i], w[j])));
           });
-          // Ascending k with a strict > keeps the lowest b among equal best edges.
-          for (const [j, k] of ks.entries())
-            kb.if(lt(k, nb_), () => {
-              const nbk = kb.let(`nb${j}`, kb.load(nb, tb[j]));
-              for (const [i, dot] of dots.map((row) => row[j]).entries()) {
-                const cos = kb.let(
-                  `cos${i}`,
-                  select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(dot, mul(na[i], nbk))),
-                );
-                let e = cos;
-                if (info && rel) {
-                  const half = (buf: string): Expr =>
-                    mul(add(kb.load(buf, ta[i]), kb.load(buf, tb[j])), f32(0.5));
-                  e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
-                }
-                const s = kb.let(`s${i}`, rankScore(kb.let(`e${i}`, e)));
-                kb.if(or(gt(s, bs[i]), eq(k, 0)), () => {
-                  kb.set(bi[i], k);
-                  kb.set(bs[i], s);
-                });
+          // Ascending k with a strict > keeps the lowest b among equal best edges (bi starts at 0,
+          // so an all-NaN row picks b = 0 as the reference does). Branch-free: selects, no ifs.
+          for (const [j, k] of ks.entries()) {
+            const nbk = kb.let(`nb${j}`, kb.load(nb, tb[j]));
+            const inRange = kb.let(`in${j}`, lt(k, nb_));
+            for (const [i, row] of dots.entries()) {
+              const cos = kb.let(
+                `cos${i}`,
+                select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(row[j], mul(na[i], nbk))),
+              );
+              let e = cos;
+              if (info && rel) {
+                const half = (buf: string): Expr =>
+                  mul(add(kb.load(buf, ta[i]), kb.load(buf, tb[j])), f32(0.5));
+                e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
               }
-            });
+              const s = kb.let(`s${i}`, rankScore(kb.let(`e${i}`, e)));
+              const better = kb.let(`better${i}`, and(inRange, gt(s, bs[i])));
+              kb.set(bi[i], select(better, k, bi[i]));
+              kb.set(bs[i], select(better, s, bs[i]));
+            }
+          }
         },
         MATCH_B,
       );
