@@ -80,8 +80,10 @@ describe("adaptive token counts on WGSL", () => {
     r: WebGpuRuntime,
     g: Graph,
     feeds: ReadonlyMap<string, Tensor>,
+    matmul = r.target.matmul,
   ): Promise<Map<string, Tensor>> {
-    const program = await r.load(compileProgram(buildProgram(g, r.target), "wgsl", r.target, renderWgsl));
+    const target = { ...r.target, matmul };
+    const program = await r.load(compileProgram(buildProgram(g, target), "wgsl", target, renderWgsl));
     try {
       return await program.run(feeds);
     } finally {
@@ -100,6 +102,13 @@ describe("adaptive token counts on WGSL", () => {
       const want = runGraph(graph, feeds);
       check(graph, await runGpu(rt, graph, feeds), want, tol, "wgsl");
     });
+
+  // Tiled targets take the workgroup attention: its barriers sit in loops bounded by the live length.
+  it("graph cases with the workgroup attention (tiled target)", async (t) => {
+    if (typeof rt === "string") return t.skip(rt);
+    const want = adaptiveReference(cases);
+    check(cases.graph, await runGpu(rt, cases.graph, cases.feeds, "tiled"), want, 1e-4, "wgsl tiled");
+  });
 });
 
 const gxx = missingTools().filter((m) => m.startsWith("g++"));
