@@ -470,13 +470,15 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
       return (o) => {
         const [b, j] = unravel(kb, o, [B, Nk]);
         const acc = kb.var("acc", f32(0));
-        kb.if(lt(j, lens.nk), () =>
+        const sum = (): void =>
           kb.for("h", 0, dimExpr(Hq), (h) => {
             const bh = kb.let("bh", iadd(imul(b, dimExpr(Hq)), h));
             if (scores === "cls") kb.set(acc, add(acc, kb.load(pb, pAt(bh, i32(0), j))));
             else kb.for("i", 0, lens.nq, (i) => kb.set(acc, add(acc, kb.load(pb, pAt(bh, i, j)))));
-          }),
-        );
+          });
+        // Padding keys have no probabilities: their importance stays 0.
+        if (p.liveK) kb.if(lt(j, lens.nk), sum);
+        else sum();
         kb.store(ib, o, invH(acc));
       };
     });
@@ -495,11 +497,12 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
     return (o) => {
       const [b, i, j] = unravel(kb, o, [B, Nq, Nk]);
       const acc = kb.var("acc", f32(0));
-      kb.if(and(lt(i, lens.nq), lt(j, lens.nk)), () =>
+      const sum = (): void =>
         kb.for("h", 0, dimExpr(Hq), (h) =>
           kb.set(acc, add(acc, kb.load(pb, pAt(iadd(imul(b, dimExpr(Hq)), h), i, j)))),
-        ),
-      );
+        );
+      if (p.liveQ || p.liveK) kb.if(and(lt(i, lens.nq), lt(j, lens.nk)), sum);
+      else sum();
       kb.store(ab, o, invH(acc));
     };
   });
