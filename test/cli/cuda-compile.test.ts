@@ -139,6 +139,25 @@ test(
   },
 );
 
+test(
+  "tokr compile --target cuda --f16 converts the graph to f16 (__half storage, f32 signature)",
+  { skip: skipUnlessRequired(findNvcc() ? false : "nvcc not found (set CUDA_HOME to a CUDA 12+ toolkit)") },
+  async () => {
+    const r = await tokr("compile", "mlp.ir", "--target", "cuda", "--f16", "-o", "art-f16");
+    assert.deepEqual(r, { code: 0, err: "" });
+    const m = JSON.parse(readFileSync(join(dir, "art-f16", "manifest.json"), "utf8")) as CudaManifest;
+    assert.ok(m.buffers.some((b) => b.kind === "constant" && b.storage === "f16"));
+    const io = [...m.inputs, ...m.outputs].map((id) => m.buffers[id]);
+    assert.deepEqual(
+      io.map((b) => [b.name, b.dtype, b.storage]),
+      [
+        ["x", "f32", "f32"],
+        ["z", "f32", "f32"],
+      ],
+    );
+  },
+);
+
 test("tokr compile --bf16 needs --target cuda; --f16 and --bf16 exclude each other", async () => {
   assert.match(
     (await tokr("compile", "mlp.ir", "--target", "wgsl", "--bf16", "-o", "a1")).err,
