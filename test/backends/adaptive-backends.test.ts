@@ -1,11 +1,12 @@
 /**
- * Adaptive pruning on WGSL (Dawn + lavapipe) and on emulated CUDA, against the CPU reference on
+ * Adaptive pruning on WGSL (Dawn + lavapipe) and on emulated CUDA (the small program also built
+ * with nvcc when it is installed), against the CPU reference on
  * the live rows: the graph cases of cases/adaptive.ts (attention after an adaptive prune with every
  * importance kind, causal, EViT fuse), a small ViT and the imported Fashion-MNIST ViT with an
  * adaptive prune (capacity 99 of 197 tokens) at block 3. See docs/backends.md, "Adaptive token counts".
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
@@ -13,7 +14,8 @@ import { runGraph } from "../../backends/cpu/interpreter.js";
 import { buildEmulator } from "../../backends/cuda/cpu.js";
 import { compileCudaProgram, emulateProgram } from "../../backends/cuda/program.js";
 import { CUDA_TARGET } from "../../backends/cuda/target.js";
-import { missingTools } from "../../backends/cuda/toolchain.js";
+import { compileFatbinAsync } from "../../backends/cuda/nvcc.js";
+import { findNvcc, missingTools } from "../../backends/cuda/toolchain.js";
 import { renderWgsl } from "../../backends/wgsl/render.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { Tensor } from "../../compiler/ir/tensor.js";
@@ -113,22 +115,29 @@ describe("adaptive token counts on WGSL", () => {
 
 const gxx = missingTools().filter((m) => m.startsWith("g++"));
 const skipEmu = skipUnlessRequired(gxx.length ? `needs g++: ${gxx.join("; ")}` : false);
+const skipNvcc = findNvcc() ? false : "nvcc not found";
 
 describe("adaptive token counts on emulated CUDA (both thread orders)", { skip: skipEmu }, () => {
   for (const [name, load, tol] of [
     ["graph cases (attention cls/colsum/graph, causal, fuse; a second prune)", () => cases, 1e-4],
     ["Fashion-MNIST ViT (ONNX), adaptive prune at block 3", fmnistAdaptive, 1e-3],
   ] as const)
-    it(name, () => {
+    it(name, async () => {
       const { graph, feeds } = load();
-      const want = name.startsWith("graph") ? adaptiveReference(cases) : runGraph(graph, feeds);
+      const small = name.startsWith("graph");
+      const want = small ? adaptiveReference(cases) : runGraph(graph, feeds);
       const p = buildProgram(graph, CUDA_TARGET);
       const dir = mkdtempSync(join(tmpdir(), "tokr-cuda-adaptive-"));
+      const cu = compileCudaProgram(p, dir, { nvcc: false }).cu;
+      // The small program's .cu also builds with nvcc (the count-buffer parameters included).
+      const fatbin = small && !skipNvcc ? compileFatbinAsync(cu) : undefined;
       try {
-        const emu = buildEmulator(readFileSync(compileCudaProgram(p, dir, { nvcc: false }).cu, "utf8"));
+        const emu = buildEmulator(readFileSync(cu, "utf8"));
         for (const order of ["forward", "reverse"] as const)
           check(graph, emulateProgram(emu, p, feeds, order), want, tol, `cuda emulated, ${order}`);
       } finally {
+        const r = await fatbin; // before rmSync: nvcc reads the directory
+        if (r) assert.ok(existsSync(r.fatbinPath), "nvcc wrote the fatbin");
         rmSync(dir, { recursive: true, force: true });
       }
     });
