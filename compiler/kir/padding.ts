@@ -56,6 +56,10 @@ function safeIndices(c: AxisCtx, vals: readonly Dim[] | undefined, what: string)
   };
 }
 
+/** Norms over axes [axis, rank): other axes are rows (scale and bias never carry tokens). */
+const normRows: Rule = (c) =>
+  c.input === 0 && c.axis >= axisAttr(c, "axis", -1) ? { refuse: "normalises over the padded axis" } : "rows";
+
 const RULES: Readonly<Record<string, Rule>> = {
   Transpose: ROWS,
   MatMul: (c) => {
@@ -68,10 +72,8 @@ const RULES: Readonly<Record<string, Rule>> = {
     const contracted = c.input === 0 ? (t ? 0 : 1) : t ? 1 : 0;
     return c.axis === contracted ? { refuse: "contracts over the padded axis" } : "rows";
   },
-  LayerNormalization: (c) =>
-    c.input === 0 && c.axis >= axisAttr(c, "axis", -1)
-      ? { refuse: "normalises over the padded axis" }
-      : "rows",
+  LayerNormalization: (c) => normRows(c),
+  RMSNorm: (c) => normRows(c),
   Softmax: (c) =>
     c.axis === axisAttr(c, "axis", -1) ? { refuse: "normalises over the padded axis" } : "rows",
   Gather: (c) => {

@@ -3,6 +3,12 @@ import { test } from "node:test";
 import { GraphBuilder } from "../../compiler/builder.js";
 import { buildProgram, ScheduleError } from "../../compiler/kir/schedule.js";
 import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
+import { runGraph } from "../../backends/cpu/interpreter.js";
+import { makeTensor } from "../../compiler/ir/tensor.js";
+import { runProgramOnKir } from "../../compiler/kir/run-program.js";
+import { randTensor } from "../backends/cases/types.js";
+import { assertClose } from "../util/helpers.js";
+import { leadingBox } from "./adaptive-fixtures.js";
 
 // Adaptive token counts run at capacity on devices: a consumer that mixes tokens would read the
 // padding rows, so the scheduler refuses it by name instead of computing a wrong mean.
@@ -82,4 +88,26 @@ test("schedule: Gather along the padded axis only at rows every example keeps (b
       DEFAULT_TARGET,
     ),
   );
+});
+
+test("row-wise ops on a padded axis (norms, Softmax over channels, Transpose) match runGraph on the live rows", () => {
+  const { b, y } = pruned(true);
+  const ln = b.op("LayerNormalization", [
+    y,
+    b.const("f32", [4], [1, 2, 3, 4]),
+    b.const("f32", [4], [0, 1, 0, 1]),
+  ]);
+  const rms = b.op("RMSNorm", [ln, b.const("f32", [4], [0.5, 1, 1.5, 2])]);
+  const sm = b.op("Softmax", [rms], { axis: -1 });
+  const g = b.output(b.op("Transpose", [sm], { perm: [0, 2, 1] }));
+  const feeds = new Map([
+    ["x", randTensor("f32", [2, 6, 4], 3)],
+    ["s", makeTensor("f32", [2, 6], [0.9, 0.1, 0.7, 0.6, 0.2, 0.1, 0.1, 0.2, 0.3, 0.9, 0.1, 0.1])],
+  ]);
+  const want = runGraph(g, feeds).get(g.outputs[0].name)!;
+  assert.deepEqual([...want.shape], [2, 4, 3], "live length 3 (counts 3 and 2)");
+  for (const order of ["forward", "reverse"] as const) {
+    const got = runProgramOnKir(buildProgram(g, DEFAULT_TARGET), feeds, { order }).get(g.outputs[0].name)!;
+    assertClose(leadingBox(got, want.shape), want, 1e-5, order);
+  }
 });
