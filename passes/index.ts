@@ -3,6 +3,7 @@ import { canonicalizePass } from "./canonicalize.js";
 import { dcePass } from "./dce.js";
 import { discoverBlocksPass } from "./discover-blocks.js";
 import { foldConstantsPass } from "./fold-constants.js";
+import { foldMatmulTransposePass } from "./fold-matmul-transpose.js";
 import { foldShapeChainsPass } from "./fold-shape-chains.js";
 import { fuseAttentionPass } from "./fuse-attention.js";
 import { fuseGeluPass } from "./fuse-gelu.js";
@@ -19,6 +20,7 @@ registerPass(foldConstantsPass);
 registerPass(dcePass);
 registerPass(foldShapeChainsPass);
 registerPass(fuseAttentionPass);
+registerPass(foldMatmulTransposePass);
 registerPass(fuseLayerNormPass);
 registerPass(fuseGeluPass);
 registerPass(discoverBlocksPass);
@@ -38,6 +40,7 @@ registerPipeline("onnx-structure", "recognise exported structure: shape chains, 
   "fuse-attention",
   "fuse-layernorm",
   "fuse-gelu",
+  "fold-matmul-transpose",
   "canonicalize",
   "fold-constants",
   "dce",

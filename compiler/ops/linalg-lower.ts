@@ -5,6 +5,7 @@ import {
   MAX_GROUPS_PER_AXIS,
   broadcastOffset,
   elementwiseKernel,
+  stridesOf,
   unravel,
 } from "../kir/builder.js";
 import {
@@ -138,6 +139,13 @@ interface GemmOperand {
   readonly base: (kb: KernelBuilder, p: Expr) => Expr;
   readonly sRow: Expr;
   readonly sCol: Expr;
+  /** A only: offset of row r when rows are not evenly strided (replaces `r*sRow`). */
+  readonly row?: (kb: KernelBuilder, r: Expr) => Expr;
+}
+
+/** Offset of row `r` of operand `o` (in-range r). */
+function rowOffset(kb: KernelBuilder, o: GemmOperand, r: Expr): Expr {
+  return o.row ? o.row(kb, r) : imul(r, o.sRow);
 }
 
 /** out[p, i, j] = epilogue(sum_k A[p, i, k] B[p, k, j]), out row-major [batch, M, N]. */
@@ -201,7 +209,9 @@ function gemmKernel(
       for (let c = 0; c < v.tn; c++) colOf.push(iadd(col0, c));
     }
     // Rows/columns past the edge read the last valid one (no branch in the k loop); never stored.
-    const aRow = rowOf.map((e, r) => kb.let(`a_row${r}`, iadd(aBase, imul(min(e, sub(M, 1)), pr.a.sRow))));
+    const aRow = rowOf.map((e, r) =>
+      kb.let(`a_row${r}`, iadd(aBase, rowOffset(kb, pr.a, min(e, sub(M, 1))))),
+    );
     const bCol = colOf.map((e, c) => kb.let(`b_col${c}`, iadd(bBase, imul(min(e, sub(N, 1)), pr.b.sCol))));
     for (let r = 0; r < v.tm; r++) acc.push(colOf.map((_, c) => kb.var(`acc${r}_${c}`, zero)));
     kb.for("k", 0, K, (k) => {
@@ -248,7 +258,11 @@ function gemmKernel(
         stage(As, tileM * tk, tk, (r, c) => {
           const gi = iadd(rowBase, r);
           const gk = iadd(k0, c);
-          const idx = iadd(aBase, imul(min(gi, sub(M, 1)), pr.a.sRow), imul(min(gk, sub(K, 1)), pr.a.sCol));
+          const idx = iadd(
+            aBase,
+            rowOffset(kb, pr.a, min(gi, sub(M, 1))),
+            imul(min(gk, sub(K, 1)), pr.a.sCol),
+          );
           return { ok: and(lt(gi, M), lt(gk, K)), index: ld(aBuf, pr.a, idx) };
         });
         stage(Bs, tk * tileN, tileN, (r, c) => {
@@ -314,7 +328,10 @@ function matmulProblem(ctx: LowerCtx): GemmProblem {
   const out = ctx.outputs[0];
   const ra = a.dims.length;
   const rb = b.dims.length;
-  const M = ra === 1 ? 1 : a.dims[ra - 2];
+  // perm_a: A is Transpose(a, perm) (K last): rows are a's leading axes in perm order.
+  const perm = ctx.optAttr<readonly number[]>("perm_a");
+  const aDims = perm ? perm.map((p) => a.dims[p]) : a.dims;
+  const M = ra === 1 ? 1 : aDims[ra - 2];
   const K = a.dims[ra - 1];
   const N = rb === 1 ? 1 : b.dims[rb - 1];
   const batch = out.dims.slice(0, out.dims.length - (ra >= 2 ? 1 : 0) - (rb >= 2 ? 1 : 0));
@@ -329,17 +346,26 @@ function matmulProblem(ctx: LowerCtx): GemmProblem {
   // Row-major A and out stay contiguous, and tiles no longer idle on a small M (x @ W with M = 1).
   if (rb <= 2 && batch.length > 0) {
     const rows = dimMul(M, ...batch);
+    const srcStrides = stridesOf(a.dims);
+    const row = perm
+      ? (kb: KernelBuilder, r: Expr): Expr => {
+          const idx = unravel(kb, r, aDims.slice(0, -1), "ar");
+          return iadd(...idx.map((x, i) => imul(x, srcStrides[perm[i]])));
+        }
+      : undefined;
     return {
       M: rows,
       N,
       K,
       batch: 1,
-      a: { dtype: a.dtype, base: () => i32(0), sRow: dimExpr(K), sCol: i32(1) },
+      a: { dtype: a.dtype, base: () => i32(0), sRow: dimExpr(K), sCol: i32(1), ...(row ? { row } : {}) },
       b: bOperand(() => i32(0)),
       out: out.dtype,
       coords: (kb, _p, i, j) => [...unravel(kb, i, [...batch, M], "oc"), ...(rb >= 2 ? [j] : [])],
     };
   }
+  if (perm && perm.some((p, i) => p !== i))
+    return ctx.fail(`perm_a [${perm.join(", ")}] needs a B without batch dims`);
   return {
     M,
     N,

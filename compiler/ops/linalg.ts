@@ -1,5 +1,5 @@
 import { type Dim, add, ceildiv, dimEquals, floordiv, mul, printDim, sub } from "../ir/sym.js";
-import { numel } from "../ir/tensor.js";
+import { numel, type Tensor } from "../ir/tensor.js";
 import { type AxisRole, type TensorType, printType, tensorType } from "../ir/types.js";
 import { asF64, dropRoles, fromF64, numelDim, requireFloat } from "./numeric.js";
 import { lowerConv, lowerMatmul, lowerMatmulEpilogue } from "./linalg-lower.js";
@@ -59,6 +59,53 @@ function gemmInto(
   }
 }
 
+/**
+ * MatMul's `perm_a`: A is read as `Transpose(a, perm_a)` (a folded exporter Transpose). The last
+ * axis (K) must stay last; B must have no batch dims (the kernel remaps rows of one folded GEMM).
+ */
+function permA(
+  ctx: Pick<InferCtx, "optAttr" | "fail">,
+  a: TensorType,
+  b: TensorType,
+): readonly number[] | undefined {
+  const perm = ctx.optAttr<readonly number[]>("perm_a");
+  if (perm === undefined) return undefined;
+  const r = a.dims.length;
+  const ok = perm.length === r && [...perm].sort((x, y) => x - y).every((v, i) => v === i);
+  if (!ok || r < 2 || perm[r - 1] !== r - 1)
+    ctx.fail(`perm_a [${perm.join(", ")}] must permute A's ${r} axes and keep the last one last`);
+  if (b.dims.length > 2) ctx.fail(`perm_a needs a B without batch dims, got ${printType(b)}`);
+  return perm;
+}
+
+/** `t` with its axes permuted (`out axis i = t axis perm[i]`). */
+function permuteType(t: TensorType, perm: readonly number[]): TensorType {
+  return tensorType(
+    t.dtype,
+    perm.map((p) => t.dims[p]),
+    t.axes ? perm.map((p) => t.axes![p]) : undefined,
+  );
+}
+
+/** Row-major transpose of a tensor's data (reference only). */
+function permuteData(x: Tensor, perm: readonly number[]): Tensor {
+  const shape = perm.map((p) => x.shape[p]);
+  const src = x.shape.map((_, i) => x.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const n = numel(x.shape);
+  const out = new Float64Array(n);
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let o = 0; o < n; o++) {
+    let at = 0;
+    for (let i = 0; i < shape.length; i++) at += idx[i] * src[perm[i]];
+    out[o] = x.data[at];
+    for (let i = shape.length - 1; i >= 0; i--) {
+      if (++idx[i] < shape[i]) break;
+      idx[i] = 0;
+    }
+  }
+  return fromF64(x.dtype, shape, out);
+}
+
 registerOp({
   name: "MatMul",
   doc:
@@ -66,11 +113,19 @@ registerOp({
     "from the result. Roles: batch and M axes as in A (B fills batch roles A lacks); N takes B's role if unused.",
   inputs: [{ name: "a" }, { name: "b" }],
   outputs: [{ name: "y" }],
-  attrs: {},
+  attrs: {
+    perm_a: {
+      kind: "ints",
+      optional: true,
+      doc: "tokr: A is read as Transpose(a, perm_a); K stays last, B has no batch dims (fold-matmul-transpose)",
+    },
+  },
   pure: true,
   infer(ctx) {
-    const a = input(ctx, 0);
     const b = input(ctx, 1);
+    const a0 = input(ctx, 0);
+    const perm = permA(ctx, a0, b);
+    const a = perm ? permuteType(a0, perm) : a0;
     requireMatmulDtypes(ctx, a, b);
     if (a.dims.length === 0 || b.dims.length === 0)
       ctx.fail(`operands must have rank >= 1, got ${printType(a)} and ${printType(b)}`);
@@ -95,8 +150,9 @@ registerOp({
     }
     return [tensorType(a.dtype, dims, axes)];
   },
-  reference([a, b]) {
-    const A = a!;
+  reference([a, b], ctx) {
+    const perm = ctx.optAttr<readonly number[]>("perm_a");
+    const A = perm ? permuteData(a!, perm) : a!;
     const B = b!;
     const aS = A.shape.length === 1 ? [1, A.shape[0]] : A.shape;
     const bS = B.shape.length === 1 ? [B.shape[0], 1] : B.shape;

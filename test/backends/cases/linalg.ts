@@ -29,6 +29,21 @@ export const cases: OpCase[] = [
     inputs: [randTensor("f32", [2, 9, 13], 62), randTensor("f32", [13, 70], 63)],
   },
   {
+    // A read through a folded Transpose (fold-matmul-transpose): rows in permuted order.
+    name: "MatMul/perm_a-seq-first",
+    op: "MatMul",
+    attrs: { perm_a: [1, 0, 2] },
+    inputs: [randTensor("f32", [11, 3, 9], 64), randTensor("f32", [9, 70], 65)],
+  },
+  {
+    name: "MatMul/perm_a-rank4-symbolic",
+    op: "MatMul",
+    attrs: { perm_a: [2, 0, 1, 3] },
+    inputs: [randTensor("f32", [2, 3, 5, 4], 66), randTensor("f32", [4, 6], 67)],
+    types: [tensorType("f32", [2, 3, N, 4]), tensorType("f32", [4, 6])],
+    env: { N: 5 },
+  },
+  {
     name: "MatMul/1d-a",
     op: "MatMul",
     inputs: [randTensor("f32", [5], 7), randTensor("f32", [2, 5, 3], 8)],
