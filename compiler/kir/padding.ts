@@ -95,6 +95,8 @@ const RULES: Readonly<Record<string, Rule>> = {
     c.axis === axisAttr(c, "axis", 0) ? { refuse: "concatenates along the padded axis" } : "rows",
   Split: (c) =>
     c.input === 0 && c.axis === axisAttr(c, "axis", 0) ? { refuse: "splits along the padded axis" } : "rows",
+  // One score per token, reduced over its channels (or heads and head dims): tokens are rows.
+  "tokens.score": (c) => (c.axis === c.rank - 1 ? { refuse: "reduces over the padded axis" } : "rows"),
   // A later prune ranks (and fuses) only the live tokens: x and scores axis 1, protect's last axis.
   "tokens.prune": (c) => {
     if (c.axis !== (c.input === 2 ? c.rank - 1 : 1)) return "rows";

@@ -98,16 +98,38 @@ function secondPrune(
   return [imp, ...outs, count];
 }
 
+/**
+ * Adaptive prune -> key-norm scores per token (padding rows have norm 0) -> a static prune by the
+ * negated norm, for which padding would rank first if it were read.
+ */
+function scoreThenPrune(b: GraphBuilder, x: Value, s: Value): Value[] {
+  const [y, , count] = b.ops(
+    "tokens.prune",
+    [x, s],
+    { threshold: 0.5, capacity: CAPACITY, protect_first: 1 },
+    3,
+  );
+  const norm = b.op("tokens.score", [y], { method: "key_norm" });
+  const [z, index] = b.ops("tokens.prune", [y, b.op("Neg", [norm])], { keep: 2, protect_first: 1 }, 2);
+  return [norm, z, index, count];
+}
+
 /** Threshold of the second adaptive prune (cls importances of 2..5 live keys). */
 const SECOND_THRESHOLD = 0.9;
 
-const CHAINS: readonly { name: string; attn: AttnAttrs; fuse: boolean; second?: "static" | "adaptive" }[] = [
+const CHAINS: readonly {
+  name: string;
+  attn: AttnAttrs;
+  fuse: boolean;
+  second?: "static" | "adaptive" | "score";
+}[] = [
   { name: "attention-cls", attn: { scores: "cls" }, fuse: false },
   { name: "attention-colsum-causal", attn: { scores: "colsum", causal: true }, fuse: false },
   { name: "attention-graph-fuse", attn: { scores: "graph", graph_iters: 3 }, fuse: true },
   { name: "attention-plain-fuse", attn: {}, fuse: true },
   { name: "prune-after-adaptive-static", attn: {}, fuse: false, second: "static" },
   { name: "prune-after-adaptive-adaptive-fuse", attn: {}, fuse: false, second: "adaptive" },
+  { name: "key-norm-score-then-prune", attn: {}, fuse: false, second: "score" },
 ];
 
 const FEEDS = new Map([
@@ -120,7 +142,11 @@ function build(name: string, chains: typeof CHAINS): AdaptiveCase {
   const x = b.input("x", "f32", [B, N, C]);
   const s = b.input("s", "f32", [B, N]);
   const outs = chains.flatMap((c, i) =>
-    c.second ? secondPrune(b, x, s, c.second, 7 + 3 * i) : chain(b, x, s, c.attn, c.fuse, 7 + 3 * i),
+    c.second === "score"
+      ? scoreThenPrune(b, x, s)
+      : c.second
+        ? secondPrune(b, x, s, c.second, 7 + 3 * i)
+        : chain(b, x, s, c.attn, c.fuse, 7 + 3 * i),
   );
   return { name, graph: b.output(...outs), feeds: FEEDS };
 }
