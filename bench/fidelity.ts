@@ -14,6 +14,7 @@ import ort from "onnxruntime-node";
 import { makeTensor, type Tensor } from "../compiler/ir/tensor.js";
 import { argmaxRows, fmnistBatch } from "../examples/fmnist-vit/idx.js";
 import { repoRootFrom } from "../scripts/paths.js";
+import { frontierSvg, isConstantR } from "./frontier-svg.js";
 import {
   compileVariant,
   firstLine,
@@ -86,8 +87,6 @@ for (const f of files) {
   );
 }
 const base = variants[0];
-/** Constant-r bipartite ToMe: the reference method the frontier goal compares against. */
-const isConstantR = (name: string): boolean => /^tome-r\d+$/.test(name);
 
 // ---------- header ----------
 
@@ -344,59 +343,12 @@ process.exit(0);
 
 // ---------- the frontier plot ----------
 
-/** Agreement vs FLOPs ratio; constant-r ToMe as a line, other policies as points plus their upper frontier. */
+/** Agreement vs FLOPs ratio of every policy so far (bench/frontier-svg.ts). */
 function writeSvg(): void {
   const n = preds.get(base.name)!.length;
   if (n === 0) return;
   const pts = live
     .filter((v) => v !== base)
     .map((v) => ({ name: v.name, f: flopsRatio(v), a: agree(preds.get(v.name)!), c: isConstantR(v.name) }));
-  const [W, H, L, R, T, B] = [720, 460, 70, 20, 40, 60];
-  const aMin = Math.min(90, Math.floor(Math.min(...pts.map((p) => p.a)) / 2) * 2);
-  const x = (f: number): number => L + ((f - 0.2) / 0.8) * (W - L - R);
-  const y = (a: number): number => T + ((100 - a) / (100 - aMin)) * (H - T - B);
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Fashion-MNIST ViT: top-1 agreement with the unreduced model vs FLOPs (N=${n})</text>`,
-  ];
-  for (let f = 0.2; f <= 1.0001; f += 0.1) {
-    out.push(`<line x1="${x(f)}" y1="${T}" x2="${x(f)}" y2="${H - B}" stroke="#eee"/>`);
-    out.push(`<text x="${x(f)}" y="${H - B + 16}" text-anchor="middle">${f.toFixed(1)}</text>`);
-  }
-  for (let a = aMin; a <= 100; a += 2) {
-    out.push(`<line x1="${L}" y1="${y(a)}" x2="${W - R}" y2="${y(a)}" stroke="#eee"/>`);
-    out.push(`<text x="${L - 6}" y="${y(a) + 4}" text-anchor="end">${a}%</text>`);
-  }
-  out.push(
-    `<text x="${(L + W - R) / 2}" y="${H - 20}" text-anchor="middle">FLOPs ratio (reduced / unreduced)</text>`,
-    `<text x="16" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">agreement with unreduced top-1</text>`,
-  );
-  const line = (ps: { f: number; a: number }[], color: string, dash = ""): void => {
-    if (ps.length > 1)
-      out.push(
-        `<polyline fill="none" stroke="${color}" stroke-width="2" ${dash} points="${ps.map((p) => `${x(p.f).toFixed(1)},${y(p.a).toFixed(1)}`).join(" ")}"/>`,
-      );
-  };
-  line(
-    pts.filter((p) => p.c).sort((a, b) => a.f - b.f),
-    "#1f77b4",
-  );
-  // Upper frontier of the other policies: points not beaten by a cheaper, more faithful one.
-  const others = pts.filter((p) => !p.c).sort((a, b) => a.f - b.f);
-  const front = others.filter((p) => !others.some((q) => q.f <= p.f && q.a > p.a));
-  line(front, "#ff7f0e", 'stroke-dasharray="5,3"');
-  for (const p of pts) {
-    const color = p.c ? "#1f77b4" : "#ff7f0e";
-    out.push(`<circle cx="${x(p.f).toFixed(1)}" cy="${y(p.a).toFixed(1)}" r="4" fill="${color}"/>`);
-    out.push(
-      `<text x="${(x(p.f) + 6).toFixed(1)}" y="${(y(p.a) - 5).toFixed(1)}" fill="#333">${p.name}</text>`,
-    );
-  }
-  out.push(
-    `<rect x="${L + 10}" y="${H - B - 48}" width="12" height="3" fill="#1f77b4"/><text x="${L + 28}" y="${H - B - 44}">ToMe bipartite, constant r</text>`,
-    `<rect x="${L + 10}" y="${H - B - 30}" width="12" height="3" fill="#ff7f0e"/><text x="${L + 28}" y="${H - B - 26}">other policies (dashed: their frontier)</text>`,
-    "</svg>",
-  );
-  writeFileSync(svgPath, out.join("\n") + "\n");
+  writeFileSync(svgPath, frontierSvg(pts, n));
 }
