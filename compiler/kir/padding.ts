@@ -117,6 +117,7 @@ const RULES: Readonly<Record<string, Rule>> = {
 /** The data-dependent symbols of a graph and the checks of their consumers. */
 export class PaddedAxes {
   readonly symbols = new Map<string, PaddedSymbol>();
+  private readonly unsourced = new Set<string>();
   private knownValues: Map<Value, readonly Dim[]> | undefined;
 
   constructor(private readonly g: Graph) {
@@ -129,6 +130,11 @@ export class PaddedAxes {
       const pf = typeof n.attrs.protect_first === "number" ? n.attrs.protect_first : 0;
       this.symbols.set(name, { symbol: name, prune: n, count: n.outputs[2], extra: fuse, minLive: pf });
     }
+    // Other capacity symbols that no input binds also run at their capacity, with no count to mask by.
+    const bound = new Set(g.inputs.flatMap((v) => v.type.dims.flatMap((d) => [...freeSymbols(d)])));
+    for (const s of g.symbols.values())
+      if (s.capacity !== undefined && !this.symbols.has(s.name) && !bound.has(s.name))
+        this.unsourced.add(s.name);
   }
 
   /**
@@ -136,11 +142,16 @@ export class PaddedAxes {
    * it must mask by (in a stable order). Throws an Error naming the value and symbol otherwise.
    */
   require(n: Node): PaddedSymbol[] {
-    if (this.symbols.size === 0) return [];
+    if (this.symbols.size === 0 && this.unsourced.size === 0) return [];
     const live = new Map<string, PaddedSymbol>();
     n.inputs.forEach((v, input) => {
       v?.type.dims.forEach((dim, axis) => {
         for (const s of freeSymbols(dim)) {
+          if (this.unsourced.has(s))
+            throw new Error(
+              `reads ${v.name}, whose axis ${axis} has the data-dependent length ${s}, which runs at its capacity ` +
+                "with no adaptive tokens.prune count to mask the padding by",
+            );
           const src = this.symbols.get(s);
           if (!src) continue;
           const use = this.use(n, input, axis, dim, src);
