@@ -462,10 +462,13 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
   const pAt = (bh: Expr, i: Expr, j: Expr): Expr => iadd(imul(iadd(imul(bh, nq), i), nk), j);
   const scratchArg = (name: string): Binding => ({ kind: "scratch", name });
   const live = liveArgs(p);
+  // Sums run in f32; the output is stored as its dtype's storage (f16, or bf16 for f32 on --bf16).
+  const impT = ctx.outputs[1];
+  const impStorage = storageType(impT.dtype, ctx.target);
   if (scores === "cls" || scores === "colsum") {
     const kernel = elementwiseKernel(`${ctx.name}_importance`, dimMul(B, Nk), 64, (kb) => {
       const pb = kb.buffer("probs", "f32", "read");
-      const ib = kb.buffer("importance", "f32", "read_write");
+      const ib = kb.buffer("importance", impStorage, "read_write");
       const lens = liveLens(kb, p);
       return (o) => {
         const [b, j] = unravel(kb, o, [B, Nk]);
@@ -479,7 +482,7 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
         // Padding keys have no probabilities: their importance stays 0.
         if (p.liveK) kb.if(lt(j, lens.nk), sum);
         else sum();
-        kb.store(ib, o, invH(acc));
+        kb.store(ib, o, toStorage(invH(acc), impT.dtype, ctx.target));
       };
     });
     return {
@@ -545,12 +548,12 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
   const last = vec[(iters - 1) % 2];
   const fin = elementwiseKernel(`${ctx.name}_graph_norm`, dimMul(B, Nk), 64, (kb) => {
     const ub = kb.buffer("rank", "f32", "read");
-    const ib = kb.buffer("importance", "f32", "read_write");
+    const ib = kb.buffer("importance", impStorage, "read_write");
     const lens = liveLens(kb, p);
     return (o) => {
       const b = kb.let("b", div(o, nk));
       const sum = kb.let("sum_all", rowSum(kb, ub, b, nk, lens.nk));
-      kb.store(ib, o, normalized(kb.load(ub, o), sum));
+      kb.store(ib, o, toStorage(normalized(kb.load(ub, o), sum), impT.dtype, ctx.target));
     };
   });
   launches.push({ kernel: fin, args: [scratchArg(last), { kind: "output", index: 1 }, ...live] });
