@@ -3,6 +3,8 @@ import { formatLoc } from "../../compiler/ir/graph.js";
 import { type Dim, evalDim, printDim, symbolName } from "../../compiler/ir/sym.js";
 import type { Tensor } from "../../compiler/ir/tensor.js";
 import { printType } from "../../compiler/ir/types.js";
+import { attachLiveCounts } from "../../compiler/kir/live.js";
+import { PaddedAxes } from "../../compiler/kir/padding.js";
 import "../../compiler/ops/index.js";
 import { getOp, OpError, refCtx } from "../../compiler/ops/registry.js";
 
@@ -93,14 +95,24 @@ export function runGraph(
     vals.set(v, c.data);
   }
   const check = opts.checkTypes ?? true;
+  // Adaptive prunes' symbols: each example's live length (count + extra) once its prune has run.
+  const sources = [...new PaddedAxes(g).symbols.values()];
+  const live = new Map<string, Int32Array>();
   for (const n of g.nodes) {
     const def = getOp(n.op);
     const where = formatLoc(n.loc) || `%${n.outputs[0]?.name ?? "?"}`;
     if (!def) throw new RunError(`${where}: unknown op '${n.op}'`);
     const args = n.inputs.map((v) => (v ? vals.get(v)! : null));
     let outs: Tensor[];
+    const ctx = refCtx(def, n.attrs, n.outputs.length, env);
+    if (live.size)
+      attachLiveCounts(ctx, (i, axis) => {
+        const d = n.inputs[i]?.type.dims[axis];
+        const name = d !== undefined ? symbolName(d) : undefined;
+        return name !== undefined ? live.get(name) : undefined;
+      });
     try {
-      outs = def.reference(args, refCtx(def, n.attrs, n.outputs.length, env));
+      outs = def.reference(args, ctx);
     } catch (e) {
       if (e instanceof OpError) throw new RunError(`${where}: ${n.op}: ${e.message}`);
       throw e;
@@ -111,6 +123,15 @@ export function runGraph(
       if (check) checkResult(o, t, env, where, n.op);
       vals.set(o, t);
     });
+    for (const s of sources.filter((src) => src.prune === n)) {
+      // The prune reference returns its counts in adaptive mode even when the node drops them.
+      const c = outs[2];
+      if (!c) throw new RunError(`${where}: adaptive ${n.op} returned no counts`);
+      live.set(
+        s.symbol,
+        Int32Array.from(c.data, (k) => k + s.extra),
+      );
+    }
   }
   const result = new Map<string, Tensor>();
   for (const v of g.outputs) result.set(v.name, vals.get(v)!);

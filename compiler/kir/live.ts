@@ -1,17 +1,18 @@
 import { type Dim, symbolName } from "../ir/sym.js";
-import type { LowerCtx } from "../ops/registry.js";
+import { OpError, type LowerCtx, type RefCtx } from "../ops/registry.js";
 import type { KernelBuilder } from "./builder.js";
-import { add, dimExpr, i32, max } from "./expr.js";
+import { add } from "./expr.js";
 import type { Binding, Expr } from "./types.js";
 
 /**
  * Live lengths of data-dependent token counts (docs/backends.md, "Adaptive token counts").
  *
- * Adaptive `tokens.prune` gives a token axis whose length K is a data-dependent symbol. Devices
- * allocate and lay out every tensor at K's capacity (the symbol is bound to it), but the CPU
- * reference runs with K = max over the batch of the kept count (+1 with `fuse`): that is the live
- * length L. Rows in [L, capacity) are padding. Ops that mix rows along such an axis (attention
- * keys) read L from the prune's `count` output, bound to their kernels as an extra input.
+ * Adaptive `tokens.prune` gives a token axis whose length K is a data-dependent symbol. Example b
+ * has `count[b]` live rows (+1 with `fuse`): its live length L_b. The rows after them are padding,
+ * which every op that mixes rows along the axis ignores, so an example's results never depend on
+ * the rest of the batch. Devices lay tensors out at K's capacity; the CPU reference at the largest
+ * L_b. Kernels read L_b from the prune's `count` output, bound as an extra input (`liveLength`);
+ * reference functions get the same per-example lengths from the interpreter (`liveCounts`).
  */
 export interface LiveSource {
   /** The data-dependent symbol. */
@@ -28,8 +29,13 @@ export interface LiveSource {
 export interface LiveLength {
   readonly symbol: string;
   readonly binding: Binding;
-  /** Declares the count buffer (next parameter of `kb`) and returns L as an i32 expression. */
-  load(kb: KernelBuilder): Expr;
+  /** The batch the counts index: the consumer's batch axis must be this dim. */
+  readonly batch: Dim;
+  /**
+   * Declares the count buffer (next parameter of `kb`); the returned function gives example b's
+   * live length L_b = count[b] (+1 with fuse) as an i32 expression.
+   */
+  load(kb: KernelBuilder): (b: Expr) => Expr;
 }
 
 interface LiveState {
@@ -64,11 +70,37 @@ export function liveLength(ctx: LowerCtx, d: Dim): LiveLength | undefined {
   return {
     symbol: src.symbol,
     binding: { kind: "input", index: src.index },
+    batch: src.batch,
     load(kb) {
       const buf = kb.buffer(`live_${src.symbol}`, "i32", "read");
-      const l = kb.var(`live_${src.symbol}`, i32(0));
-      kb.for("live_b", 0, dimExpr(src.batch), (b) => kb.set(l, max(l, kb.load(buf, b))));
-      return kb.let(`len_${src.symbol}`, add(l, src.extra));
+      return (b) => kb.let(`len_${src.symbol}`, add(kb.load(buf, b), src.extra));
     },
   };
+}
+
+// The reference side: per input and axis, the live lengths a runGraph node reads (references see no types).
+const COUNTS = new WeakMap<RefCtx, (input: number, axis: number) => Int32Array | undefined>();
+
+/**
+ * Gives the reference run with `ctx` its inputs' live lengths (count + extra per example) by input
+ * and axis (the interpreter does this for axes whose dim is exactly a produced symbol).
+ */
+export function attachLiveCounts(
+  ctx: RefCtx,
+  lookup: (input: number, axis: number) => Int32Array | undefined,
+): void {
+  COUNTS.set(ctx, lookup);
+}
+
+/**
+ * Example b's live length along `axis` of input `input`, for each b of a batch of `batch`, when
+ * that axis is capacity-padded; undefined otherwise (every row is live).
+ */
+export function liveCounts(ctx: RefCtx, input: number, axis: number, batch: number): Int32Array | undefined {
+  const lens = COUNTS.get(ctx)?.(input, axis);
+  if (lens && lens.length !== batch)
+    throw new OpError(
+      `input ${input} axis ${axis} has live counts for a batch of ${lens.length}, but the op's batch is ${batch}`,
+    );
+  return lens;
 }

@@ -1,4 +1,4 @@
-import { type Dim, ceildiv, floordiv, mul as dimMul } from "../ir/sym.js";
+import { type Dim, ceildiv, dimEquals, floordiv, mul as dimMul, printDim } from "../ir/sym.js";
 import { KernelBuilder, broadcastOffset, elementwiseKernel, unravel } from "../kir/builder.js";
 import {
   NEG_INF,
@@ -10,6 +10,7 @@ import {
   div,
   eq,
   f32,
+  ge,
   gt,
   i32,
   le,
@@ -17,6 +18,7 @@ import {
   max,
   min,
   mul,
+  or,
   select,
   sub,
   unary,
@@ -91,22 +93,27 @@ interface AttnParts {
   readonly liveK: LiveLength | undefined;
 }
 
-/** Loop bounds of one kernel: the live lengths where padded (declaring the count buffers), else the dims. */
+/** Loop bounds of one example: its own live lengths where padded, else the dims. */
 interface Lens {
   readonly nq: Expr;
   readonly nk: Expr;
 }
 
-function liveLens(kb: KernelBuilder, p: AttnParts): Lens {
-  const seen = new Map<string, Expr>();
-  const len = (l: LiveLength | undefined, d: Dim): Expr => {
-    if (!l) return dimExpr(d);
-    const e = seen.get(l.symbol) ?? l.load(kb);
-    seen.set(l.symbol, e);
-    return e;
+/** Declares the count buffers (in `liveArgs` order); the result gives example b's bounds. */
+function liveLens(kb: KernelBuilder, p: AttnParts): (b: Expr) => Lens {
+  const loaders = new Map<string, (b: Expr) => Expr>();
+  for (const l of [p.liveQ, p.liveK]) if (l && !loaders.has(l.symbol)) loaders.set(l.symbol, l.load(kb));
+  return (b) => {
+    const seen = new Map<string, Expr>();
+    const len = (l: LiveLength | undefined, d: Dim): Expr => {
+      if (!l) return dimExpr(d);
+      const e = seen.get(l.symbol) ?? loaders.get(l.symbol)!(b);
+      seen.set(l.symbol, e);
+      return e;
+    };
+    const nq = len(p.liveQ, p.Nq);
+    return { nq, nk: len(p.liveK, p.Nk) };
   };
-  const nq = len(p.liveQ, p.Nq);
-  return { nq, nk: len(p.liveK, p.Nk) };
 }
 
 /** Bindings of the count buffers `liveLens` declares, in its order. */
@@ -156,6 +163,13 @@ function attnParts(ctx: LowerCtx): AttnParts {
   const [B, Hq, Nq] = q.dims;
   const D = staticDim(ctx, q.dims[3], "head dim D");
   const [, Hkv, Nk] = k.dims;
+  const [liveQ, liveK] = [liveLength(ctx, Nq), liveLength(ctx, Nk)];
+  // The counts are per example of the prune's batch: the attention batch must be that batch.
+  for (const l of [liveQ, liveK])
+    if (l && !dimEquals(l.batch, B))
+      ctx.fail(
+        `the padded token axis ${l.symbol} has counts for a batch of ${printDim(l.batch)}, but attention's batch is ${printDim(B)}`,
+      );
   return {
     ctx,
     q,
@@ -174,8 +188,8 @@ function attnParts(ctx: LowerCtx): AttnParts {
     scores: ctx.attr<ScoreKind>("scores"),
     scale: ctx.optAttr<number>("scale") ?? 1 / Math.sqrt(D),
     causal: ctx.attr<boolean>("causal"),
-    liveQ: liveLength(ctx, Nq),
-    liveK: liveLength(ctx, Nk),
+    liveQ,
+    liveK,
   };
 }
 
@@ -234,11 +248,12 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   const kb = new KernelBuilder(`${p.ctx.name}_attn_rows`, [ROWS_WG, 1, 1]);
   const bufs = declareBufs(kb, p);
   const sb = probs ? kb.buffer("probs", "f32", "read_write") : null;
-  const lens = liveLens(kb, p);
+  const lensAt = liveLens(kb, p);
   // (b, h) come from the workgroup, so key and value addresses are the same for every lane.
   kb.setGrid([ceildiv(p.Nq, ROWS_WG * R), p.Hq, p.B]);
   const h = kb.let("h", builtin("group_id", 1));
   const b = kb.let("b", builtin("group_id", 2));
+  const lens = lensAt(b);
   const i0 = kb.let("i0", iadd(imul(builtin("group_id", 0), ROWS_WG * R), builtin("local_id", 0)));
   const nq = dimExpr(p.Nq);
   const nk = dimExpr(p.Nk);
@@ -302,7 +317,9 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   });
   rows.forEach((rw, r) => {
     kb.if(rw.valid, () => {
-      const inv = kb.let(`inv${r}_`, select(eq(rw.l, f32(0)), f32(0), div(f32(1), rw.l)));
+      // Padding query rows (past the example's live length) are 0, like rows with no allowed key.
+      const none = p.liveQ ? or(eq(rw.l, f32(0)), ge(rw.i, lens.nq)) : eq(rw.l, f32(0));
+      const inv = kb.let(`inv${r}_`, select(none, f32(0), div(f32(1), rw.l)));
       const oOff = kb.let(`o_off${r}_`, imul(rw.row, Dv));
       rw.acc.forEach((a, e) =>
         kb.store(bufs.out, iadd(oOff, e), toStorage(mul(a, inv), p.out.dtype, target)),
@@ -338,11 +355,14 @@ function workgroupKernel(p: AttnParts): Kernel {
   const qw = kb.array("q_row", "f32", Math.max(D, 1), "workgroup");
   const red = kb.array("red", "f32", WG, "workgroup");
   const pw = kb.array("p_chunk", "f32", WG, "workgroup");
-  const lens = liveLens(kb, p);
+  const lensAt = liveLens(kb, p);
   kb.setGrid([Nq, Hq, B]);
   const i = kb.let("i", builtin("group_id", 0));
   const h = kb.let("h", builtin("group_id", 1));
   const b = kb.let("b", builtin("group_id", 2));
+  const lens = lensAt(b);
+  // A padding query row visits no key, so it comes out 0 (uniform per workgroup: barriers stay safe).
+  const nkRow = p.liveQ ? kb.let("nk_row", select(lt(i, lens.nq), lens.nk, i32(0))) : lens.nk;
   const t = kb.let("t", builtin("local_id", 0));
   const nk = dimExpr(Nk);
   const g = kb.let("g", div(h, dimExpr(floordiv(Hq, Hkv))));
@@ -364,7 +384,7 @@ function workgroupKernel(p: AttnParts): Kernel {
   kb.for(
     "j",
     t,
-    lens.nk,
+    nkRow,
     (j) => {
       const dot = kb.var("dot", f32(0));
       const kOff = kb.let("k_off", imul(iadd(kBase, j), D));
@@ -389,7 +409,7 @@ function workgroupKernel(p: AttnParts): Kernel {
   kb.for(
     "j",
     t,
-    lens.nk,
+    nkRow,
     (j) => {
       const e = kb.let(
         "e",
@@ -412,10 +432,10 @@ function workgroupKernel(p: AttnParts): Kernel {
   kb.for(
     "c0",
     0,
-    lens.nk,
+    nkRow,
     (c0) => {
       const j = kb.let("j", iadd(c0, t));
-      const inRange = kb.let("in_range", lt(j, lens.nk));
+      const inRange = kb.let("in_range", lt(j, nkRow));
       // Only this invocation's own entries of the scratch row are read (j = c0 + t).
       const pj = kb.var("p", f32(0));
       kb.if(inRange, () => {
@@ -424,7 +444,7 @@ function workgroupKernel(p: AttnParts): Kernel {
       });
       kb.store(pw, t, pj);
       kb.barrier();
-      const cnt = kb.let("cnt", min(i32(WG), sub(lens.nk, c0)));
+      const cnt = kb.let("cnt", min(i32(WG), sub(nkRow, c0)));
       for (let e = 0; e < nd; e++) {
         const body = (): void => {
           const d = iadd(t, e * WG);
@@ -469,9 +489,10 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
     const kernel = elementwiseKernel(`${ctx.name}_importance`, dimMul(B, Nk), 64, (kb) => {
       const pb = kb.buffer("probs", "f32", "read");
       const ib = kb.buffer("importance", impStorage, "read_write");
-      const lens = liveLens(kb, p);
+      const lensAt = liveLens(kb, p);
       return (o) => {
         const [b, j] = unravel(kb, o, [B, Nk]);
+        const lens = lensAt(b);
         const acc = kb.var("acc", f32(0));
         const sum = (): void =>
           kb.for("h", 0, dimExpr(Hq), (h) => {
@@ -496,9 +517,10 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
   const avg = elementwiseKernel(`${ctx.name}_graph_avg`, dimMul(B, Nq, Nk), 64, (kb) => {
     const pb = kb.buffer("probs", "f32", "read");
     const ab = kb.buffer("graph", "f32", "read_write");
-    const lens = liveLens(kb, p);
+    const lensAt = liveLens(kb, p);
     return (o) => {
       const [b, i, j] = unravel(kb, o, [B, Nq, Nk]);
+      const lens = lensAt(b);
       const acc = kb.var("acc", f32(0));
       const sum = (): void =>
         kb.for("h", 0, dimExpr(Hq), (h) =>
@@ -524,9 +546,10 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
       const ab = kb.buffer("graph", "f32", "read");
       const prev = first ? null : kb.buffer("prev", "f32", "read");
       const nb = kb.buffer("next", "f32", "read_write");
-      const lens = liveLens(kb, p);
+      const lensAt = liveLens(kb, p);
       return (o) => {
         const [b, j] = unravel(kb, o, [B, Nk]);
+        const lens = lensAt(b);
         // Nq == Nk (same tokens): prev has the layout [B, Nk] and Nq live entries per row.
         const sum = prev ? kb.let("prev_sum", rowSum(kb, prev, b, nq, lens.nq)) : null;
         const acc = kb.var("acc", f32(0));
@@ -549,9 +572,10 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
   const fin = elementwiseKernel(`${ctx.name}_graph_norm`, dimMul(B, Nk), 64, (kb) => {
     const ub = kb.buffer("rank", "f32", "read");
     const ib = kb.buffer("importance", impStorage, "read_write");
-    const lens = liveLens(kb, p);
+    const lensAt = liveLens(kb, p);
     return (o) => {
       const b = kb.let("b", div(o, nk));
+      const lens = lensAt(b);
       const sum = kb.let("sum_all", rowSum(kb, ub, b, nk, lens.nk));
       kb.store(ib, o, toStorage(normalized(kb.load(ub, o), sum), impT.dtype, ctx.target));
     };

@@ -2,6 +2,7 @@ import { isFloat } from "../ir/dtype.js";
 import { type Dim, add, dimEquals, mod, mul, printDim } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
+import { liveCounts } from "../kir/live.js";
 import { lowerAttention } from "./attention-lower.js";
 import { type InferCtx, registerOp } from "./registry.js";
 import { asF64 } from "./numeric.js";
@@ -54,6 +55,11 @@ function same(ctx: InferCtx, what: string, a: Dim, b: Dim): void {
  * `normalize(v) = v / sum(v)` (all zeros when the sum is 0), and importance = `s_T`,
  * T = `graph_iters`. So `s_1` is colsum scaled to sum 1. `out` has q's dtype; the reference
  * accumulates in f64.
+ *
+ * Capacity-padded token axes (after an adaptive `tokens.prune`, `kir/live.ts`): with L_b live
+ * queries / keys in example b, padding keys are disallowed, padding query rows are 0, the causal
+ * offset is `L_b(k) - L_b(q)` and the graph rank runs over the L_b live tokens, as if example b
+ * had run alone with its own token count.
  */
 export const attentionDef = registerOp({
   name: "attention",
@@ -136,6 +142,8 @@ export const attentionDef = registerOp({
       causal: ctx.attr<boolean>("causal"),
       scores: ctx.attr<ScoreKind>("scores"),
       graphIters: ctx.attr<number>("graph_iters"),
+      liveQ: liveCounts(ctx, 0, 2, q!.shape[0]),
+      liveK: liveCounts(ctx, 1, 2, q!.shape[0]),
     });
   },
   flops(ctx, outs) {
@@ -159,6 +167,9 @@ export interface AttentionOptions {
   readonly scores: ScoreKind;
   /** Rank iterations for scores = "graph" (default 5). */
   readonly graphIters?: number;
+  /** Live queries / keys per example on capacity-padded axes (rows past them are padding). */
+  readonly liveQ?: Int32Array;
+  readonly liveK?: Int32Array;
 }
 
 /** The reference semantics of `attention` on concrete tensors (exported for backends' tests). */
@@ -193,12 +204,14 @@ export function attentionReference(
   const graph = opts.scores === "graph" ? new Float64Array(Nq * Nk) : undefined;
   for (let b = 0; b < B; b++) {
     graph?.fill(0);
+    const nq = Math.min(Nq, opts.liveQ ? opts.liveQ[b] : Nq);
+    const nk = Math.min(Nk, opts.liveK ? opts.liveK[b] : Nk);
     for (let h = 0; h < Hq; h++) {
       const g = Math.floor(h / group);
       const kBase = (b * Hkv + g) * Nk;
       if (h % group === 0)
         for (let j = 0; j < Nk; j++) for (let d = 0; d < D; d++) kt[d * Nk + j] = kd[(kBase + j) * D + d];
-      for (let i = 0; i < Nq; i++) {
+      for (let i = 0; i < nq; i++) {
         const row = (b * Hq + h) * Nq + i;
         const qOff = row * D;
         s.fill(0);
@@ -210,7 +223,7 @@ export function attentionReference(
         let m = -Infinity;
         for (let j = 0; j < Nk; j++) {
           const flat = row * Nk + j;
-          const ok = (!md || md[mIdx![flat]] !== 0) && (!opts.causal || j <= i + (Nk - Nq));
+          const ok = j < nk && (!md || md[mIdx![flat]] !== 0) && (!opts.causal || j <= i + (nk - nq));
           allowed[j] = ok ? 1 : 0;
           if (!ok) continue;
           const sj = scale * s[j] + (bd ? bd[bIdx![flat]] : 0);
@@ -232,7 +245,8 @@ export function attentionReference(
         }
       }
     }
-    if (graph) imp.set(graphRank(graph, Nq, Nk, opts.graphIters ?? 5), b * Nk);
+    // Padding rows and columns of the graph are 0: the rank starts from the live queries only.
+    if (graph) imp.set(graphRank(graph, nq, Nk, opts.graphIters ?? 5), b * Nk);
   }
   const res = [makeTensor(q.dtype, [B, Hq, Nq, Dv], out)];
   if (opts.scores !== "none") res.push(makeTensor("f32", [B, Nk], imp));

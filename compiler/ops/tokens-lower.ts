@@ -135,10 +135,11 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
   const keptS = scratch("kept", "i32", dimMul(B, N));
   const srcS = scratch("src", "i32", dimMul(B, limit));
   const cntS = scratch("cnt", "i32", B);
-  // After an adaptive prune N is capacity-padded: tokens past its live length are never ranked or fused.
+  // After an adaptive prune N is capacity-padded: tokens past example b's live length are never
+  // ranked or fused, and it keeps at most that many (also with a static keep).
   const liveN = liveLength(ctx, N);
-  const nLive = (io: Io): Expr => {
-    if (!liveN) return n;
+  const nLive = (io: Io): ((b: Expr) => Expr) => {
+    if (!liveN) return () => n;
     io.args.push(liveN.binding);
     return liveN.load(io.kb);
   };
@@ -153,6 +154,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     const nl = nLive(io);
     return (flat) => {
       const [b, j] = unravel(kb, flat, [B, N]);
+      const nlb = nl(b);
       const prot = (t: Expr): Expr => {
         let p = lt(t, pf);
         if (protect && pr) {
@@ -167,7 +169,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
       const sj = kb.let("sj", score(j));
       const r = kb.var("rank", i32(0));
       const cands = kb.var("cands", i32(0));
-      kb.for("i", 0, nl, (i) => {
+      kb.for("i", 0, nlb, (i) => {
         const pi = kb.let("pi", prot(i));
         const si = kb.let("si", score(i));
         // i ranks before j: protected first (by position), then descending score, ties to the lower position.
@@ -180,7 +182,7 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
       // Candidates are a prefix of the ranking, so the kept ones are its first min(capacity, cands).
       let keep = lt(r, lim);
       if (adaptive) keep = and(keep, candidate(pj, sj));
-      if (liveN) keep = and(keep, lt(j, nl));
+      if (liveN) keep = and(keep, lt(j, nlb));
       kb.store(kept, flat, select(keep, i32(1), i32(0)));
       if (cnt)
         kb.if(eq(j, 0), () => {
@@ -209,9 +211,9 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
   const w = idx ? idx.dims[1] : 0;
   // The index rides on the gather's c = 0 invocations when every row has one.
   const indexInGather = idx !== null && typeof C === "number" && C > 0;
-  /** Example b's kept count: static mode keeps exactly `keep`; no tokens means nothing was counted. */
-  const countOf = (io: Io, b: Expr): Expr => {
-    if (!adaptive) return lim;
+  /** Example b's kept count: static mode keeps `keep` (at most b's live tokens); no tokens: none counted. */
+  const countOf = (io: Io, b: Expr, live?: (b: Expr) => Expr): Expr => {
+    if (!adaptive) return liveN && live ? min(lim, live(b)) : lim;
     const c = io.kb.load(io.scratch(cntS, "read"), b);
     return typeof N === "number" && N > 0 ? c : select(gt(n, 0), c, i32(0));
   };
@@ -225,10 +227,14 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     const ib = indexInGather ? io.output(1) : null;
     const kb = io.kb;
     const c_ = dimExpr(C);
-    const nl = fuse ? nLive(io) : n;
+    const nl = fuse || !adaptive ? nLive(io) : () => n;
     return (flat) => {
       const [b, r, c] = unravel(kb, flat, [B, rows, C]);
-      const count = kb.let("count", countOf(io, b));
+      const nlb = nl(b);
+      const count = kb.let(
+        "count",
+        countOf(io, b, () => nlb),
+      );
       const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype);
       const live = kb.let("live", lt(r, count));
       const j = kb.let(
@@ -253,14 +259,14 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
             const nd = kb.var("dropped", i32(0));
             const dropped = (t: Expr): Expr => eq(kb.load(kept, iadd(imul(b, n), t)), 0);
             const s = (t: Expr): Expr => io.read(sb, iadd(imul(b, n), t), sc.dtype);
-            kb.for("t", 0, nl, (t) =>
+            kb.for("t", 0, nlb, (t) =>
               kb.if(dropped(t), () => {
                 kb.set(wsum, add(wsum, s(t)));
                 kb.set(nd, add(nd, 1));
               }),
             );
             const acc = kb.var("acc", f32(0));
-            kb.for("t", 0, nl, (t) =>
+            kb.for("t", 0, nlb, (t) =>
               kb.if(dropped(t), () => {
                 const wt = select(ne(wsum, f32(0)), fdiv(s(t), wsum), fdiv(f32(1), toF(nd)));
                 kb.set(acc, add(acc, mul(wt, toF(xAt(t)))));
@@ -281,10 +287,11 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
         const src = io.scratch(srcS, "read");
         const ib = io.output(1);
         const kb = io.kb;
+        const nl = adaptive ? undefined : nLive(io);
         return (flat) => {
           const [b, r] = unravel(kb, flat, [B, w]);
           const v = kb.var("v", i32(-1));
-          kb.if(lt(r, countOf(io, b)), () => kb.set(v, kb.load(src, iadd(imul(b, lim), r))));
+          kb.if(lt(r, countOf(io, b, nl)), () => kb.set(v, kb.load(src, iadd(imul(b, lim), r))));
           io.write(ib, flat, v, idx.dtype);
         };
       }),

@@ -13,6 +13,7 @@ import {
 } from "../ir/sym.js";
 import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
+import { liveCounts } from "../kir/live.js";
 import { lowerMerge, lowerPrune } from "./tokens-lower.js";
 import { type InferCtx, OpError, type RefCtx, registerOp } from "./registry.js";
 import { input, shapeStr } from "./util.js";
@@ -62,7 +63,10 @@ export function rankScore(s: number): number {
  * - Adaptive (`threshold` + `capacity`): the protected tokens and those with `score >= threshold`,
  *   cut to the first `capacity` of the ranking. `count[b]` (i32 `[B]`) is example b's kept count;
  *   the token axis is a data-dependent symbol K (capacity `capacity`, +1 with `fuse`); the
- *   reference makes K the max count over the batch (+1 with `fuse`).
+ *   reference makes K the max count over the batch (+1 with `fuse`). The count is always computed.
+ *
+ * When x's token axis is itself capacity-padded (an earlier adaptive prune), example b ranks and
+ * fuses only its own live tokens (`kir/live.ts`); it keeps at most that many, also in static mode.
  *
  * Kept tokens are emitted in their ORIGINAL order (CLS stays at row 0); `index[b, r]` (i64) is the
  * original position of row r, ascending. With `fuse` (EViT) one more row follows the kept rows of
@@ -135,7 +139,9 @@ export const pruneDef = registerOp({
       capacity: adaptive ? dimValue(ctx, "capacity") : undefined,
       fuse: ctx.attr<boolean>("fuse"),
       protectFirst: ctx.attr<number>("protect_first"),
-      count: ctx.numOutputs === 3,
+      // The interpreter reads the count of every adaptive prune (the live lengths of its symbol).
+      count: adaptive || ctx.numOutputs === 3,
+      live: liveCounts(ctx, 0, 1, x!.shape[0]),
     });
   },
   flops(ctx) {
@@ -154,6 +160,8 @@ export interface PruneOptions {
   readonly protectFirst: number;
   /** Also return the count output. */
   readonly count: boolean;
+  /** Live tokens per example (a capacity-padded x): tokens past them are neither ranked nor fused. */
+  readonly live?: Int32Array;
 }
 
 /** The reference semantics of `tokens.prune` on concrete tensors. */
@@ -162,12 +170,13 @@ export function pruneReference(x: Tensor, scores: Tensor, protect: Tensor | null
   if (o.keep !== undefined && (o.keep > N || o.keep < 0))
     throw new OpError(`keep = ${o.keep} is outside [0, ${N}]`);
   const sel: number[][] = [];
+  const nLive = (b: number): number => Math.min(N, o.live ? o.live[b] : N);
   for (let b = 0; b < B; b++) {
     const sc = (j: number): number => rankScore(scores.data[b * N + j]);
     const prot = (j: number): boolean =>
       j < o.protectFirst ||
       (protect !== null && protect.data[protect.shape.length === 1 ? j : b * N + j] !== 0);
-    const order = Array.from({ length: N }, (_, j) => j).sort((i, j) => {
+    const order = Array.from({ length: nLive(b) }, (_, j) => j).sort((i, j) => {
       const pi = prot(i);
       if (pi !== prot(j)) return pi ? -1 : 1;
       if (!pi && sc(i) !== sc(j)) return sc(j) - sc(i) > 0 ? 1 : -1;
@@ -176,6 +185,7 @@ export function pruneReference(x: Tensor, scores: Tensor, protect: Tensor | null
     const cand = o.keep !== undefined ? order : order.filter((j) => prot(j) || sc(j) >= o.threshold!);
     sel.push(cand.slice(0, o.keep ?? o.capacity).sort((i, j) => i - j));
   }
+  // Static mode keeps `keep` rows; an example with fewer live tokens leaves its last rows padding.
   const K = o.keep ?? Math.max(0, ...sel.map((s) => s.length));
   const rows = K + (o.fuse ? 1 : 0);
   const y = new Float64Array(B * rows * C);
@@ -188,7 +198,7 @@ export function pruneReference(x: Tensor, scores: Tensor, protect: Tensor | null
     });
     if (!o.fuse) continue;
     const keptSet = new Set(s);
-    const dropped = Array.from({ length: N }, (_, j) => j).filter((j) => !keptSet.has(j));
+    const dropped = Array.from({ length: nLive(b) }, (_, j) => j).filter((j) => !keptSet.has(j));
     const wsum = dropped.reduce((acc, j) => acc + scores.data[b * N + j], 0);
     const row = (b * rows + s.length) * C;
     for (const j of dropped) {

@@ -4,7 +4,8 @@ import { GraphBuilder } from "../../compiler/builder.js";
 import { buildProgram, ScheduleError } from "../../compiler/kir/schedule.js";
 import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
 import { runGraph } from "../../backends/cpu/interpreter.js";
-import { makeTensor } from "../../compiler/ir/tensor.js";
+import type { Graph } from "../../compiler/ir/graph.js";
+import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
 import { runProgramOnKir } from "../../compiler/kir/run-program.js";
 import { randTensor } from "../backends/cases/types.js";
 import { assertClose } from "../util/helpers.js";
@@ -110,4 +111,115 @@ test("row-wise ops on a padded axis (norms, Softmax over channels, Transpose) ma
     const got = runProgramOnKir(buildProgram(g, DEFAULT_TARGET), feeds, { order }).get(g.outputs[0].name)!;
     assertClose(leadingBox(got, want.shape), want, 1e-5, order);
   }
+});
+
+/** Example b of `t` (batch axis 0), as a batch of one. */
+function exampleOf(t: Tensor, b: number): Tensor {
+  const [B, ...rest] = t.shape;
+  const n = t.data.length / B;
+  return makeTensor(t.dtype, [1, ...rest], t.data.slice(b * n, (b + 1) * n));
+}
+
+interface PropCase {
+  readonly fuse: boolean;
+  readonly attn: { scores: "cls" | "colsum" | "graph"; causal?: boolean };
+}
+
+/**
+ * x [B, 7, 4] -> adaptive prune -> attention (q = k = v, 1 head) with importance -> LayerNorm ->
+ * an adaptive prune (EViT fuse) by 1 - importance -> attention (causal as the first). Outputs:
+ * first count, attention out, importance, second y and count, final attention out.
+ */
+function propGraph(B: number, c: PropCase): Graph {
+  const b = new GraphBuilder(`adaptive-prop-${B}`);
+  const x = b.input("x", "f32", [B, 7, 4]);
+  const s = b.input("s", "f32", [B, 7]);
+  const [y, , count] = b.ops(
+    "tokens.prune",
+    [x, s],
+    { threshold: 0.5, capacity: 5, protect_first: 1, fuse: c.fuse },
+    3,
+  );
+  const one = b.const("i64", [1], [1]);
+  const t = b.op("Unsqueeze", [y, one]);
+  const [o, imp] = b.ops("attention", [t, t, t], c.attn, 2);
+  const o3 = b.op("Squeeze", [o, one]);
+  const ln = b.op("LayerNormalization", [
+    o3,
+    b.const("f32", [4], [1, 0.5, 2, 1]),
+    b.const("f32", [4], [0.1, 0, -0.2, 0.3]),
+  ]);
+  const score = b.op("Sub", [b.const("f32", [], [1]), imp]);
+  const [z, , count2] = b.ops(
+    "tokens.prune",
+    [ln, score],
+    { threshold: 0.7, capacity: 4, protect_first: 1, fuse: true },
+    3,
+  );
+  const t2 = b.op("Unsqueeze", [z, one]);
+  const [o2] = b.ops("attention", [t2, t2, t2], { causal: c.attn.causal ?? false }, 1);
+  return b.output(count, o, imp, z, count2, o2);
+}
+
+// ATS semantics: each example keeps its own tokens, so its results cannot depend on the batch.
+test("an example's outputs after adaptive prunes are the same alone and in any batch (reference and KIR)", () => {
+  const cases: PropCase[] = [
+    { fuse: false, attn: { scores: "cls" } },
+    { fuse: true, attn: { scores: "colsum", causal: true } },
+    { fuse: false, attn: { scores: "graph" } },
+  ];
+  let unequal = 0;
+  for (let trial = 0; trial < 6; trial++) {
+    const c = cases[trial % cases.length];
+    const B = 2 + (trial % 3);
+    const x = randTensor("f32", [B, 7, 4], 100 + trial);
+    const s = randTensor("f32", [B, 7], 200 + trial, 0, 1);
+    const g = propGraph(B, c);
+    const batched = runGraph(
+      g,
+      new Map([
+        ["x", x],
+        ["s", s],
+      ]),
+    );
+    const counts = Array.from(batched.get(g.outputs[0].name)!.data);
+    if (new Set(counts).size > 1) unequal++;
+    const alone1 = propGraph(1, c);
+    for (let e = 0; e < B; e++) {
+      const alone = runGraph(
+        alone1,
+        new Map([
+          ["x", exampleOf(x, e)],
+          ["s", exampleOf(s, e)],
+        ]),
+      );
+      g.outputs.forEach((v, i) => {
+        const want = alone.get(alone1.outputs[i].name)!;
+        const got = exampleOf(batched.get(v.name)!, e);
+        const what = `trial ${trial} (counts ${counts}), example ${e}, output ${i}`;
+        assertClose(leadingBox(got, want.shape), want, 1e-9, what);
+        // Rows past the example's own ones are padding: 0 in attention outputs and importance.
+        if (i === 1 || i === 2 || i === 5)
+          for (let k = want.data.length; k < got.data.length; k++) assert.equal(got.data[k], 0, what);
+      });
+    }
+    // Devices give the batched reference on the live rows.
+    if (trial < 3) {
+      const got = runProgramOnKir(
+        buildProgram(g, DEFAULT_TARGET),
+        new Map([
+          ["x", x],
+          ["s", s],
+        ]),
+      );
+      for (const v of g.outputs)
+        assertClose(
+          leadingBox(got.get(v.name)!, batched.get(v.name)!.shape),
+          batched.get(v.name)!,
+          1e-4,
+          v.name,
+        );
+    }
+  }
+  assert.ok(unequal >= 3, `only ${unequal} of 6 batches had unequal counts`);
 });

@@ -67,7 +67,8 @@ function chain(b: GraphBuilder, x: Value, s: Value, attn: AttnAttrs, fuse: boole
 
 /**
  * Adaptive prune -> attention (cls importance) -> a second prune of the attention output by that
- * importance: static (keep 2) or adaptive with EViT fuse. The second prune ranks live tokens only.
+ * importance: static (keep 2, or 3 > the 2 live tokens of example 1: its last row stays padding) or
+ * adaptive with EViT fuse. The second prune ranks each example's own live tokens only.
  */
 function secondPrune(
   b: GraphBuilder,
@@ -75,6 +76,7 @@ function secondPrune(
   s: Value,
   second: "static" | "adaptive",
   seed: number,
+  keep = 2,
 ): Value[] {
   const [y, , count] = b.ops(
     "tokens.prune",
@@ -90,7 +92,7 @@ function secondPrune(
   const o3 = b.op("Squeeze", [o, b.const("i64", [1], [1])]);
   const attrs: Attrs =
     second === "static"
-      ? { keep: 2, protect_first: 1 }
+      ? { keep, protect_first: 1 }
       : { threshold: SECOND_THRESHOLD, capacity: 5, protect_first: 1, fuse: true };
   // 1 - importance: padding keys (importance 0) would rank first if the prune read them.
   const score = b.op("Sub", [b.const("f32", [], [1]), imp]);
@@ -122,12 +124,14 @@ const CHAINS: readonly {
   attn: AttnAttrs;
   fuse: boolean;
   second?: "static" | "adaptive" | "score";
+  keep?: number;
 }[] = [
   { name: "attention-cls", attn: { scores: "cls" }, fuse: false },
   { name: "attention-colsum-causal", attn: { scores: "colsum", causal: true }, fuse: false },
   { name: "attention-graph-fuse", attn: { scores: "graph", graph_iters: 3 }, fuse: true },
   { name: "attention-plain-fuse", attn: {}, fuse: true },
   { name: "prune-after-adaptive-static", attn: {}, fuse: false, second: "static" },
+  { name: "prune-after-adaptive-static-keep-above-live", attn: {}, fuse: false, second: "static", keep: 3 },
   { name: "prune-after-adaptive-adaptive-fuse", attn: {}, fuse: false, second: "adaptive" },
   { name: "key-norm-score-then-prune", attn: {}, fuse: false, second: "score" },
 ];
@@ -145,7 +149,7 @@ function build(name: string, chains: typeof CHAINS): AdaptiveCase {
     c.second === "score"
       ? scoreThenPrune(b, x, s)
       : c.second
-        ? secondPrune(b, x, s, c.second, 7 + 3 * i)
+        ? secondPrune(b, x, s, c.second, 7 + 3 * i, c.keep)
         : chain(b, x, s, c.attn, c.fuse, 7 + 3 * i),
   );
   return { name, graph: b.output(...outs), feeds: FEEDS };
