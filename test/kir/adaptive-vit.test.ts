@@ -13,8 +13,8 @@ import { assertClose } from "../util/helpers.js";
 import { adaptiveCases, adaptiveReference } from "../backends/cases/adaptive.js";
 import { leadingBox, makeAdaptive, smallVit } from "./adaptive-fixtures.js";
 
-// Adaptive pruning on devices: buffers at the capacity, attention masks keys past the live length
-// (max kept count over the batch, read from the prune's count buffer). Every output matches the
+// Adaptive pruning on devices: buffers at the capacity, attention masks each example's keys past
+// its own live length (read from the prune's count buffer). Every output matches the
 // CPU reference on its live rows, in both interpreter orders (docs/backends.md, "Adaptive token counts").
 
 /** The 10-token ViT (48 px, 3 blocks) with an adaptive prune at block 1 (capacity 7), counts as outputs. */
