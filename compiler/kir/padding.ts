@@ -60,7 +60,36 @@ function safeIndices(c: AxisCtx, vals: readonly Dim[] | undefined, what: string)
 const normRows: Rule = (c) =>
   c.input === 0 && c.axis >= axisAttr(c, "axis", -1) ? { refuse: "normalises over the padded axis" } : "rows";
 
+/**
+ * Reductions: a kept padded axis is rows; ReduceSum / ReduceMean over it (batch axis 0 kept) sum
+ * each example's own rows and divide by its own count (`live`); anything else over it is refused.
+ */
+const reduceRule =
+  (live: boolean): Rule =>
+  (c) => {
+    if (c.input !== 0) return "rows";
+    const attr = c.node.attrs.axes;
+    const raw = c.node.inputs[1] ? c.known(1) : Array.isArray(attr) ? (attr as readonly Dim[]) : [];
+    if (raw === undefined) return { refuse: "the reduced axes are not known at compile time" };
+    const all = Array.from({ length: c.rank }, (_, a) => a);
+    const axes =
+      raw.length === 0
+        ? c.int("noop_with_empty_axes", 0) !== 0
+          ? []
+          : all
+        : raw.map((a) => (typeof a === "number" && a < 0 ? a + c.rank : a));
+    if (!axes.includes(c.axis)) return "rows";
+    if (!live) return { refuse: "reduces over the padded axis (only sum and mean mask it)" };
+    if (axes.includes(0) || c.axis === 0) return { refuse: "reduces over the batch axis 0 as well" };
+    return symbolName(c.dim) === c.src.symbol
+      ? "live"
+      : { refuse: "the token axis must be exactly the symbol" };
+  };
+
 const RULES: Readonly<Record<string, Rule>> = {
+  ReduceSum: reduceRule(true),
+  ReduceMean: reduceRule(true),
+  ReduceMax: reduceRule(false),
   Transpose: ROWS,
   MatMul: (c) => {
     const contracted = c.input === 0 ? c.rank - 1 : c.rank === 1 ? 0 : c.rank - 2;

@@ -1,5 +1,6 @@
-import { type Dim, dimEquals, mul } from "../ir/sym.js";
+import { type Dim, dimEquals, mul, printDim } from "../ir/sym.js";
 import * as K from "../kir/expr.js";
+import { liveCounts, liveLength } from "../kir/live.js";
 import { type Expr, type Lowering, registerType } from "../kir/types.js";
 import {
   type AccType,
@@ -66,13 +67,32 @@ function refAxes(axesIn: Tensor | null, ctx: RefCtx, rank: number): number[] | "
   return resolveAxes(raw, rank, ctx.attr<number>("noop_with_empty_axes") !== 0, throwOp);
 }
 
+/** A capacity-padded reduced axis (after an adaptive prune): example b reads its first `lens[b]` rows. */
+interface LiveAxis {
+  readonly axis: number;
+  readonly lens: Int32Array;
+}
+
 /** Reduces x over `axes`; the result shape keeps reduced axes as 1 (callers drop them for keepdims = 0). */
-function reduce(x: Tensor, axes: readonly number[], kind: Kind): Float64Array {
+function reduce(x: Tensor, axes: readonly number[], kind: Kind, live?: LiveAxis): Float64Array {
   const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   // Broadcasting the kept shape back over x maps every input element to its output slot.
   const slot = broadcastIndex(kept, x.shape);
   const acc = new Float64Array(numel(kept)).fill(kind === "max" ? -Infinity : 0);
   const xd = asF64(x.data);
+  if (live) {
+    // Sum and mean over each example's own rows (batch axis 0 is kept, so a slot has one example).
+    const inner = x.shape.slice(live.axis + 1).reduce((p, d) => p * d, 1);
+    const perB = xd.length / x.shape[0];
+    const n = new Float64Array(acc.length);
+    for (let k = 0; k < xd.length; k++) {
+      if (Math.floor(k / inner) % x.shape[live.axis] >= live.lens[Math.floor(k / perB)]) continue;
+      acc[slot[k]] += xd[k];
+      n[slot[k]]++;
+    }
+    if (kind === "mean") for (let i = 0; i < acc.length; i++) acc[i] /= n[i];
+    return acc;
+  }
   if (kind === "max") {
     for (let k = 0; k < xd.length; k++) {
       const v = xd[k];
@@ -121,11 +141,26 @@ function defineReduce(name: string, kind: Kind, doc: string): void {
       if (axes === "noop") return [X];
       const keep = ctx.attr<number>("keepdims") !== 0;
       const shape = X.shape.flatMap((d, i) => (!axes.includes(i) ? [d] : keep ? [1] : []));
-      return [fromF64(X.dtype, shape, reduce(X, axes, kind))];
+      return [fromF64(X.dtype, shape, reduce(X, axes, kind, refLive(ctx, X, axes, kind)))];
     },
     flops: (ctx) => numelDim(input(ctx, 0).dims),
     lower: (ctx) => lowerReduce(ctx, kind),
   });
+}
+
+/** The capacity-padded axis among `axes` (the interpreter's live counts), checked like the device rule. */
+function refLive(ctx: RefCtx, x: Tensor, axes: readonly number[], kind: Kind): LiveAxis | undefined {
+  if (x.shape.length === 0) return undefined;
+  const found = axes.flatMap((axis) => {
+    const lens = axis > 0 ? liveCounts(ctx, 0, axis, x.shape[0]) : undefined;
+    return lens ? [{ axis, lens }] : [];
+  });
+  if (found.length === 0) return undefined;
+  if (kind === "max" || axes.includes(0) || found.length > 1)
+    throw new OpError(
+      `reduces over a capacity-padded token axis: only ReduceSum / ReduceMean of one such axis, keeping batch axis 0`,
+    );
+  return found[0];
 }
 
 // ---------- kernel lowering ----------
@@ -204,11 +239,19 @@ function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
   const plan = rowPlan(len, ctx.target, cooperative);
   const acc: AccType = x.dtype === "f32" || x.dtype === "f16" || x.dtype === "f64" ? "f32" : "i32";
   const op: Combine = kind === "max" ? "max" : "add";
+  const live = paddedAxis(ctx, kind);
   return lowering(
     rowLaunch(ctx, "", rows, plan, (r) => {
       const { io } = r;
       const [src, dst] = [io.input(0), io.output(0)];
       const kb = io.kb;
+      // Example b's live length along the padded axis: its rows past it are neither summed nor counted.
+      let lenB: Expr | undefined;
+      if (live) {
+        io.args.push(live.len.binding);
+        const inner = mul(...x.dims.filter((_, a) => a > 0 && !live.reduced.has(a)));
+        lenB = live.len.load(kb)(kb.let("b", K.div(r.row, K.dimExpr(inner))));
+      }
       const base = kb.let(
         "base",
         dot(
@@ -235,15 +278,46 @@ function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
             redStrides,
           ),
         );
-        return K.cast(io.read(src, at, x.dtype), acc);
+        const v = K.cast(io.read(src, at, x.dtype), acc);
+        if (!live || !lenB) return v;
+        const pos = K.mod(K.div(k, K.dimExpr(live.after)), K.dimExpr(x.dims[live.axis]));
+        return K.select(K.lt(pos, lenB), v, acc === "f32" ? K.f32(0) : K.i32(0));
       });
       let v: Expr = total;
-      if (kind === "mean") v = acc === "f32" ? K.div(total, K.cast(n, "f32")) : K.div(total, K.max(n, 1));
+      // The mean's divisor: the example's live rows times the other reduced dims.
+      const cnt = live && lenB ? kb.let("cnt", K.mul(lenB, K.dimExpr(live.others))) : n;
+      if (kind === "mean") v = acc === "f32" ? K.div(total, K.cast(cnt, "f32")) : K.div(total, K.max(cnt, 1));
       // The reference's empty integer max is -inf cast to an integer: 0.
       if (kind === "max" && acc === "i32") v = K.select(K.gt(n, 0), total, 0);
       r.once(() => io.write(dst, r.row, K.cast(v, registerType(out.dtype, ctx.target)), out.dtype));
     }),
   );
+}
+
+/** The reduced capacity-padded axis (adaptive prune, `kir/live.ts`) and the dims around it. */
+function paddedAxis(ctx: LowerCtx, kind: Kind) {
+  const x = ctx.inputs[0]!;
+  const reduced = new Set(loweredAxes(ctx));
+  const found = [...reduced].flatMap((axis) => {
+    const len = liveLength(ctx, x.dims[axis]);
+    return len ? [{ axis, len }] : [];
+  });
+  if (found.length === 0) return undefined;
+  const [{ axis, len }] = found;
+  if (kind === "max" || reduced.has(0) || found.length > 1 || axis === 0)
+    ctx.fail("reduces over a capacity-padded token axis: only ReduceSum / ReduceMean of one, keeping axis 0");
+  if (!dimEquals(len.batch, x.dims[0]))
+    ctx.fail(`axis 0 (${printDim(x.dims[0])}) is not the batch of the live counts (${printDim(len.batch)})`);
+  const dims = (keep: (a: number) => boolean): Dim => mul(...x.dims.filter((_, a) => keep(a)));
+  return {
+    axis,
+    len,
+    reduced,
+    /** Reduced dims after the axis (the stride of its position in the reduced index). */
+    after: dims((a) => a > axis && reduced.has(a)),
+    /** Reduced dims other than the axis (rows per live position). */
+    others: dims((a) => a !== axis && reduced.has(a)),
+  };
 }
 
 defineReduce("ReduceSum", "sum", "Sum over `axes` (ONNX); an empty reduction gives 0.");

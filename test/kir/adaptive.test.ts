@@ -11,20 +11,21 @@ import { randTensor } from "../backends/cases/types.js";
 import { assertClose } from "../util/helpers.js";
 import { leadingBox } from "./adaptive-fixtures.js";
 
-// Adaptive token counts run at capacity on devices: a consumer that mixes tokens would read the
-// padding rows, so the scheduler refuses it by name instead of computing a wrong mean.
+// Adaptive token counts run at capacity on devices: a consumer that mixes tokens without masking
+// would read the padding rows, so the scheduler refuses it by name instead of computing a wrong max.
 test("schedule: a token-mixing op after an adaptive prune is refused, naming the node and symbol", () => {
   const b = new GraphBuilder("adaptive-mix");
   const x = b.input("x", "f32", [1, 6, 2]);
   const s = b.input("s", "f32", [1, 6]);
   const [y] = b.ops("tokens.prune", [x, s], { threshold: 0.5, capacity: 4 }, 3);
-  const m = b.op("ReduceMean", [y], { axes: [1] });
+  const m = b.op("ReduceMax", [y], { axes: [1] });
   const g = b.output(m);
   assert.throws(
     () => buildProgram(g, DEFAULT_TARGET),
     (e: unknown) =>
       e instanceof ScheduleError &&
-      /ReduceMean/.test(e.message) &&
+      /ReduceMax/.test(e.message) &&
+      /only sum and mean mask it/.test(e.message) &&
       /data-dependent/.test(e.message) &&
       e.message.includes(y.name),
   );
@@ -128,7 +129,8 @@ interface PropCase {
 /**
  * x [B, 7, 4] -> adaptive prune -> attention (q = k = v, 1 head) with importance -> LayerNorm ->
  * an adaptive prune (EViT fuse) by 1 - importance -> attention (causal as the first). Outputs:
- * first count, attention out, importance, second y and count, final attention out.
+ * first count, attention out, importance, second y and count, final attention out, the mean of the
+ * LayerNorm rows over tokens, the sum of the final attention over tokens and channels.
  */
 function propGraph(B: number, c: PropCase): Graph {
   const b = new GraphBuilder(`adaptive-prop-${B}`);
@@ -158,7 +160,10 @@ function propGraph(B: number, c: PropCase): Graph {
   );
   const t2 = b.op("Unsqueeze", [z, one]);
   const [o2] = b.ops("attention", [t2, t2, t2], { causal: c.attn.causal ?? false }, 1);
-  return b.output(count, o, imp, z, count2, o2);
+  // Mean pooling over each example's own tokens, and a sum over tokens and channels.
+  const pooled = b.op("ReduceMean", [ln], { axes: [1], keepdims: 0 });
+  const total = b.op("ReduceSum", [b.op("Squeeze", [o2, one])], { axes: [1, 2] });
+  return b.output(count, o, imp, z, count2, o2, pooled, total);
 }
 
 // ATS semantics: each example keeps its own tokens, so its results cannot depend on the batch.
