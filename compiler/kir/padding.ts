@@ -103,8 +103,14 @@ const RULES: Readonly<Record<string, Rule>> = {
   },
   LayerNormalization: (c) => normRows(c),
   RMSNorm: (c) => normRows(c),
-  Softmax: (c) =>
-    c.axis === axisAttr(c, "axis", -1) ? { refuse: "normalises over the padded axis" } : "rows",
+  // Over the padded axis: each example normalises its own rows (batch axis 0 before it).
+  Softmax: (c) => {
+    if (c.axis !== axisAttr(c, "axis", -1)) return "rows";
+    if (c.axis === 0) return { refuse: "normalises over the batch axis" };
+    return symbolName(c.dim) === c.src.symbol
+      ? "live"
+      : { refuse: "the token axis must be exactly the symbol" };
+  },
   Gather: (c) => {
     if (c.input !== 0 || c.axis !== axisAttr(c, "axis", 0)) return "rows";
     return safeIndices(c, c.known(1), "indices");

@@ -1,12 +1,13 @@
-import { type Dim, dimEquals, mul } from "../ir/sym.js";
+import { type Dim, dimEquals, mul, printDim } from "../ir/sym.js";
 import { broadcastOffset } from "../kir/builder.js";
 import * as K from "../kir/expr.js";
+import { liveCounts, liveLength } from "../kir/live.js";
 import type { Expr, Lowering } from "../kir/types.js";
 import { iadd, imul, lowering, rowLaunch, rowPlan, type Row, coords } from "./lower-util.js";
 import type { Tensor } from "../ir/tensor.js";
 import { type TensorType, printType, tensorType } from "../ir/types.js";
 import { asF64, dropRoles, fromF64, numelDim, requireFloat, requireSameDtype, span } from "./numeric.js";
-import { type InferCtx, type LowerCtx, registerOp } from "./registry.js";
+import { type InferCtx, type LowerCtx, OpError, registerOp } from "./registry.js";
 import { broadcastDims, broadcastIndex, input, normAxis, shapeStr } from "./util.js";
 
 /** LayerNormalization, RMSNorm and Softmax. Statistics are computed in f64 and stored once. */
@@ -159,18 +160,23 @@ registerOp({
     const inner = span(X.shape, axis + 1);
     const xd = asF64(X.data);
     const y = new Float64Array(xd.length);
+    // A capacity-padded axis (kir/live.ts): example b normalises its own rows; padding rows are 0.
+    const lens = X.shape.length > 0 ? liveCounts(ctx, 0, axis, X.shape[0]) : undefined;
+    if (lens && axis === 0) throw new OpError("Softmax over the batch axis of a capacity-padded tensor");
+    const perB = X.shape.length > 0 ? outer / X.shape[0] : 1;
     for (let o = 0; o < outer; o++)
       for (let i = 0; i < inner; i++) {
         const base = o * n * inner + i;
+        const nl = lens ? Math.min(n, lens[Math.floor(o / perB)]) : n;
         let m = -Infinity;
-        for (let k = 0; k < n; k++) m = Math.max(m, xd[base + k * inner]);
+        for (let k = 0; k < nl; k++) m = Math.max(m, xd[base + k * inner]);
         let s = 0;
-        for (let k = 0; k < n; k++) {
+        for (let k = 0; k < nl; k++) {
           const e = Math.exp(xd[base + k * inner] - m);
           y[base + k * inner] = e;
           s += e;
         }
-        for (let k = 0; k < n; k++) y[base + k * inner] /= s;
+        for (let k = 0; k < nl; k++) y[base + k * inner] /= s;
       }
     return [fromF64(X.dtype, X.shape, y)];
   },
@@ -198,6 +204,10 @@ function lowerSoftmax(ctx: LowerCtx): Lowering {
   const n = x.dims[axis];
   const inner = mul(...x.dims.slice(axis + 1));
   const plan = rowPlan(n, ctx.target, inner === 1);
+  // A capacity-padded axis: example b's rows past its live length are masked out and written 0.
+  const live = liveLength(ctx, n);
+  if (live && (axis === 0 || !dimEquals(live.batch, x.dims[0])))
+    ctx.fail(`Softmax over ${live.symbol} needs batch axis 0 = ${printDim(live.batch)} before it`);
   return lowering(
     rowLaunch(ctx, "", mul(outer, inner), plan, (r) => {
       const { io } = r;
@@ -207,11 +217,21 @@ function lowerSoftmax(ctx: LowerCtx): Lowering {
       const base = kb.let("base", iadd(imul(o, K.dimExpr(mul(n, inner))), w));
       const at = (k: Expr): Expr => iadd(base, imul(k, K.dimExpr(inner)));
       const len = K.dimExpr(n);
-      const m = r.reduce("max", "f32", len, (k) => loadF32(r, src, at(k), ctx));
+      let isLive = (_k: Expr): Expr | undefined => undefined;
+      if (live) {
+        io.args.push(live.binding);
+        const lenB = live.load(kb)(kb.let("b", K.div(o, K.dimExpr(mul(...x.dims.slice(1, axis))))));
+        isLive = (k) => K.lt(k, lenB);
+      }
+      const masked = (k: Expr, v: Expr, pad: Expr): Expr => {
+        const ok = isLive(k);
+        return ok ? K.select(ok, v, pad) : v;
+      };
+      const m = r.reduce("max", "f32", len, (k) => masked(k, loadF32(r, src, at(k), ctx), K.NEG_INF()));
       const e = (k: Expr): Expr => K.unary("exp", K.sub(loadF32(r, src, at(k), ctx), m));
-      const sum = r.reduce("add", "f32", len, e);
+      const sum = r.reduce("add", "f32", len, (k) => masked(k, e(k), K.f32(0)));
       const inv = kb.let("inv", K.div(1, sum));
-      r.each(len, (k) => io.write(dst, at(k), castOut(K.mul(e(k), inv), ctx), x.dtype));
+      r.each(len, (k) => io.write(dst, at(k), castOut(masked(k, K.mul(e(k), inv), K.f32(0)), ctx), x.dtype));
     }),
   );
 }

@@ -130,7 +130,8 @@ interface PropCase {
  * x [B, 7, 4] -> adaptive prune -> attention (q = k = v, 1 head) with importance -> LayerNorm ->
  * an adaptive prune (EViT fuse) by 1 - importance -> attention (causal as the first). Outputs:
  * first count, attention out, importance, second y and count, final attention out, the mean of the
- * LayerNorm rows over tokens, the sum of the final attention over tokens and channels.
+ * LayerNorm rows over tokens, the sum of the final attention over tokens and channels, the Softmax
+ * of 1 - importance over tokens.
  */
 function propGraph(B: number, c: PropCase): Graph {
   const b = new GraphBuilder(`adaptive-prop-${B}`);
@@ -163,7 +164,8 @@ function propGraph(B: number, c: PropCase): Graph {
   // Mean pooling over each example's own tokens, and a sum over tokens and channels.
   const pooled = b.op("ReduceMean", [ln], { axes: [1], keepdims: 0 });
   const total = b.op("ReduceSum", [b.op("Squeeze", [o2, one])], { axes: [1, 2] });
-  return b.output(count, o, imp, z, count2, o2, pooled, total);
+  const soft = b.op("Softmax", [score], { axis: 1 });
+  return b.output(count, o, imp, z, count2, o2, pooled, total, soft);
 }
 
 // ATS semantics: each example keeps its own tokens, so its results cannot depend on the batch.
@@ -204,7 +206,7 @@ test("an example's outputs after adaptive prunes are the same alone and in any b
         const what = `trial ${trial} (counts ${counts}), example ${e}, output ${i}`;
         assertClose(leadingBox(got, want.shape), want, 1e-9, what);
         // Rows past the example's own ones are padding: 0 in attention outputs and importance.
-        if (i === 1 || i === 2 || i === 5)
+        if (i === 1 || i === 2 || i === 5 || i === 8)
           for (let k = want.data.length; k < got.data.length; k++) assert.equal(got.data[k], 0, what);
       });
     }

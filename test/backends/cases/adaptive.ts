@@ -8,7 +8,7 @@ import { randTensor } from "./types.js";
 /**
  * Graph cases for capacity-padded token axes: an adaptive `tokens.prune` (live count below the
  * capacity, unequal across the batch) feeding the ops that must mask by its live length (fused
- * attention with every importance kind, causal, EViT fuse; ReduceMean) and row-wise ops that must not read
+ * attention with every importance kind, causal, EViT fuse; ReduceMean, Softmax) and row-wise ops that must not read
  * padding into live rows. Every backend runs them against runGraph on the live rows.
  */
 export interface AdaptiveCase {
@@ -36,8 +36,8 @@ type AttnAttrs = { scores?: "cls" | "colsum" | "graph"; causal?: boolean; graph_
 
 /**
  * x [3, 8, 8] -> adaptive prune -> MatMul to 2 heads of 8 -> attention (q = k = v) -> LayerNorm,
- * the Gather of row 0 (CLS) and the mean over tokens: the attention output, importance (when
- * scored), the normalised rows, row 0, the mean and the count (last).
+ * the Gather of row 0 (CLS), the mean and the Softmax over tokens: the attention output,
+ * importance (when scored), the normalised rows, row 0, the mean, the Softmax and the count (last).
  */
 function chain(b: GraphBuilder, x: Value, s: Value, attn: AttnAttrs, fuse: boolean, seed: number): Value[] {
   const [y, , count] = b.ops(
@@ -64,7 +64,9 @@ function chain(b: GraphBuilder, x: Value, s: Value, attn: AttnAttrs, fuse: boole
   const cls = b.op("Gather", [ln, b.const("i64", [], [0])], { axis: 1 });
   // Mean pooling over each example's own tokens (the LayerNorm of a padding row is its bias, not 0).
   const pooled = b.op("ReduceMean", [ln], { axes: [1] });
-  return [...outs, ln, cls, pooled, count];
+  // Softmax over each example's own tokens: strided rows (axis 1 of [B, K, 16]).
+  const soft = b.op("Softmax", [ln], { axis: 1 });
+  return [...outs, ln, cls, pooled, soft, count];
 }
 
 /**
