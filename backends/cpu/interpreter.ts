@@ -8,6 +8,9 @@ import { PaddedAxes } from "../../compiler/kir/padding.js";
 import "../../compiler/ops/index.js";
 import { getOp, OpError, refCtx } from "../../compiler/ops/registry.js";
 
+/** Ops whose results depend on their inputs' shapes only. */
+const SHAPE_ONLY = new Set(["Shape", "Size"]);
+
 /** A run-time problem: wrong inputs, an op failing on concrete data. */
 export class RunError extends Error {}
 
@@ -96,13 +99,20 @@ export function runGraph(
   }
   const check = opts.checkTypes ?? true;
   // Adaptive prunes' symbols: each example's live length (count + extra) once its prune has run.
-  const sources = [...new PaddedAxes(g).symbols.values()];
+  const padded = new PaddedAxes(g);
+  const sources = [...padded.symbols.values()];
   const live = new Map<string, Int32Array>();
   for (const n of g.nodes) {
     const def = getOp(n.op);
     const where = formatLoc(n.loc) || `%${n.outputs[0]?.name ?? "?"}`;
     if (!def) throw new RunError(`${where}: unknown op '${n.op}'`);
     const args = n.inputs.map((v) => (v ? vals.get(v)! : null));
+    // Ops that mix tokens along a padded axis must mask each example by its own count (the same
+    // rules as devices); pointwise ops and views keep positions apart, Shape / Size read no data.
+    if (sources.length && !def.pointwise && !def.view && !SHAPE_ONLY.has(n.op)) {
+      const why = padded.referenceRefusal(n);
+      if (why) throw new RunError(`${where}: ${why}`);
+    }
     let outs: Tensor[];
     const ctx = refCtx(def, n.attrs, n.outputs.length, env);
     if (live.size)

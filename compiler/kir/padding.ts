@@ -208,6 +208,26 @@ export class PaddedAxes {
     return [...live.values()];
   }
 
+  /**
+   * Why the reference cannot run `n` per example: an op with no rule (or a refusing one) reads an
+   * adaptive prune's padded axis, so its result would mix an example's padding rows. Undefined when
+   * it can. Unlike `require`, the prune's count output need not exist (the reference always has it).
+   */
+  referenceRefusal(n: Node): string | undefined {
+    for (const [input, v] of n.inputs.entries())
+      for (const [axis, dim] of (v?.type.dims ?? []).entries())
+        for (const s of freeSymbols(dim)) {
+          const src = this.symbols.get(s);
+          const use = src ? this.use(n, input, axis, dim, src) : "rows";
+          if (use !== "rows" && use !== "live")
+            return (
+              `reads ${v!.name}, whose axis ${axis} has the per-example length ${s} (adaptive tokens.prune ` +
+              `%${src!.prune.outputs[0].name}; rows past an example's count are padding): ${n.op} ${use.refuse}`
+            );
+        }
+    return undefined;
+  }
+
   private use(node: Node, input: number, axis: number, dim: Dim, src: PaddedSymbol): AxisUse {
     const rule = RULES[node.op];
     if (!rule) return { refuse: "has no rule for padding rows on devices" };

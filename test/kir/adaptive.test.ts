@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { GraphBuilder } from "../../compiler/builder.js";
 import { buildProgram, ScheduleError } from "../../compiler/kir/schedule.js";
 import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
-import { runGraph } from "../../backends/cpu/interpreter.js";
+import { RunError, runGraph } from "../../backends/cpu/interpreter.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
 import { runProgramOnKir } from "../../compiler/kir/run-program.js";
@@ -27,6 +27,26 @@ test("schedule: a token-mixing op after an adaptive prune is refused, naming the
       /ReduceMax/.test(e.message) &&
       /only sum and mean mask it/.test(e.message) &&
       /data-dependent/.test(e.message) &&
+      e.message.includes(y.name),
+  );
+});
+
+test("runGraph refuses the same op: its reference would mix an example's padding rows into its max", () => {
+  const b = new GraphBuilder("adaptive-max");
+  const x = b.input("x", "f32", [2, 6, 2]);
+  const s = b.input("s", "f32", [2, 6]);
+  const [y] = b.ops("tokens.prune", [x, s], { threshold: 0.5, capacity: 4 }, 1);
+  const g = b.output(b.op("ReduceMax", [y], { axes: [1] }));
+  const feeds = new Map([
+    ["x", randTensor("f32", [2, 6, 2], 1)],
+    ["s", randTensor("f32", [2, 6], 2, 0, 1)],
+  ]);
+  assert.throws(
+    () => runGraph(g, feeds),
+    (e: unknown) =>
+      e instanceof RunError &&
+      /ReduceMax/.test(e.message) &&
+      /per-example length K0/.test(e.message) &&
       e.message.includes(y.name),
   );
 });
