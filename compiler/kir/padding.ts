@@ -4,11 +4,12 @@ import { type Dim, freeSymbols, symbolName } from "../ir/sym.js";
 
 /**
  * Which consumers of capacity-padded token axes (adaptive `tokens.prune`, see `live.ts`) devices
- * can run. An input axis whose dim contains a data-dependent symbol K is used either as `rows`
- * (each output element reads one position of that axis and writes it to the same position: padding
- * rows stay padding, live rows never see them) or `live` (the op's kernels mix positions along the
- * axis and mask them by the live length, which the lowering reads with `liveLength`). Anything
- * else is refused by name. Pointwise ops and views always keep positions apart.
+ * and the CPU reference (`runGraph`) can run. An input axis whose dim contains a data-dependent
+ * symbol K is used either as `rows` (each output element reads one position of that axis and
+ * writes it to the same position: padding rows stay padding, live rows never see them) or `live`
+ * (the op mixes positions along the axis and masks each example b at its own live length L_b:
+ * lowerings read it with `liveLength`, references with `liveCounts`). Anything else is refused by
+ * name. Pointwise ops and views always keep positions apart.
  *
  * The rules would sit on `OpDef` if it had a field for them; until then this table is the one
  * place that states them.
