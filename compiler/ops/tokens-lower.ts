@@ -770,3 +770,70 @@ export function lowerPool(ctx: LowerCtx): Lowering {
     );
   return { launches, scratch: [] };
 }
+
+// ---------- tokens.gather / tokens.combine ----------
+
+/** `tokens.gather`: one invocation per output element reads its row's index (negative: zero). */
+export function lowerTokenGather(ctx: LowerCtx): Lowering {
+  const x = ctx.inputs[0];
+  const index = ctx.inputs[1];
+  if (!x || !index) return ctx.fail("tokens.gather needs x and index");
+  const [B, N, C] = x.dims;
+  const K = index.dims[1];
+  const y = ctx.outputs[0];
+  const n = dimExpr(N);
+  const gather = launch(ctx, "gather", dimMul(B, K, C), (io) => {
+    const xb = io.input(0);
+    const ib = io.input(1);
+    const yb = io.output(0);
+    const kb = io.kb;
+    const c_ = dimExpr(C);
+    return (flat) => {
+      const [b, k, c] = unravel(kb, flat, [B, K, C]);
+      const j = kb.let("j", cast(io.read(ib, iadd(imul(b, dimExpr(K)), k), index.dtype), "i32"));
+      // Out-of-range indices (a reference error) read nothing on devices.
+      kb.if(
+        and(ge(j, 0), lt(j, n)),
+        () =>
+          io.write(
+            yb,
+            flat,
+            loadAs(kb, xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype, ctx.target),
+            y.dtype,
+          ),
+        () => io.write(yb, flat, i32(0), y.dtype),
+      );
+    };
+  });
+  return { launches: [gather], scratch: [] };
+}
+
+/** `tokens.combine`: one invocation per output element scans the example's N sources (no atomics). */
+export function lowerTokenCombine(ctx: LowerCtx): Lowering {
+  const x = ctx.inputs[0];
+  const source = ctx.inputs[1];
+  if (!x || !source) return ctx.fail("tokens.combine needs x and source");
+  const [B, N, C] = x.dims;
+  const y = ctx.outputs[0];
+  const M = y.dims[1];
+  const n = dimExpr(N);
+  const combine = launch(ctx, "combine", dimMul(B, M, C), (io) => {
+    const xb = io.input(0);
+    const sb = io.input(1);
+    const yb = io.output(0);
+    const kb = io.kb;
+    const c_ = dimExpr(C);
+    return (flat) => {
+      const [b, m, c] = unravel(kb, flat, [B, M, C]);
+      const acc = kb.var("acc", f32(0));
+      kb.for("j", 0, n, (j) => {
+        const to = cast(io.read(sb, iadd(imul(b, n), j), source.dtype), "i32");
+        kb.if(eq(to, m), () =>
+          kb.set(acc, add(acc, io.read(xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype))),
+        );
+      });
+      io.write(yb, flat, acc, y.dtype);
+    };
+  });
+  return { launches: [combine], scratch: [] };
+}

@@ -14,7 +14,7 @@ import {
 import { makeTensor, type Tensor } from "../ir/tensor.js";
 import { tensorType, type TensorType } from "../ir/types.js";
 import { liveCounts } from "../kir/live.js";
-import { lowerMerge, lowerPrune } from "./tokens-lower.js";
+import { lowerMerge, lowerPrune, lowerTokenCombine, lowerTokenGather } from "./tokens-lower.js";
 import { type InferCtx, OpError, type RefCtx, registerOp } from "./registry.js";
 import { input, shapeStr } from "./util.js";
 
@@ -458,3 +458,91 @@ export function mergeReference(
     makeTensor("i64", [B, N], source),
   ];
 }
+
+/** Checks a `[B, K]` integer index/source input of a companion op against x `[B, N, C]`. */
+function rowsIndex(ctx: InferCtx, i: number, name: string, B: Dim): TensorType {
+  const t = input(ctx, i);
+  if (t.dtype !== "i64" && t.dtype !== "i32") ctx.fail(`${name} must be i64 or i32, got ${t.dtype}`);
+  if (t.dims.length !== 2 || !dimEquals(t.dims[0], B))
+    ctx.fail(`${name} has shape ${shapeStr(t.dims)}, expected [${printDim(B)}, K]`);
+  return t;
+}
+
+/**
+ * `tokens.gather(x, index) -> y`: per example, the rows of x `[B, N, C]` named by index `[B, K]`
+ * (i64 or i32): `y[b, k] = x[b, index[b, k]]`, zeros where the index is negative (the -1 padding of
+ * a prune's index). Given a `tokens.prune`'s index output it prunes a companion tensor (sizes, a
+ * mask column) exactly like the stream, without ranking again. Indices >= N are an error.
+ */
+export const tokenGatherDef = registerOp({
+  name: "tokens.gather",
+  doc: "Rows of x picked per example by an index [B, K] (a tokens.prune index output); -1 gives zeros.",
+  inputs: [{ name: "x" }, { name: "index" }],
+  outputs: [{ name: "y" }],
+  attrs: {},
+  pure: true,
+  infer(ctx) {
+    const x = tokens3(ctx, 0, "x");
+    const [B, , C] = x.dims;
+    const index = rowsIndex(ctx, 1, "index", B);
+    return [tensorType(x.dtype, [B, index.dims[1], C], x.axes)];
+  },
+  reference([x, index]) {
+    const [B, N, C] = x!.shape;
+    const K = index!.shape[1];
+    const y = new Float64Array(B * K * C);
+    for (let b = 0; b < B; b++)
+      for (let k = 0; k < K; k++) {
+        const j = index!.data[b * K + k];
+        if (j < 0) continue;
+        if (j >= N) throw new OpError(`index[${b}, ${k}] = ${j} is out of range for ${N} tokens`);
+        for (let c = 0; c < C; c++) y[(b * K + k) * C + c] = x!.data[(b * N + j) * C + c];
+      }
+    return [makeTensor(x!.dtype, [B, K, C], y)];
+  },
+  lower: lowerTokenGather,
+});
+
+/**
+ * `tokens.combine(x, source) -> y` (attribute `rows` M): per example, the sum of the rows of x
+ * `[B, N, C]` that source `[B, N]` (i64 or i32) maps to each output row: `y[b, m] = sum of x[b, j]
+ * over source[b, j] = m`; rows nothing maps to are 0, negative sources are skipped, sources >= M
+ * are an error. Given a `tokens.merge`'s source output it merges a companion tensor (scores) with
+ * the same matching, summing each group, without matching again.
+ */
+export const tokenCombineDef = registerOp({
+  name: "tokens.combine",
+  doc: "Sums the rows of x into the output rows a source map [B, N] names (a tokens.merge source output).",
+  inputs: [{ name: "x" }, { name: "source" }],
+  outputs: [{ name: "y" }],
+  attrs: { rows: { kind: "dim", doc: "Output rows M (the merge's N - r)." } },
+  pure: true,
+  infer(ctx) {
+    const x = tokens3(ctx, 0, "x");
+    const [B, N, C] = x.dims;
+    if (!isFloat(x.dtype)) ctx.fail(`x must be a float tensor, got ${x.dtype}`);
+    const source = rowsIndex(ctx, 1, "source", B);
+    requireDims(ctx, "source", source, [B, N]);
+    const M = ctx.attr<Dim>("rows");
+    requireLE(ctx, 0, M, `rows = ${printDim(M)} is negative`);
+    return [tensorType(x.dtype, [B, M, C], x.axes)];
+  },
+  reference([x, source], ctx) {
+    const [B, N, C] = x!.shape;
+    const M = dimValue(ctx, "rows");
+    const y = new Float64Array(B * M * C);
+    for (let b = 0; b < B; b++)
+      for (let j = 0; j < N; j++) {
+        const m = source!.data[b * N + j];
+        if (m < 0) continue;
+        if (m >= M) throw new OpError(`source[${b}, ${j}] = ${m} is out of range for ${M} rows`);
+        for (let c = 0; c < C; c++) y[(b * M + m) * C + c] += x!.data[(b * N + j) * C + c];
+      }
+    return [makeTensor(x!.dtype, [B, M, C], y)];
+  },
+  flops(ctx) {
+    const [B, N, C] = input(ctx, 0).dims;
+    return mul(B, N, C);
+  },
+  lower: lowerTokenCombine,
+});

@@ -323,7 +323,41 @@ const pool: OpCase[] = [
   },
 ];
 
+const companion: OpCase[] = [
+  {
+    name: "tokens.gather/prune-index-padding",
+    op: "tokens.gather",
+    inputs: [r([2, 5, 2], 50), makeTensor("i64", [2, 3], [0, 2, 4, 1, 3, -1])],
+  },
+  {
+    name: "tokens.gather/bool-mask-column",
+    op: "tokens.gather",
+    inputs: [bool([1, 4, 1], [1, 0, 1, 1]), makeTensor("i64", [1, 2], [1, 3])],
+  },
+  {
+    name: "tokens.gather/symbolic-i32",
+    op: "tokens.gather",
+    inputs: [r([2, 4, 3], 51), makeTensor("i32", [2, 2], [3, 0, 2, 2])],
+    types: [tensorType("f32", [2, N, 3]), tensorType("i32", [2, 2])],
+    env: { N: 4 },
+  },
+  {
+    name: "tokens.combine/merge-source-empty-row",
+    op: "tokens.combine",
+    attrs: { rows: 4 },
+    inputs: [r([2, 5, 2], 52), makeTensor("i64", [2, 5], [0, 1, 1, 3, 2, 0, 2, 1, 2, -1])],
+  },
+  {
+    name: "tokens.combine/symbolic-rows",
+    op: "tokens.combine",
+    attrs: { rows: mul(1, N) },
+    inputs: [r([1, 5, 1], 53), makeTensor("i64", [1, 5], [0, 0, 1, 2, 2])],
+    types: [tensorType("f32", [1, 5, 1]), tensorType("i64", [1, 5])],
+    env: { N: 3 },
+  },
+];
+
 // The references return every output, so cases request them all.
 
-/** tokens.prune / merge / score / pool: ties, NaN scores, protection, fusion, adaptive counts, symbolic N. */
-export const cases: OpCase[] = [...prune, ...merge, ...score, ...pool];
+/** tokens.prune / merge / score / pool / gather / combine: ties, NaN scores, protection, fusion, adaptive counts, symbolic N. */
+export const cases: OpCase[] = [...prune, ...merge, ...score, ...pool, ...companion];
