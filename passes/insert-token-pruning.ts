@@ -22,6 +22,7 @@ import {
   followMasks,
   type TokenBlock,
   tokenBlocks,
+  withOutputs,
 } from "./token-sites.js";
 
 /**
@@ -64,9 +65,10 @@ export const insertTokenPruningPass: Pass = {
               `(a reduction between the previous block's attention and this site changed them)`,
           );
         const attrs: Attrs = { keep, fuse, protect_first: protect };
-        const prune = insertNode(g, { before: first }, "tokens.prune", [x, scores], 1, attrs, {
+        // The index output lets companions (sizes, masks) follow the prune without ranking again.
+        const prune = insertNode(g, { before: first }, "tokens.prune", [x, scores], 2, attrs, {
           ...opts,
-          names: [`${x.name}_pruned`],
+          names: [`${x.name}_pruned`, `${x.name}_index`],
         });
         replaceUsesAfter(g, x, prune.outputs[0], prune);
         // Key-padding masks of later attentions lose the same tokens (a fused row has no mask entry).
@@ -81,10 +83,10 @@ export const insertTokenPruningPass: Pass = {
                 insertNode(
                   g,
                   { after },
-                  "tokens.prune",
-                  [col, scores],
+                  "tokens.gather",
+                  [col, prune.outputs[1]],
                   1,
-                  { ...attrs },
+                  {},
                   { ...opts, names: [`${col.name}_pruned`] },
                 ),
         );
@@ -101,9 +103,9 @@ type Opts = { readonly scope: string; readonly loc?: Node["loc"] };
 
 /**
  * Scores computed before merges that precede the site (the previous block merged after its
- * attention) follow the same merges: the companion `tokens.merge` of the scores as `[B, N, 1]`
- * with the same metric and no sizes matches the same pairs and averages each group; times the
- * group's token count that is the sum of its members' scores (a merged token's importance).
+ * attention) follow the same merges: `tokens.combine` of the scores as `[B, N, 1]` by the merge's
+ * source output (added if missing) sums each group, a merged token's importance, with the merge's
+ * own matching (no second one).
  */
 function throughMerges(g: Graph, scores: Value, before: Node, opts: Opts): Value {
   const prod = g.producerMap();
@@ -116,10 +118,11 @@ function throughMerges(g: Graph, scores: Value, before: Node, opts: Opts): Value
   );
   let cur = scores;
   for (const m of merges) {
+    const merge = withOutputs(g, m, 3, [`${m.inputs[0]!.name}_source`]);
     const at = { before };
     const col = insertNode(g, at, "Unsqueeze", [cur], 1, { axes: [2] }, opts);
-    const merged = insertNode(g, at, "tokens.merge", [col.outputs[0], m.inputs[1]], 2, m.attrs, opts);
-    const sum = insertNode(g, at, "Mul", [merged.outputs[0], merged.outputs[1]], 1, {}, opts);
+    const rows = { rows: merge.outputs[0].type.dims[1] };
+    const sum = insertNode(g, at, "tokens.combine", [col.outputs[0], merge.outputs[2]], 1, rows, opts);
     cur = insertNode(g, at, "Squeeze", [sum.outputs[0]], 1, { axes: [2] }, opts).outputs[0];
   }
   return cur;

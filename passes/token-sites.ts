@@ -395,8 +395,8 @@ function hasSizeBias(g: Graph, att: Node): boolean {
 
 /**
  * ToMe token sizes through every applied reduction, in graph order: the size output of each
- * merge feeds the next merge; a prune after a merge prunes the sizes alike (the fused row's size
- * is the sum of the dropped sizes); a pool takes the sizes as input. With proportional attention
+ * merge feeds the next merge; a prune after a merge gathers the sizes by its index output (the
+ * fused row's size is the sum of the dropped sizes); a pool takes the sizes as input. With proportional attention
  * (a merge whose policy says so) every later attention gets `log(size)` as `[B, 1, 1, N]` bias.
  * Idempotent: what exists is reused. Returns whether anything was added; the caller re-infers.
  */
@@ -444,28 +444,30 @@ export function threadSizes(g: Graph, ctx: PassContext): boolean {
 }
 
 /**
- * The sizes after a residual prune `n`: the same prune applied to `size` [B, N, 1] (same scores
- * and attributes, so the same rows), plus with `fuse` a last row holding the dropped sizes' sum.
- * Reuses an existing companion.
+ * The sizes after a residual prune `n`: its index output (added if missing) gathers the same rows
+ * of `size` [B, N, 1] (`tokens.gather`: no second ranking), plus with `fuse` a last row holding the
+ * dropped sizes' sum. Reuses an existing companion.
  */
 function pruneSizes(g: Graph, n: Node, size: Value): { value: Value; added: boolean } {
-  const existing = g.nodes.find(
-    (m) => m !== n && m.op === "tokens.prune" && m.inputs[0] === size && m.inputs[1] === n.inputs[1],
-  );
   const fuse = n.attrs.fuse === true;
+  const index = n.outputs[1];
+  const existing = index
+    ? g.nodes.find((m) => m.op === "tokens.gather" && m.inputs[0] === size && m.inputs[1] === index)
+    : undefined;
   if (existing) {
     if (!fuse) return { value: existing.outputs[0], added: false };
     const cat = g.users(existing.outputs[0]).find((u) => u.op === "Concat");
     if (cat) return { value: cat.outputs[0], added: false };
   }
+  const prune = withOutputs(g, n, 2, [`${n.inputs[0]!.name}_index`]);
   const opts = { ...(n.scope !== undefined ? { scope: n.scope } : {}), ...(n.loc ? { loc: n.loc } : {}) };
   const kept = insertNode(
     g,
-    { after: n },
-    "tokens.prune",
-    n.inputs[2] ? [size, n.inputs[1], n.inputs[2]] : [size, n.inputs[1]],
+    { after: prune },
+    "tokens.gather",
+    [size, prune.outputs[1]],
     1,
-    { ...n.attrs, fuse: false },
+    {},
     { ...opts, names: [`${size.name}_pruned`] },
   );
   let value = kept.outputs[0];
@@ -488,6 +490,35 @@ function pruneSizes(g: Graph, n: Node, size: Value): { value: Value; added: bool
   }
   replaceUsesAfter(g, size, value, last);
   return { value, added: true };
+}
+
+/**
+ * Node `n` with at least `count` outputs: `n` itself, or the same node re-inserted in its place
+ * with the extra outputs (named `names`), its old outputs' names, types and uses moved over. The
+ * companions of a reduction (`tokens.gather`, `tokens.combine`) reuse its index or source output.
+ */
+export function withOutputs(g: Graph, n: Node, count: number, names: readonly string[]): Node {
+  if (n.outputs.length >= count) return n;
+  const def = getOp(n.op);
+  if (!def) throw new Error(`${nodeLabel(n)}: unknown op '${n.op}'`);
+  // Declared mode keeps the node's data-dependent symbols (an adaptive prune's K) instead of minting new ones.
+  const types = inferNode(g, def, n, count, { known: computeKnown(g), dataDims: "declared" });
+  const old = n.outputs;
+  const i = g.nodes.indexOf(n);
+  g.erase(n, true);
+  const opts: NodeOptions = {
+    ...(n.scope !== undefined ? { scope: n.scope } : {}),
+    ...(n.loc ? { loc: n.loc } : {}),
+    ...(n.policy !== undefined ? { policy: n.policy } : {}),
+    names: [...old.map((o) => o.name), ...names],
+  };
+  types.splice(0, old.length, ...old.map((o) => o.type));
+  const repl =
+    i < g.nodes.length
+      ? g.insertBefore(g.nodes[i], n.op, n.inputs, types, n.attrs, opts)
+      : g.insertAfter(g.nodes[i - 1], n.op, n.inputs, types, n.attrs, opts);
+  old.forEach((o, k) => g.replaceAllUses(o, repl.outputs[k]));
+  return repl;
 }
 
 /** bias = log(size) as [B, 1, 1, N], added to the attention's own bias if it has one. */
