@@ -1,4 +1,4 @@
-import { ceildiv, mul, sym } from "../../../compiler/ir/sym.js";
+import { ceildiv, mul, sub, sym } from "../../../compiler/ir/sym.js";
 import { makeTensor, type Tensor } from "../../../compiler/ir/tensor.js";
 import { tensorType } from "../../../compiler/ir/types.js";
 import { pruneReference, type PruneOptions } from "../../../compiler/ops/tokens.js";
@@ -350,10 +350,10 @@ const companion: OpCase[] = [
   {
     name: "tokens.combine/symbolic-rows",
     op: "tokens.combine",
-    attrs: { rows: mul(1, N) },
+    attrs: { rows: sub(N, 2) },
     inputs: [r([1, 5, 1], 53), makeTensor("i64", [1, 5], [0, 0, 1, 2, 2])],
-    types: [tensorType("f32", [1, 5, 1]), tensorType("i64", [1, 5])],
-    env: { N: 3 },
+    types: [tensorType("f32", [1, N, 1]), tensorType("i64", [1, N])],
+    env: { N: 5 },
   },
 ];
 
