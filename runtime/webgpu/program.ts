@@ -1,10 +1,11 @@
 /// <reference types="@webgpu/types" />
-import { type Dim, evalDim, printDim, symbolName } from "../../compiler/ir/sym.js";
-import type { Tensor } from "../../compiler/ir/tensor.js";
+import type { DType } from "../../compiler/ir/dtype.js";
+import { type Dim, evalDim, freeSymbols, printDim, symbolName } from "../../compiler/ir/sym.js";
+import { allocData, numel, type Tensor } from "../../compiler/ir/tensor.js";
 import { uniformBytes } from "../../backends/wgsl/render.js";
 import type { CompiledProgram } from "../artifact.js";
 import { fromDevice, toDevice } from "../device-data.js";
-import { type MemoryPlan, planMemory } from "../plan.js";
+import { deviceBytes, type MemoryPlan, planMemory } from "../plan.js";
 import type { GpuKernel } from "./pipelines.js";
 import { GpuRuntimeError, type GpuState } from "./device.js";
 import type { WebGpuRuntime } from "./runtime.js";
@@ -16,6 +17,16 @@ const STORAGE = (): number => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
 export interface RunOptions {
   /** Write these outputs into state buffers instead of reading them back. */
   readonly outputsTo?: ReadonlyMap<string, GpuState>;
+}
+
+/** What `bind` reads of an input: a host tensor, a state buffer, or just a shape (slice planning). */
+type Shaped = { readonly dtype: DType; readonly shape: readonly number[] };
+
+/** A binding above the device limit under some symbol values. */
+interface Oversized {
+  readonly step: number;
+  readonly id: number;
+  readonly bytes: number;
 }
 
 /** Everything a run with one symbol binding (and one set of state bindings) reuses. */
@@ -61,13 +72,27 @@ export class GpuProgram {
     return this.prepared?.plan;
   }
 
-  /** Runs the program; returns the outputs not redirected to state buffers, by output name. */
+  /**
+   * Runs the program; returns the outputs not redirected to state buffers, by output name. When
+   * the bound symbols make a (symbolic) binding exceed the limit and the program is
+   * batch-separable, runs consecutive batch slices that fit and concatenates the outputs.
+   */
   async run(
     inputs: ReadonlyMap<string, Tensor | GpuState>,
     opts: RunOptions = {},
   ): Promise<Map<string, Tensor>> {
-    const cp = this.program;
     const env = this.bind(inputs);
+    const over = this.oversized(env);
+    if (!over) return this.runOnce(inputs, env, opts);
+    return this.runSlices(inputs, opts, over);
+  }
+
+  private async runOnce(
+    inputs: ReadonlyMap<string, Tensor | GpuState>,
+    env: Map<string, number>,
+    opts: RunOptions,
+  ): Promise<Map<string, Tensor>> {
+    const cp = this.program;
     for (const name of opts.outputsTo?.keys() ?? [])
       if (!cp.outputs.some((id) => cp.buffers[id].name === name))
         throw new GpuRuntimeError(`${cp.name}: outputsTo names '${name}', which is not an output`);
@@ -160,14 +185,14 @@ export class GpuProgram {
   }
 
   /** Symbol values from input shapes (plus capacities of data-dependent symbols); checks every input. */
-  private bind(inputs: ReadonlyMap<string, Tensor | GpuState>): Map<string, number> {
+  private bind(inputs: ReadonlyMap<string, Shaped>): Map<string, number> {
     const cp = this.program;
     const env = new Map<string, number>();
     const errors: string[] = [];
     const names = cp.inputs.map((id) => cp.buffers[id].name);
     for (const n of inputs.keys())
       if (!names.includes(n)) errors.push(`unexpected input '${n}' (inputs: ${names.join(", ")})`);
-    const shapeOf = (v: Tensor | GpuState): readonly number[] => v.shape;
+    const shapeOf = (v: Shaped): readonly number[] => v.shape;
     for (const id of cp.inputs) {
       const b = cp.buffers[id];
       const v = inputs.get(b.name);
@@ -235,18 +260,8 @@ export class GpuProgram {
     const plan = planMemory(cp.buffers, env, new Set(external.keys()));
     plan.slots.forEach((bytes, i) => this.checkBufferSize(`memory slot ${i}`, bytes));
     // The schedule splits statically sized bindings above the limit; symbolic ones are known only now.
-    const maxBinding = device.limits.maxStorageBufferBindingSize;
-    cp.steps.forEach((s, i) =>
-      s.args.forEach((id) => {
-        const bytes = plan.bytes.get(id)!;
-        if (bytes > maxBinding)
-          throw new GpuRuntimeError(
-            `${cp.name}: step ${i} (${s.nodes.join(", ")}) binds '${cp.buffers[id].name}' of ${bytes} bytes, ` +
-              `above the device's max storage binding size ${maxBinding} (its size is symbolic, so the ` +
-              "schedule could not split it; bind smaller symbol values)",
-          );
-      }),
-    );
+    const over = this.oversized(env);
+    if (over) throw this.oversizedError(over, "bind smaller symbol values");
     plan.slots.forEach((bytes, i) => {
       const cur = this.slotBuffers[i];
       if (cur && cur.size >= bytes) return;
@@ -328,6 +343,105 @@ export class GpuProgram {
     return this.prepared;
   }
 
+  /** The binding limit: the device's, or the program's target's if lower (it was scheduled for it). */
+  private get maxBinding(): number {
+    return Math.min(
+      this.runtime.device.limits.maxStorageBufferBindingSize,
+      this.program.target.maxStorageBindingBytes,
+    );
+  }
+
+  /** The first step argument whose size under `env` exceeds the binding limit. */
+  private oversized(env: ReadonlyMap<string, number>): Oversized | undefined {
+    const cp = this.program;
+    const max = this.maxBinding;
+    for (const [step, s] of cp.steps.entries())
+      for (const id of s.args) {
+        const b = cp.buffers[id];
+        const bytes = deviceBytes(b.storage, this.eval(b.size, env, `size of '${b.name}'`));
+        if (bytes > max) return { step, id, bytes };
+      }
+    return undefined;
+  }
+
+  private oversizedError(o: Oversized, hint: string): GpuRuntimeError {
+    const cp = this.program;
+    const s = cp.steps[o.step];
+    return new GpuRuntimeError(
+      `${cp.name}: step ${o.step} (${s.nodes.join(", ")}) binds '${cp.buffers[o.id].name}' of ${o.bytes} bytes, ` +
+        `above the max storage binding size ${this.maxBinding} (its size is symbolic, so the schedule ` +
+        `could not split it; ${hint})`,
+    );
+  }
+
+  /**
+   * The batch symbol when the program is batch-separable: every input and output has the same
+   * symbol as its leading axis, nowhere else, and no state buffer is bound. Else the reason.
+   */
+  private batchSymbol(
+    inputs: ReadonlyMap<string, Tensor | GpuState>,
+    opts: RunOptions,
+  ): string | { why: string } {
+    const cp = this.program;
+    if ((opts.outputsTo?.size ?? 0) > 0) return { why: "outputs are written to state buffers (outputsTo)" };
+    for (const [name, v] of inputs) if (isState(v)) return { why: `input '${name}' is a state buffer` };
+    let batch: string | undefined;
+    let first = "";
+    for (const id of [...cp.inputs, ...cp.outputs]) {
+      const b = cp.buffers[id];
+      const what = `${b.kind} '${b.name}' [${b.dims.map(printDim).join(", ")}]`;
+      const lead = b.dims.length > 0 ? symbolName(b.dims[0]) : undefined;
+      if (lead === undefined) return { why: `${what} has no symbolic leading axis` };
+      if (batch === undefined) [batch, first] = [lead, what];
+      else if (lead !== batch)
+        return { why: `${what} and ${first} have different leading symbols (no common batch symbol)` };
+      if (b.dims.slice(1).some((d) => freeSymbols(d).has(lead)))
+        return { why: `${what} uses its leading symbol ${lead} beyond axis 0` };
+    }
+    return batch ?? { why: "the program has no inputs" };
+  }
+
+  /** Runs consecutive slices along the batch axis, each the largest that fits the binding limit. */
+  private async runSlices(
+    inputs: ReadonlyMap<string, Tensor | GpuState>,
+    opts: RunOptions,
+    over: Oversized,
+  ): Promise<Map<string, Tensor>> {
+    const cp = this.program;
+    const batch = this.batchSymbol(inputs, opts);
+    if (typeof batch !== "string")
+      throw this.oversizedError(over, `micro-batching does not apply: ${batch.why}`);
+    const tensors = inputs as ReadonlyMap<string, Tensor>;
+    const total = tensors.values().next().value!.shape[0];
+    const shapesAt = (n: number): Map<string, Shaped> =>
+      new Map([...tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: [n, ...t.shape.slice(1)] }]));
+    const fits = (n: number): boolean => this.oversized(this.bind(shapesAt(n))) === undefined;
+    if (!fits(1))
+      throw this.oversizedError(
+        this.oversized(this.bind(shapesAt(1)))!,
+        `micro-batching does not apply: it is above the limit even for ${batch} = 1`,
+      );
+    // Sizes grow with the batch: the largest slice that fits is a binary search (fits(lo), !fits(hi)).
+    let [lo, hi] = [1, total];
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (fits(mid)) lo = mid;
+      else hi = mid;
+    }
+    const parts = new Map<string, Tensor[]>();
+    for (let start = 0; start < total; start += lo) {
+      const end = Math.min(total, start + lo);
+      const slice = new Map([...tensors].map(([k, t]) => [k, sliceRows(t, start, end)]));
+      const env = this.bind(slice);
+      const o = this.oversized(env);
+      if (o) throw this.oversizedError(o, `the batch slice ${batch} = ${end - start} does not fit either`);
+      for (const [k, t] of await this.runOnce(slice, env, {})) parts.set(k, [...(parts.get(k) ?? []), t]);
+    }
+    const out = new Map<string, Tensor>();
+    for (const [k, ts] of parts) out.set(k, concatRows(ts, `${cp.name}: output '${k}'`));
+    return out;
+  }
+
   private releasePrepared(): void {
     const p = this.prepared;
     if (!p) return;
@@ -348,4 +462,32 @@ export class GpuProgram {
 
 function isState(v: Tensor | { buffer: unknown }): v is GpuState {
   return "buffer" in v;
+}
+
+/** Rows [start, end) of axis 0 (a view of the same data). */
+function sliceRows(t: Tensor, start: number, end: number): Tensor {
+  const inner = numel(t.shape.slice(1));
+  return {
+    dtype: t.dtype,
+    shape: [end - start, ...t.shape.slice(1)],
+    data: t.data.subarray(start * inner, end * inner),
+  };
+}
+
+/** Concatenates tensors along axis 0; their other axes must agree. */
+function concatRows(ts: readonly Tensor[], what: string): Tensor {
+  const rest = ts[0].shape.slice(1);
+  for (const t of ts)
+    if (t.shape.slice(1).join() !== rest.join())
+      throw new GpuRuntimeError(
+        `${what}: batch slices have shapes [${ts[0].shape.join(", ")}] and [${t.shape.join(", ")}], which do not concatenate`,
+      );
+  const rows = ts.reduce((a, t) => a + t.shape[0], 0);
+  const data = allocData(ts[0].dtype, rows * numel(rest));
+  let off = 0;
+  for (const t of ts) {
+    data.set(t.data, off);
+    off += t.data.length;
+  }
+  return { dtype: ts[0].dtype, shape: [rows, ...rest], data };
 }
