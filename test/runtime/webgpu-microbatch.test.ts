@@ -112,6 +112,19 @@ describe("WGSL micro-batching of symbolic bindings above the limit", () => {
       }
     }));
 
+  it("keeps the error when one example alone is over the limit", (t) =>
+    withGpu(t, async (rt) => {
+      const prog = await load(rt, "model m(x: f32[B, 2048]) -> (y) {\n  y = x * 2.0\n}\n", LIMIT);
+      try {
+        await assert.rejects(
+          prog.run(new Map([["x", seeded("f32", [2, 2048], 1)]])),
+          /binds 'x' of 8192 bytes.*micro-batching does not apply: it is above the limit even for B = 1/,
+        );
+      } finally {
+        prog.destroy();
+      }
+    }));
+
   it("keeps the error when a state buffer is bound", (t) =>
     withGpu(t, async (rt) => {
       const prog = await load(rt, BATCHED, LIMIT);
