@@ -22,7 +22,7 @@ export interface RunOptions {
 /** What `bind` reads of an input: a host tensor, a state buffer, or just a shape (slice planning). */
 type Shaped = { readonly dtype: DType; readonly shape: readonly number[] };
 
-/** A binding above the device limit under some symbol values. */
+/** A step argument above the run's binding limit under some symbol values. */
 interface Oversized {
   readonly step: number;
   readonly id: number;
