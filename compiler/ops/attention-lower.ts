@@ -63,8 +63,14 @@ export type AttentionVariant = "rows" | "workgroup";
 /** Every variant, for tests and autotuners (`attentionLowering(ctx, variant)`). */
 export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ["rows", "workgroup"];
 
-/** Query rows per workgroup of the `rows` variant (all of one (b, h)). */
-const ROWS_WG = 16;
+/**
+ * Query rows per workgroup of the `rows` variant (all of one (b, h)): one 8-lane SIMD row of
+ * lavapipe, which measured faster than 16 lanes (more, smaller workgroups to spread over threads).
+ */
+const ROWS_WG = 8;
+
+/** Largest static key count whose scores the `rows` variant keeps in private arrays (two passes). */
+export const ROWS_MAX_PRIVATE_KEYS = 512;
 
 /** Largest static head dims (D, Dv) the `rows` variant keeps in registers (unrolled). */
 export const ROWS_MAX_HEAD_DIM = 64;
@@ -237,9 +243,13 @@ function declareBufs(kb: KernelBuilder, p: AttnParts): Bufs {
 /**
  * `rows`: each invocation owns R query rows of one (b, h) (R = `rowsPerInvocation`), with no
  * workgroup memory or barriers. The q rows and the Dv output accumulators live in registers
- * (unrolled); every key's k and v vectors are loaded once for the R rows. Keys are visited once
- * with an online softmax that rescales a row only when its running max grows. With importance
- * scores, raw scores go to the scratch row and become probabilities with the final max and sum.
+ * (unrolled); every key's k and v vectors are loaded once for the R rows. (b, h) and the key
+ * index are the same in every lane, so a CPU driver (lavapipe) loads k and v as scalars instead
+ * of per-lane gathers. With a static key count of at most `ROWS_MAX_PRIVATE_KEYS`, a first pass
+ * keeps every score in a private array and takes the row max, and a second pass exponentiates
+ * against that final max: no data-dependent branch. Otherwise keys are visited once with an
+ * online softmax that rescales a row when its running max grows. With importance scores, raw
+ * scores also go to the scratch row and become probabilities with the final max and sum.
  */
 function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   const target = p.ctx.target;
@@ -278,43 +288,76 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
       acc: Array.from({ length: Dv }, (_, e) => kb.var(`acc${r}_${e}`, f32(0))),
     };
   });
-  // Keys past the live length are padding: never visited.
-  kb.for("j", 0, lens.nk, (j) => {
-    const key = kb.let("key", iadd(kBase, j));
-    const kOff = kb.let("k_off", imul(key, D));
-    const kv = Array.from({ length: D }, (_, d) =>
+  const kRow = (j: Expr): Expr[] => {
+    const kOff = kb.let("k_off", imul(iadd(kBase, j), D));
+    return Array.from({ length: D }, (_, d) =>
       kb.let(`k${d}`, cast(loadAs(kb, bufs.k, iadd(kOff, d), p.k.dtype, target), "f32")),
     );
-    const ws = rows.map((rw, r) => {
-      const dot = rw.q.reduce<Expr | null>(
-        (acc, qd, d) => (acc ? add(acc, mul(qd, kv[d])) : mul(qd, kv[d])),
-        null,
-      );
-      const s = kb.let(
-        `s${r}_`,
-        scoreOf(kb, p, bufs, [b, h, rw.i, j], kb.let(`dot${r}_`, dot ?? f32(0)), lens),
-      );
-      // Only valid rows write the scratch: a clamped copy would race with the row it copies.
-      const sRow = rw.sRow;
-      if (sb && sRow) kb.if(rw.valid, () => kb.store(sb, iadd(sRow, j), s));
-      // A larger max rescales what was accumulated (exp(-inf) = 0 for the first allowed key).
-      kb.if(gt(s, rw.m), () => {
-        const corr = kb.let("corr", unary("exp", sub(rw.m, s)));
-        kb.set(rw.l, mul(rw.l, corr));
-        for (const a of rw.acc) kb.set(a, mul(a, corr));
-        kb.set(rw.m, s);
-      });
-      // m = -inf means every key so far is disallowed: weight 0 (not exp(-inf + inf)).
-      const w = kb.let(`w${r}_`, select(eq(rw.m, NEG_INF()), f32(0), unary("exp", sub(s, rw.m))));
-      kb.set(rw.l, add(rw.l, w));
-      return w;
-    });
-    const vOff = kb.let("v_off", imul(key, Dv));
+  };
+  const scoreAt = (rw: (typeof rows)[number], r: number, kv: Expr[], j: Expr): Expr => {
+    const dot = treeSum(rw.q.map((qd, d) => mul(qd, kv[d])));
+    return kb.let(`s${r}_`, scoreOf(kb, p, bufs, [b, h, rw.i, j], kb.let(`dot${r}_`, dot ?? f32(0)), lens));
+  };
+  const vRow = (j: Expr, ws: Expr[]): void => {
+    const vOff = kb.let("v_off", imul(iadd(kBase, j), Dv));
     for (let e = 0; e < Dv; e++) {
       const vv = kb.let(`v${e}`, cast(loadAs(kb, bufs.v, iadd(vOff, e), p.v.dtype, target), "f32"));
       rows.forEach((rw, r) => kb.set(rw.acc[e], add(rw.acc[e], mul(ws[r], vv))));
     }
-  });
+  };
+  // Only valid rows write the scratch: a clamped copy would race with the row it copies.
+  const keep = (rw: (typeof rows)[number], j: Expr, s: Expr): void => {
+    const sRow = rw.sRow;
+    if (sb && sRow) kb.if(rw.valid, () => kb.store(sb, iadd(sRow, j), s));
+  };
+  // m = -inf means every key so far is disallowed: weight 0 (not exp(-inf + inf)).
+  const weight = (rw: (typeof rows)[number], r: number, s: Expr): Expr => {
+    const w = kb.let(`w${r}_`, select(eq(rw.m, NEG_INF()), f32(0), unary("exp", sub(s, rw.m))));
+    kb.set(rw.l, add(rw.l, w));
+    return w;
+  };
+  // Keys past the live length are padding: never visited.
+  if (typeof p.Nk === "number" && p.Nk <= ROWS_MAX_PRIVATE_KEYS) {
+    const nkStatic = p.Nk;
+    const sc = rows.map((_, r) => kb.array(`sc${r}_`, "f32", Math.max(1, nkStatic), "private"));
+    kb.for("j", 0, lens.nk, (j) => {
+      const kv = kRow(j);
+      rows.forEach((rw, r) => {
+        const s = scoreAt(rw, r, kv, j);
+        kb.store(sc[r], j, s);
+        keep(rw, j, s);
+        kb.set(rw.m, max(rw.m, s));
+      });
+    });
+    // A row with no allowed key has only -inf scores: exp(-inf - 0) = 0 with no per-key test.
+    const mSafe = rows.map((rw, r) => kb.let(`m_safe${r}_`, select(eq(rw.m, NEG_INF()), f32(0), rw.m)));
+    kb.for("j", 0, lens.nk, (j) =>
+      vRow(
+        j,
+        rows.map((rw, r) => {
+          const w = kb.let(`w${r}_`, unary("exp", sub(kb.load(sc[r], j), mSafe[r])));
+          kb.set(rw.l, add(rw.l, w));
+          return w;
+        }),
+      ),
+    );
+  } else
+    kb.for("j", 0, lens.nk, (j) => {
+      const kv = kRow(j);
+      const ws = rows.map((rw, r) => {
+        const s = scoreAt(rw, r, kv, j);
+        keep(rw, j, s);
+        // A larger max rescales what was accumulated (exp(-inf) = 0 for the first allowed key).
+        kb.if(gt(s, rw.m), () => {
+          const corr = kb.let("corr", unary("exp", sub(rw.m, s)));
+          kb.set(rw.l, mul(rw.l, corr));
+          for (const a of rw.acc) kb.set(a, mul(a, corr));
+          kb.set(rw.m, s);
+        });
+        return weight(rw, r, s);
+      });
+      vRow(j, ws);
+    });
   rows.forEach((rw, r) => {
     kb.if(rw.valid, () => {
       // Padding query rows (past the example's live length) are 0, like rows with no allowed key.
@@ -336,9 +379,25 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   return kb.build();
 }
 
-/** Query rows per `rows` invocation: up to 8 while q and the accumulators stay within ~256 registers. */
+/** Pairwise sum (short dependency chains: the products of a dot are independent). */
+function treeSum(xs: readonly Expr[]): Expr | null {
+  if (xs.length === 0) return null;
+  let level = [...xs];
+  while (level.length > 1) {
+    const next: Expr[] = [];
+    for (let x = 0; x < level.length; x += 2)
+      next.push(x + 1 < level.length ? add(level[x], level[x + 1]) : level[x]);
+    level = next;
+  }
+  return level[0];
+}
+
+/**
+ * Query rows per `rows` invocation: up to 4 while q and the accumulators stay within ~128
+ * registers (on lavapipe, head dim 16: 4 rows beat 8, 2 and 1).
+ */
 export function rowsPerInvocation(D: number, Dv: number): number {
-  return Math.max(1, Math.min(8, Math.floor(256 / Math.max(1, D + Dv))));
+  return Math.max(1, Math.min(4, Math.floor(128 / Math.max(1, D + Dv))));
 }
 
 /**

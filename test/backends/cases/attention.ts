@@ -44,13 +44,21 @@ export const cases: OpCase[] = [
     tol: 1e-4,
   },
   {
+    // Past ROWS_MAX_PRIVATE_KEYS (512) static keys: the rows variant's one-pass online softmax.
+    name: "attention/keys-past-private-limit-causal",
+    op: "attention",
+    attrs: { causal: true },
+    inputs: [r([1, 1, 3, 2], 40), r([1, 1, 520, 2], 41), r([1, 1, 520, 3], 42)],
+    tol: 1e-4,
+  },
+  {
     name: "attention/many-keys-wide-values",
     op: "attention",
     inputs: [r([1, 2, 2, 4], 14), r([1, 1, 70, 4], 15), r([1, 1, 70, 70], 16)],
     tol: 1e-4,
   },
   {
-    // More query rows than one workgroup of the register variant covers (16 lanes x 8 rows).
+    // More query rows than one workgroup of the register variant covers (8 lanes x 4 rows).
     name: "attention/many-queries-causal-colsum",
     op: "attention",
     attrs: { scores: "colsum", causal: true },
