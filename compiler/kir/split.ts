@@ -44,7 +44,7 @@ export function staticSize(dims: readonly Dim[]): number | undefined {
  * For a split of output 0's axis `s`: the axis of each input / output that runs along it (null:
  * bound whole), or undefined when the op's chunks along `s` are not independent.
  */
-interface AxisMap {
+export interface AxisMap {
   readonly inputs: readonly (number | null)[];
   readonly outputs: readonly (number | null)[];
 }
@@ -108,8 +108,12 @@ const SPLIT_RULES: Readonly<Record<string, SplitRule>> = {
     const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
     const r = ctx.outputs[0].dims.length;
     if (a.dims.length < 2 || b.dims.length < 2 || s >= r - 1) return undefined;
-    // Batch axes run through both operands; the row axis M only through a.
-    return { inputs: [aligned(a, r, s), s < r - 2 ? aligned(b, r, s) : null], outputs: [s] };
+    // Batch axes run through both operands; the row axis M only through a. With `perm_a` (a folded
+    // Transpose) A's logical axis i is stored axis perm_a[i], which is the one chunked.
+    const perm = ctx.optAttr<readonly number[]>("perm_a");
+    const la = aligned(a, r, s);
+    const sa = la === null || !perm ? la : perm[la]!;
+    return { inputs: [sa, s < r - 2 ? aligned(b, r, s) : null], outputs: [s] };
   },
   Gemm: (ctx, s) => {
     if (s !== 0 || ctx.attr<number>("transA") !== 0) return undefined;
@@ -153,6 +157,24 @@ const SPLIT_RULES: Readonly<Record<string, SplitRule>> = {
     return { inputs: ctx.inputs.map(() => s), outputs: [s] };
   },
 };
+
+/**
+ * The split rule of node `n` (its op's `SPLIT_RULES` entry, or the broadcasting rule of a
+ * pointwise op) for axis `s` of its output 0; undefined when chunks along `s` are not independent.
+ */
+export function splitAxisMap(n: Node, def: OpDef, s: number, target: Target): AxisMap | undefined {
+  const rule = def.pointwise ? pointwiseRule : (SPLIT_RULES as Partial<Record<string, SplitRule>>)[n.op];
+  if (!rule) return undefined;
+  const ctx = lowerCtx(
+    def,
+    n.op,
+    n.attrs,
+    n.inputs.map((v) => v?.type ?? null),
+    n.outputs.map((v) => v.type),
+    target,
+  );
+  return rule(ctx, s);
+}
 
 /** How a unit is split: the axis of every value that is chunked, and the chunk rows. */
 export interface UnitSplit {

@@ -69,6 +69,20 @@ export function splitCases(): SplitCase[] {
     });
   }
   {
+    // MatMul reading A through a folded Transpose (`perm_a` [0, 2, 1, 3] keeps the batch axis in
+    // place): chunks of the output's batch read chunks of A's stored axis perm_a[0] = 0.
+    const b = new GraphBuilder("matmul_perm_a");
+    const x = b.input("x", "f32", [4, 8, 8, 16]);
+    const w = b.constant(seeded("f32", [16, 16], 8), "w");
+    const g = b.output(b.op("MatMul", [x, w], { perm_a: [0, 2, 1, 3] }));
+    cases.push({
+      name: "matmul with perm_a",
+      graph: g,
+      feeds: feeds(["x", [4, 8, 8, 16], 9]),
+      minExtraSteps: 1,
+    });
+  }
+  {
     // Row-wise ops: LayerNorm (last axis), Softmax, ReduceMean over the last axis.
     const b = new GraphBuilder("rowwise");
     // [256, 16]: the mean's 4-byte rows need chunks of 64 rows for 256-byte aligned offsets.

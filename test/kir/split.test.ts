@@ -115,6 +115,15 @@ test("an op whose chunks along the outer axis are not independent is an error, n
   assert.match(scheduleError(g), /Softmax has no split rule for axis 0/);
 });
 
+test("a MatMul whose perm_a moves the split axis inward is refused, not chunked along the wrong axis", () => {
+  // Output [8, 8, 32] splits on axis 0 = A's stored axis 1, which is not contiguous in [8, 8, 32].
+  const b = new GraphBuilder("perm_a_inner");
+  const x = b.input("x", "f32", [8, 8, 32]);
+  const w = b.constant(seeded("f32", [32, 32], 3), "w");
+  const g = b.output(b.op("MatMul", [x, w], { perm_a: [1, 0, 2] }));
+  assert.match(scheduleError(g), /MatMul.*chunks of %x along its axis 1 are not contiguous/);
+});
+
 test("a symbolic split axis is left to the runtime's check (the schedule cannot know the size)", () => {
   const b = new GraphBuilder("sym");
   b.symbol("B");
