@@ -76,43 +76,49 @@ describe("insert-token-pruning on examples/vit-tiny.tokr (17 tokens, 4 blocks)",
     );
   });
 
-  it("after merges, scores and sizes follow them through the merge's source and the prune's index (no second matching or ranking)", () => {
-    const g = vitTiny(64, 4);
-    reduce(g, "blocks[0..1].layer: merge(r: 2)", "blocks.2.layer: prune(keep: 0.5, protect: 1, fuse: true)");
-    // 17 -> 15 (merge in block 0) -> 13 (block 1) -> ceil(13 / 2) = 7 kept + 1 fused.
-    assert.deepEqual(attentionTokens(g), [17, 15, 8, 8]);
-    // One prune and the two policy merges: the companions reuse their index and source outputs.
-    const [prune, ...morePrunes] = nodesOf(g, "tokens.prune");
-    assert.equal(morePrunes.length, 0);
-    const merges = nodesOf(g, "tokens.merge");
-    assert.equal(merges.length, 2);
-    const [combine, ...moreCombines] = nodesOf(g, "tokens.combine");
-    assert.equal(moreCombines.length, 0);
-    assert.equal(combine.inputs[1], merges[1].outputs[2]);
-    assert.equal(combine.attrs.rows, 13);
-    const [gather] = nodesOf(g, "tokens.gather");
-    assert.equal(gather.inputs[0], merges[1].outputs[1]);
-    assert.equal(gather.inputs[1], prune.outputs[1]);
-    assert.equal(printType(gather.outputs[0].type), "f32[B, 7, 1]");
-    // The last attention's proportional bias covers the 8 rows (7 kept + fused, whose size is the dropped sum).
-    assert.equal(printType(nodesOf(g, "attention")[3].inputs[4]!.type), "f32[B, 1, 1, 8]");
-    // Observe the scores, the importance they come from, the merge's source and the sizes entering the last attention.
-    const imp = nodesOf(g, "attention")[1].outputs[1];
-    g.outputs.push(prune.inputs[1]!, imp, merges[1].outputs[2], nodesOf(g, "Log").at(-1)!.inputs[0]!);
-    const out = [...runGraph(g, new Map([["image", images(2, 64)]])).values()];
-    const [scores, importance, source, sizes] = out.slice(-4);
-    assert.deepEqual([...scores.shape], [2, 13]);
-    for (let b = 0; b < 2; b++) {
-      // A merged token's score is the sum of its members' importance.
-      const want = new Array<number>(13).fill(0);
-      for (let j = 0; j < 15; j++) want[source.data[b * 15 + j]] += importance.data[b * 15 + j];
-      want.forEach((w, m) => assert.ok(Math.abs(scores.data[b * 13 + m] - w) < 1e-6, `row ${m}`));
-      const s = want.reduce((p, q) => p + q, 0);
-      assert.ok(Math.abs(s - 1) < 1e-5, `CLS attention over merged tokens sums to ${s}`);
-      const z = Array.from(sizes.data.subarray(b * 8, b * 8 + 8)).reduce((p, q) => p + q, 0);
-      assert.equal(z, 17);
-    }
-  });
+  // multi_criteria matches by sizes and importance too: a second matching of the scores alone would differ.
+  for (const method of ["bipartite", "multi_criteria"])
+    it(`after ${method} merges, scores and sizes follow them through the merge's source and the prune's index (no second matching or ranking)`, () => {
+      const g = vitTiny(64, 4);
+      reduce(
+        g,
+        `blocks[0..1].layer: merge(r: 2, method: ${method})`,
+        "blocks.2.layer: prune(keep: 0.5, protect: 1, fuse: true)",
+      );
+      // 17 -> 15 (merge in block 0) -> 13 (block 1) -> ceil(13 / 2) = 7 kept + 1 fused.
+      assert.deepEqual(attentionTokens(g), [17, 15, 8, 8]);
+      // One prune and the two policy merges: the companions reuse their index and source outputs.
+      const [prune, ...morePrunes] = nodesOf(g, "tokens.prune");
+      assert.equal(morePrunes.length, 0);
+      const merges = nodesOf(g, "tokens.merge");
+      assert.equal(merges.length, 2);
+      const [combine, ...moreCombines] = nodesOf(g, "tokens.combine");
+      assert.equal(moreCombines.length, 0);
+      assert.equal(combine.inputs[1], merges[1].outputs[2]);
+      assert.equal(combine.attrs.rows, 13);
+      const [gather] = nodesOf(g, "tokens.gather");
+      assert.equal(gather.inputs[0], merges[1].outputs[1]);
+      assert.equal(gather.inputs[1], prune.outputs[1]);
+      assert.equal(printType(gather.outputs[0].type), "f32[B, 7, 1]");
+      // The last attention's proportional bias covers the 8 rows (7 kept + fused, whose size is the dropped sum).
+      assert.equal(printType(nodesOf(g, "attention")[3].inputs[4]!.type), "f32[B, 1, 1, 8]");
+      // Observe the scores, the importance they come from, the merge's source and the sizes entering the last attention.
+      const imp = nodesOf(g, "attention")[1].outputs[1];
+      g.outputs.push(prune.inputs[1]!, imp, merges[1].outputs[2], nodesOf(g, "Log").at(-1)!.inputs[0]!);
+      const out = [...runGraph(g, new Map([["image", images(2, 64)]])).values()];
+      const [scores, importance, source, sizes] = out.slice(-4);
+      assert.deepEqual([...scores.shape], [2, 13]);
+      for (let b = 0; b < 2; b++) {
+        // A merged token's score is the sum of its members' importance.
+        const want = new Array<number>(13).fill(0);
+        for (let j = 0; j < 15; j++) want[source.data[b * 15 + j]] += importance.data[b * 15 + j];
+        want.forEach((w, m) => assert.ok(Math.abs(scores.data[b * 13 + m] - w) < 1e-6, `row ${m}`));
+        const s = want.reduce((p, q) => p + q, 0);
+        assert.ok(Math.abs(s - 1) < 1e-5, `CLS attention over merged tokens sums to ${s}`);
+        const z = Array.from(sizes.data.subarray(b * 8, b * 8 + 8)).reduce((p, q) => p + q, 0);
+        assert.equal(z, 17);
+      }
+    });
 
   it("attention_graph, transition and key_norm wire the attention graph rank and tokens.score", () => {
     const g = vitTiny(64, 4);
