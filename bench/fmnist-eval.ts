@@ -134,6 +134,20 @@ export async function loadRunner(b: Backend, v: Variant): Promise<Runner> {
   }
 }
 
+/** Deterministic values in [-1, 1) (mulberry32), so every run measures the same data. */
+export function randomF32(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
 /** Largest |a - b| over two equally long arrays (Infinity if the lengths differ). */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;

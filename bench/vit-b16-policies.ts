@@ -11,7 +11,15 @@ import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { makeTensor } from "../compiler/ir/tensor.js";
 import { repoRootFrom } from "../scripts/paths.js";
-import { compileVariant, firstLine, loadRunner, median, openBackend, type Runner } from "./fmnist-eval.js";
+import {
+  compileVariant,
+  firstLine,
+  loadRunner,
+  median,
+  openBackend,
+  randomF32,
+  type Runner,
+} from "./fmnist-eval.js";
 
 const { values: opts } = parseArgs({
   options: { runs: { type: "string", default: "3" }, policies: { type: "string" } },
@@ -49,19 +57,6 @@ console.log(
 console.log(`command: node --import tsx bench/vit-b16-policies.ts ${process.argv.slice(2).join(" ")}`);
 console.log(`backend: WGSL on ${backend.description}`);
 
-/** Deterministic values in [-1, 1) (mulberry32), so every run measures the same image. */
-function randomF32(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
 const x = makeTensor("f32", [1, 3, 224, 224], randomF32(3 * 224 * 224, 3));
 
 // One variant at a time is imported, compiled and loaded (each holds its own 330 MiB of weights).

@@ -26,6 +26,7 @@ import { nodeGpu } from "../runtime/webgpu/node.js";
 import type { GpuProgram } from "../runtime/webgpu/program.js";
 import { WebGpuRuntime } from "../runtime/webgpu/runtime.js";
 import { repoRootFrom } from "../scripts/paths.js";
+import { firstLine, maxAbsDiff, median, randomF32 } from "./fmnist-eval.js";
 import { matmulModel } from "./onnx-models.js";
 
 const SECTIONS = ["matmul", "vit", "vit_b_16", "compile"] as const;
@@ -54,39 +55,6 @@ const scratch = mkdtempSync(join(tmpdir(), "tokr-bench-"));
 process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
 
 // ---------- small helpers ----------
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-/** The first line of an error (schedule errors list every problem; the first names the kind). */
-function reason(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  const lines = msg.split("\n");
-  return lines.length > 1 ? `${lines[0]} (+${lines.length - 1} more)` : msg;
-}
-
-/** Deterministic values in [-1, 1) (mulberry32), so every run measures the same data. */
-function randomF32(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -174,7 +142,7 @@ let noTokr = "";
 try {
   rt = await WebGpuRuntime.create(await nodeGpu());
 } catch (e) {
-  noTokr = `no WebGPU runtime: ${reason(e)}`;
+  noTokr = `no WebGPU runtime: ${firstLine(e)}`;
 }
 
 /** ONNX file -> graph after the `onnx-structure` pipeline. */
@@ -341,7 +309,7 @@ if (want("matmul")) {
         const wc = b.constant(makeTensor("f32", [n, n], w), "w");
         l = await loadGraph(b.output(b.op("MatMul", [xi, wc])), `matmul ${n}`);
       } catch (e) {
-        why = reason(e);
+        why = firstLine(e);
       }
     const theirs = await ortRun(sess, x);
     const ours = l ? await tokrRun(l, x) : undefined;
@@ -376,7 +344,7 @@ if (want("vit")) {
     try {
       l = await loadGraph(importStructured(fmnistOnnx), "fmnist ViT");
     } catch (e) {
-      why = reason(e);
+      why = firstLine(e);
     }
   console.log("| batch | tokr (ms) | onnxruntime (ms) | tokr/ort | goal | max |logit diff| | same argmax |");
   console.log("|---|---|---|---|---|---|---|");
@@ -431,7 +399,7 @@ if (want("vit_b_16")) {
       try {
         l = await loadGraph(importStructured(vitB16Onnx), "vit_b_16");
       } catch (e) {
-        why = reason(e);
+        why = firstLine(e);
       }
     const theirs = await ortRun(sess, x);
     const diff = l ? maxAbsDiff(await tokrRun(l, x), theirs) : undefined;
@@ -481,7 +449,7 @@ if (want("compile")) {
       const t5 = performance.now();
       [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0].forEach((d, j) => times[j].push(d));
     } catch (e) {
-      failed = reason(e);
+      failed = firstLine(e);
     }
   }
   if (failed) console.log(`tokr: not available (${failed})`);
