@@ -51,6 +51,8 @@ export interface CudaManifest {
     readonly size: string;
     readonly kind: ProgramBuffer["kind"];
     readonly aliasOf?: number;
+    /** Element offset into `aliasOf` (WGSL binding-limit chunks); CUDA runners refuse it (`offsetViews`). */
+    readonly offset?: number;
     readonly weight?: string;
     readonly firstUse: number;
     readonly lastUse: number;
@@ -61,6 +63,28 @@ export interface CudaManifest {
 }
 
 export const CUDA_MANIFEST_FORMAT = "tokr-cuda-1";
+
+/**
+ * Buffers that are views at a nonzero offset into their root (a unit split by the WGSL binding
+ * limit, `compiler/kir/split.ts`), one message each. CUDA binds whole buffers (its target has no
+ * binding limit, so its schedule never splits) and its runners refuse such views.
+ */
+export function offsetViews(
+  buffers: readonly { readonly name: string; readonly aliasOf?: number; readonly offset?: number }[],
+): string[] {
+  return buffers.flatMap((b) =>
+    b.offset ? [`buffer '${b.name}' is a view at element offset ${b.offset} into buffer ${b.aliasOf}`] : [],
+  );
+}
+
+/** Why a program with offset views cannot run on CUDA, or undefined when it has none. */
+export function offsetViewError(name: string, views: readonly string[]): string | undefined {
+  if (views.length === 0) return undefined;
+  return (
+    `program ${name}: ${views.join("; ")}: offset views come from splitting for a storage binding limit ` +
+    "(WGSL); the CUDA backend binds whole buffers: schedule the program for CUDA_TARGET"
+  );
+}
 
 /** A C identifier for file names. */
 const fileName = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, "_") || "program";
@@ -76,6 +100,8 @@ export function compileCudaProgram(
   outDir: string,
   opts: { readonly nvcc?: boolean } = {},
 ): CudaArtifact {
+  const views = offsetViewError(program.name, offsetViews(program.buffers));
+  if (views) throw new CudaRenderError(views);
   const bad = programBindingMismatches(program);
   if (bad.length > 0)
     throw new CudaRenderError(
@@ -152,6 +178,8 @@ export function emulateProgram(
   order: ThreadOrder = "forward",
   target: Target = program.target ?? CUDA_TARGET,
 ): Map<string, Tensor> {
+  const views = offsetViewError(program.name, offsetViews(program.buffers));
+  if (views) throw new RunError(views);
   const sig = new Graph(program.name);
   for (const s of program.symbols) sig.declareSymbol(s);
   for (const id of program.inputs) {

@@ -1,14 +1,19 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { bindInputs, RunError } from "../../backends/cpu/interpreter.js";
-import { CUDA_MANIFEST_FORMAT, type CudaManifest } from "../../backends/cuda/program.js";
+import {
+  CUDA_MANIFEST_FORMAT,
+  type CudaManifest,
+  offsetViewError,
+  offsetViews,
+} from "../../backends/cuda/program.js";
 import { Graph } from "../../compiler/ir/graph.js";
 import { evalDim, parseDim } from "../../compiler/ir/sym.js";
 import { allocData, type Tensor } from "../../compiler/ir/tensor.js";
 import { tensorType } from "../../compiler/ir/types.js";
 import type { DType } from "../../compiler/ir/dtype.js";
 import type { ProgramBuffer } from "../../compiler/kir/program.js";
-import type { KType } from "../../compiler/kir/types.js";
+import { type KType, storageType, type Target } from "../../compiler/kir/types.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { planMemory } from "../plan.js";
 import { parseSafetensors } from "../safetensors.js";
@@ -80,6 +85,26 @@ export function readCudaArtifact(dir: string): CudaArtifactFiles {
 }
 
 /**
+ * Throws `CudaArtifactError` when the artifact stores a dtype differently from `target` (a `--bf16`
+ * artifact keeps f32 tensors as bf16): states made for `target` could not bind to it, and the
+ * caller would learn it only then. Like `WebGpuRuntime.load`'s capability check.
+ */
+export function checkArtifactTarget(m: CudaManifest, target: Target): void {
+  // Inputs and outputs only: what states bind to (a bf16 program keeps some scratch, e.g. attention probs, in f32).
+  const b = [...m.inputs, ...m.outputs]
+    .map((id) => m.buffers[id])
+    .find((b) => storageType(b.dtype, target) !== b.storage);
+  if (!b) return;
+  const want = storageType(b.dtype, target);
+  throw new CudaArtifactError(
+    `${m.name}: the artifact stores ${b.dtype} buffer '${b.name}' as ${b.storage}, but this runtime's target ` +
+      `stores ${b.dtype} as ${want}` +
+      (b.storage === "bf16" ? " (a --bf16 artifact needs new CudaRuntime(addon, CUDA_BF16_TARGET))" : "") +
+      (want === "bf16" ? " (a runtime on CUDA_BF16_TARGET needs an artifact compiled with --bf16)" : ""),
+  );
+}
+
+/**
  * A CUDA program on the device through the runtime addon: the fatbin module and the constants
  * are loaded once; each run binds symbols from the input shapes, plans buffers by liveness (like
  * the WebGPU runtime), uploads the inputs, launches every step in order and downloads the outputs.
@@ -107,6 +132,8 @@ export class CudaProgram implements ProgramRunner {
   /** Loads an artifact directory, or already-read files, onto the first CUDA device. */
   static load(artifact: string | CudaArtifactFiles, addon?: CudaAddon): CudaProgram {
     const files = typeof artifact === "string" ? readCudaArtifact(artifact) : artifact;
+    const views = offsetViewError(files.manifest.name, offsetViews(files.manifest.buffers));
+    if (views) throw new CudaArtifactError(views);
     const a = addon ?? loadCudaAddon();
     const module = device(() => a.loadModule(files.fatbin));
     const p = new CudaProgram(a, files.manifest, module, files.weights);

@@ -5,7 +5,15 @@ import { CUDA_TARGET } from "../../backends/cuda/target.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { deviceBytes } from "../plan.js";
 import { type CudaAddon, loadCudaAddon } from "./loader.js";
-import { type CudaArtifactFiles, CudaProgram, type CudaState, CudaStateError, device } from "./program.js";
+import {
+  checkArtifactTarget,
+  type CudaArtifactFiles,
+  CudaProgram,
+  type CudaState,
+  CudaStateError,
+  device,
+  readCudaArtifact,
+} from "./program.js";
 
 export { type CudaState, CudaStateError };
 
@@ -23,9 +31,15 @@ export class CudaRuntime {
     readonly target: Target = CUDA_TARGET,
   ) {}
 
-  /** Loads an artifact directory, or already-read files (throws ERR_NO_CUDA_DEVICE without a GPU). */
+  /**
+   * Loads an artifact directory, or already-read files (throws ERR_NO_CUDA_DEVICE without a GPU).
+   * The artifact's storage must match `target` (a `--bf16` one needs `CUDA_BF16_TARGET`), else
+   * `CudaArtifactError` here rather than when a state is bound.
+   */
   load(artifact: string | CudaArtifactFiles): CudaProgram {
-    return CudaProgram.load(artifact, this.addon);
+    const files = typeof artifact === "string" ? readCudaArtifact(artifact) : artifact;
+    checkArtifactTarget(files.manifest, this.target);
+    return CudaProgram.load(files, this.addon);
   }
 
   /** Allocates (or replaces) state `name`; its contents are undefined until written. */

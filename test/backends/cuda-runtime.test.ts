@@ -5,17 +5,19 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { RunError, runGraph } from "../../backends/cpu/interpreter.js";
 import { buildEmulator, type CudaEmulator } from "../../backends/cuda/cpu.js";
-import { compileCudaProgram, type CudaManifest } from "../../backends/cuda/program.js";
+import { compileCudaProgram, type CudaManifest, emulateProgram } from "../../backends/cuda/program.js";
 import { CUDA_BF16_TARGET, CUDA_TARGET } from "../../backends/cuda/target.js";
 import { findGxx } from "../../backends/cuda/toolchain.js";
 import { GraphBuilder } from "../../compiler/builder.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { sym } from "../../compiler/ir/sym.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
+import type { Target } from "../../compiler/kir/types.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { buildVit, FMNIST_VIT } from "../../examples/fmnist-vit/vit-ir.js";
 import { CUDA_ADDON_PATH, type CudaAddon, type DeviceHandle } from "../../runtime/cuda/loader.js";
 import {
+  CudaArtifactError,
   type CudaArtifactFiles,
   CudaProgram,
   type CudaState,
@@ -52,11 +54,24 @@ function mlp(): Graph {
   return b.output(b.op("Softmax", [b.op("MatMul", [h, w2])], { axis: -1 }));
 }
 
-/** A CudaAddon whose device memory is host bytes (0xFF when fresh) and whose launches run emulated. */
+/**
+ * A CudaAddon whose device memory is host bytes and whose launches run emulated. Like cudaMalloc,
+ * freed blocks are reused by later allocations (every allocation is poisoned with 0xFF), so a
+ * buffer freed or handed out twice by mistake gets clobbered. Each loaded module runs on the
+ * emulator registered for its fatbin bytes (`emulate`), so several programs share one memory.
+ */
 class EmulatedAddon implements CudaAddon {
   readonly mem = new Map<DeviceHandle, Uint8Array>();
+  private readonly freed: Uint8Array[] = [];
+  private readonly byFatbin = new Map<Uint8Array, CudaEmulator>();
+  private readonly modules = new Map<DeviceHandle, CudaEmulator>();
   launches = 0;
   constructor(private readonly emu: CudaEmulator) {}
+  /** Launches in modules loaded from `fatbin` (by identity) run on `emu`. */
+  emulate(fatbin: Uint8Array, emu: CudaEmulator): this {
+    this.byFatbin.set(fatbin, emu);
+    return this;
+  }
   runtimeVersion(): number {
     return 12080;
   }
@@ -68,11 +83,15 @@ class EmulatedAddon implements CudaAddon {
   }
   alloc(bytes: number): DeviceHandle {
     const h = {};
-    this.mem.set(h, new Uint8Array(bytes).fill(0xff));
+    const i = this.freed.findIndex((b) => b.length >= bytes);
+    const block = i >= 0 ? this.freed.splice(i, 1)[0].subarray(0, bytes) : new Uint8Array(bytes);
+    this.mem.set(h, block.fill(0xff));
     return h;
   }
   free(p: DeviceHandle): void {
-    assert.ok(this.mem.delete(p), "double free");
+    const block = this.mem.get(p);
+    assert.ok(block && this.mem.delete(p), "double free");
+    this.freed.push(block);
   }
   upload(p: DeviceHandle, data: Uint8Array): void {
     this.mem.get(p)!.set(data);
@@ -80,11 +99,13 @@ class EmulatedAddon implements CudaAddon {
   download(p: DeviceHandle, bytes: number): Uint8Array {
     return this.mem.get(p)!.slice(0, bytes);
   }
-  loadModule(): DeviceHandle {
-    return {};
+  loadModule(fatbin: Uint8Array): DeviceHandle {
+    const h = {};
+    this.modules.set(h, this.byFatbin.get(fatbin) ?? this.emu);
+    return h;
   }
   launch(
-    _module: DeviceHandle,
+    module: DeviceHandle,
     entry: string,
     grid: readonly [number, number, number],
     _block: readonly [number, number, number],
@@ -96,7 +117,7 @@ class EmulatedAddon implements CudaAddon {
     const bufs = handles.map((h, id) => ({ id, bytes: this.mem.get(h)!.length, data: this.mem.get(h)! }));
     const args = buffers.map((h) => handles.indexOf(h));
     const kernel = entry.replace(/^tokr_/, "");
-    const got = this.emu.run(
+    const got = this.modules.get(module)!.run(
       bufs,
       [{ kernel, grid, symbols, args }],
       bufs.map((b) => b.id),
@@ -107,8 +128,12 @@ class EmulatedAddon implements CudaAddon {
 }
 
 /** Compiles `g` for CUDA (no nvcc: the double ignores the fatbin) and reads the artifact back. */
-function artifact(g: Graph, dir: string): { files: CudaArtifactFiles; emu: CudaEmulator } {
-  const a = compileCudaProgram(buildProgram(g, CUDA_TARGET), dir, { nvcc: false });
+function artifact(
+  g: Graph,
+  dir: string,
+  target: Target = CUDA_TARGET,
+): { files: CudaArtifactFiles; emu: CudaEmulator } {
+  const a = compileCudaProgram(buildProgram(g, target), dir, { nvcc: false });
   const manifest = JSON.parse(readFileSync(a.manifest, "utf8")) as CudaManifest;
   const weights = parseSafetensors(new Uint8Array(readFileSync(a.weights)), a.weights);
   return {
@@ -240,11 +265,14 @@ test(
         assert.equal(out.size, 0);
       }
       assert.deepEqual(Array.from((await rt.readState("b")).data), [31, 62, 93, 124]);
-      // Another program's runs (its own liveness-planned memory) leave the states alone.
+      // Another program on the same runtime and memory (blocks are reused after free, so state
+      // memory freed or planned by mistake would be clobbered) leaves the states alone.
       const other = artifact(mlp(), dir2);
-      const q = CudaProgram.load(other.files, new EmulatedAddon(other.emu));
-      await q.run(new Map([["x", tensor("f32", [5, 8], rand(3, 40))]]));
+      addon.emulate(other.files.fatbin, other.emu);
+      const q = rt.load(other.files);
+      for (const T of [5, 9]) await q.run(new Map([["x", tensor("f32", [T, 8], rand(T, T * 8))]]));
       q.destroy();
+      assert.deepEqual(Array.from((await rt.readState("b")).data), [31, 62, 93, 124]);
       // A state input with a host-read output: plain outputs still come back.
       const out = await p.run(
         new Map<string, Tensor | CudaState>([
@@ -305,6 +333,101 @@ test(
     } finally {
       rmSync(dir, { recursive: true, force: true });
       rmSync(dir2, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "cuda runtime: load refuses an artifact whose storage differs from the runtime's target",
+  { skip: skipEmu },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tokr-cuda-rt-"));
+    const dir2 = mkdtempSync(join(tmpdir(), "tokr-cuda-rt-"));
+    try {
+      const bf = artifact(accumulate(), dir, CUDA_BF16_TARGET);
+      const f32 = artifact(accumulate(), dir2);
+      const addon = new EmulatedAddon(bf.emu);
+      assert.throws(
+        () => new CudaRuntime(addon).load(bf.files),
+        (e: unknown) =>
+          e instanceof CudaArtifactError &&
+          /accumulate: the artifact stores f32 buffer '(acc|x|y)' as bf16, but this runtime's target stores f32 as f32 \(a --bf16 artifact needs new CudaRuntime\(addon, CUDA_BF16_TARGET\)\)/.test(
+            e.message,
+          ),
+      );
+      assert.throws(
+        () => new CudaRuntime(addon, CUDA_BF16_TARGET).load(f32.files),
+        /stores f32 buffer '(acc|x|y)' as f32, but this runtime's target stores f32 as bf16/,
+      );
+      assert.equal(addon.mem.size, 0, "nothing allocated by a refused load");
+      // The matching runtime runs it, with bf16 states (values exact in bf16).
+      const rt = new CudaRuntime(addon, CUDA_BF16_TARGET);
+      const p = rt.load(bf.files);
+      const s = rt.createState("acc", "f32", [4]);
+      rt.writeState("acc", tensor("f32", [4], [1, 2, 3, 4]));
+      const x = tensor("f32", [4], [0.5, 1, 2, 4]);
+      await p.run(
+        new Map<string, Tensor | CudaState>([
+          ["acc", s],
+          ["x", x],
+        ]),
+        { outputsTo: new Map([["y", s]]) },
+      );
+      assert.deepEqual(Array.from((await rt.readState("acc")).data), [1.5, 3, 5, 8]);
+      p.destroy();
+      rt.destroy();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir2, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "cuda: offset views (WGSL binding-limit chunks) are refused by compile, emulation and load",
+  { skip: skipEmu },
+  () => {
+    // A binding limit small enough to split x[64, 4] (1 KiB) into row chunks at 256-byte offsets.
+    const g = new GraphBuilder("rows");
+    const p = buildProgram(g.output(g.op("Exp", [g.op("Relu", [g.input("x", "f32", [64, 4])])])), {
+      ...CUDA_TARGET,
+      maxStorageBindingBytes: 256,
+    });
+    const views = p.buffers.filter((b) => b.offset);
+    assert.ok(views.length > 0, "the schedule split something");
+    const first = `buffer '${views[0].name}' is a view at element offset ${views[0].offset}`;
+    const dir = mkdtempSync(join(tmpdir(), "tokr-cuda-rt-"));
+    try {
+      assert.throws(
+        () => compileCudaProgram(p, dir, { nvcc: false }),
+        (e: unknown) =>
+          e instanceof Error &&
+          e.message.includes(first) &&
+          /schedule the program for CUDA_TARGET/.test(e.message),
+      );
+      const { files, emu } = artifact(mlp(), dir);
+      assert.throws(
+        () => emulateProgram(emu, p, new Map([["x", tensor("f32", [64, 4], rand(1, 256))]])),
+        (e: unknown) => e instanceof RunError && e.message.includes(first),
+      );
+      // A manifest carrying an offset view (as a WGSL manifest can) is refused at load.
+      const [a, b] = files.manifest.buffers.filter(
+        (b) => b.kind === "intermediate" && b.aliasOf === undefined,
+      );
+      const manifest = {
+        ...files.manifest,
+        buffers: files.manifest.buffers.map((x) => (x.id === b.id ? { ...x, aliasOf: a.id, offset: 64 } : x)),
+      };
+      const addon = new EmulatedAddon(emu);
+      assert.throws(
+        () => CudaProgram.load({ ...files, manifest }, addon),
+        (e: unknown) =>
+          e instanceof CudaArtifactError &&
+          e.message.includes(`buffer '${b.name}' is a view at element offset 64 into buffer ${a.id}`),
+      );
+      assert.equal(addon.mem.size, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 );
