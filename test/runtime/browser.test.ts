@@ -143,7 +143,7 @@ describe("WebGPU in headless Chromium", { skip }, () => {
     {
       skip:
         process.env.TOKR_BROWSER_VIT !== "1" &&
-        "slow (~30 s compiling ~120 pipelines on SwiftShader): set TOKR_BROWSER_VIT=1",
+        "slow (~30-40 s compiling ~120 pipelines on SwiftShader): set TOKR_BROWSER_VIT=1",
     },
     async (t) => {
       const images = readIdxImages(join(repoRoot, "examples", "fmnist-vit", "t500-images-idx3-ubyte.gz"));
