@@ -115,7 +115,7 @@ describe("adaptive token counts on WGSL", () => {
 
 const gxx = missingTools().filter((m) => m.startsWith("g++"));
 const skipEmu = skipUnlessRequired(gxx.length ? `needs g++: ${gxx.join("; ")}` : false);
-const skipNvcc = findNvcc() ? false : "nvcc not found";
+const skipNvcc = skipUnlessRequired(findNvcc() ? false : "nvcc not found (set CUDA_HOME)");
 
 describe("adaptive token counts on emulated CUDA (both thread orders)", { skip: skipEmu }, () => {
   for (const [name, load, tol] of [
