@@ -98,6 +98,9 @@ export interface ProgramManifest {
     steps: Step[];
     inputs: number[];
     outputs: number[];
+    /** Program.batchSymbol / batchRefusal (absent in older manifests: not batch-separable). */
+    batchSymbol?: string;
+    batchRefusal?: string;
   };
 }
 
@@ -178,6 +181,8 @@ export function writeProgramArtifact(cp: CompiledProgram, source?: string): Map<
       steps: cp.steps.map((s) => ({ kernel: s.kernel, args: [...s.args], nodes: [...s.nodes] })),
       inputs: [...cp.inputs],
       outputs: [...cp.outputs],
+      ...(cp.batchSymbol !== undefined ? { batchSymbol: cp.batchSymbol } : {}),
+      ...(cp.batchRefusal !== undefined ? { batchRefusal: cp.batchRefusal } : {}),
     },
   };
   files.set(
@@ -302,6 +307,8 @@ export async function loadProgramArtifact(
     if (s.args.length !== k.params.length || s.args.some((a) => !buffers[a]))
       fail(`step ${i} (kernel ${k.name}) binds ${s.args.length} buffers to ${k.params.length} parameters`);
   }
+  for (const k of ["batchSymbol", "batchRefusal"] as const)
+    if (p[k] !== undefined && typeof p[k] !== "string") fail(`program.${k} is not a string`);
   return {
     name: p.name,
     backend: m.target,
@@ -315,5 +322,7 @@ export async function loadProgramArtifact(
     steps: p.steps,
     inputs: p.inputs,
     outputs: p.outputs,
+    ...(p.batchSymbol !== undefined ? { batchSymbol: p.batchSymbol } : {}),
+    ...(p.batchRefusal !== undefined ? { batchRefusal: p.batchRefusal } : {}),
   };
 }

@@ -21,6 +21,13 @@ export interface Program {
   readonly outputs: readonly number[];
   /** The device assumptions the kernels were lowered for (lane counts, f16): runners must match them. */
   readonly target?: Target;
+  /**
+   * The batch symbol when the program is batch-separable (batch.ts): runners may run consecutive
+   * slices of it and concatenate the outputs. Absent: not separable (or not decided: old artifacts).
+   */
+  readonly batchSymbol?: string;
+  /** Why the program is not batch-separable (naming the first node that mixes examples). */
+  readonly batchRefusal?: string;
 }
 
 export interface ProgramBuffer {

@@ -4,6 +4,7 @@ import type { DType } from "../ir/dtype.js";
 import type { Tensor } from "../ir/tensor.js";
 import "../ops/index.js";
 import { getOp, type OpDef } from "../ops/registry.js";
+import { batchSeparability } from "./batch.js";
 import { elementwiseKernel } from "./builder.js";
 import {
   type EpilogueFusion,
@@ -108,10 +109,12 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   // Backwards: lower what is needed, marking the inputs the kernels actually read.
   const needed = new Set<Value>(g.outputs);
   const lowered: Lowered[] = [];
+  const dispatched = new Set<Node>();
   for (let u = units.length - 1; u >= 0; u--) {
     const unit = units[u];
     try {
       const l = lowerUnit(unit, defs, needed, target, padded);
+      if (l) for (const n of unitNodes(l.unit)) dispatched.add(n);
       // Chunks are pushed last first: the list is reversed below.
       if (l)
         lowered.push(
@@ -123,7 +126,11 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   }
   if (problems.length) throw new ScheduleError(problems.reverse());
   lowered.reverse();
-  return assemble(g, target, opts.name ?? g.name, lowered);
+  const batch = batchSeparability(g, dispatched, defs, target, nodeLabel);
+  return {
+    ...assemble(g, target, opts.name ?? g.name, lowered),
+    ...("symbol" in batch ? { batchSymbol: batch.symbol } : { batchRefusal: batch.why }),
+  };
 }
 
 function describe(e: unknown, unit: Unit): string {

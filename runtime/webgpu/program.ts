@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 import type { DType } from "../../compiler/ir/dtype.js";
-import { type Dim, evalDim, freeSymbols, printDim, symbolName } from "../../compiler/ir/sym.js";
+import { type Dim, evalDim, printDim, symbolName } from "../../compiler/ir/sym.js";
 import { allocData, numel, type Tensor } from "../../compiler/ir/tensor.js";
 import { uniformBytes } from "../../backends/wgsl/render.js";
 import type { CompiledProgram } from "../artifact.js";
@@ -375,30 +375,23 @@ export class GpuProgram {
   }
 
   /**
-   * The batch symbol when the program is batch-separable: every input and output has the same
-   * symbol as its leading axis, nowhere else, and no state buffer is bound. Else the reason.
+   * The batch symbol when the program is batch-separable (decided at compile time: Program.batchSymbol)
+   * and no state buffer is bound. Else the reason.
    */
   private batchSymbol(
     inputs: ReadonlyMap<string, Tensor | GpuState>,
     opts: RunOptions,
   ): string | { why: string } {
     const cp = this.program;
+    if (cp.batchSymbol === undefined)
+      return {
+        why:
+          cp.batchRefusal ??
+          "the program records no batch symbol (compiled before batch separability was checked: recompile it)",
+      };
     if ((opts.outputsTo?.size ?? 0) > 0) return { why: "outputs are written to state buffers (outputsTo)" };
     for (const [name, v] of inputs) if (isState(v)) return { why: `input '${name}' is a state buffer` };
-    let batch: string | undefined;
-    let first = "";
-    for (const id of [...cp.inputs, ...cp.outputs]) {
-      const b = cp.buffers[id];
-      const what = `${b.kind} '${b.name}' [${b.dims.map(printDim).join(", ")}]`;
-      const lead = b.dims.length > 0 ? symbolName(b.dims[0]) : undefined;
-      if (lead === undefined) return { why: `${what} has no symbolic leading axis` };
-      if (batch === undefined) [batch, first] = [lead, what];
-      else if (lead !== batch)
-        return { why: `${what} and ${first} have different leading symbols (no common batch symbol)` };
-      if (b.dims.slice(1).some((d) => freeSymbols(d).has(lead)))
-        return { why: `${what} uses its leading symbol ${lead} beyond axis 0` };
-    }
-    return batch ?? { why: "the program has no inputs" };
+    return cp.batchSymbol;
   }
 
   /** Runs consecutive slices along the batch axis, each the largest that fits the binding limit. */

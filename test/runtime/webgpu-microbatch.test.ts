@@ -1,8 +1,9 @@
 /**
  * Micro-batching on a real WebGPU adapter (Dawn + lavapipe in CI): a program with a dynamic batch
  * `B`, scheduled for a 4 KiB binding limit, is run with a batch whose bindings exceed it; the
- * runtime runs batch slices that fit and concatenates them. Programs that are not
- * batch-separable keep the error. Skips with the reason when there is no adapter.
+ * runtime runs batch slices that fit and concatenates them. Programs that the schedule did not
+ * prove batch-separable (Program.batchSymbol, compiler/kir/batch.ts) keep the error, naming why.
+ * Skips with the reason when there is no adapter.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -46,6 +47,23 @@ dim = 16
 model m(x: f32[B, dim], z: f32[N, dim]) -> (y: f32[B, dim], u: f32[N, dim]) {
   y = x * 2.0
   u = z + 1.0
+}
+`;
+
+// Row statistics across the batch: slices would each subtract their own mean.
+const ACROSS = `
+model m(x: f32[B, 16]) -> (y: f32[B, 16]) {
+  mu = reduce_mean(x, axes: [0], keepdims: 1)
+  y = x - mu
+}
+`;
+
+// Per-example transpose through B at axis 1 (separable), then a reshape regrouping B (not).
+const MOVED = `
+model m(x: f32[B, 4, 16]) -> (y: f32[B, 64], w: f32[B, 16, 4]) {
+  t = transpose(x, perm: [1, 0, 2]) * 2.0
+  y = reshape(t, [-1, 64])
+  w = transpose(t, perm: [1, 2, 0])
 }
 `;
 
@@ -97,7 +115,7 @@ describe("WGSL micro-batching of symbolic bindings above the limit", () => {
         ]);
         await assert.rejects(
           prog.run(feeds),
-          /binds 'x' of 6400 bytes, above the max storage binding size 4096.*micro-batching does not apply: .*different leading symbols/,
+          /binds 'x' of 6400 bytes, above the max storage binding size 4096.*micro-batching does not apply: input 'z' \[N, 16\] and input 'x' \[B, 16\] have different leading symbols/,
         );
         // Within the limit it runs as one program.
         const ok = await prog.run(
@@ -107,6 +125,87 @@ describe("WGSL micro-batching of symbolic bindings above the limit", () => {
           ]),
         );
         assert.deepEqual(ok.get("u")!.shape, [4, 16]);
+      } finally {
+        prog.destroy();
+      }
+    }));
+
+  it("keeps the error, naming the node, when an op mixes examples along B", (t) =>
+    withGpu(t, async (rt) => {
+      for (const [src, feeds, node] of [
+        [
+          ACROSS,
+          new Map([["x", seeded("f32", [100, 16], 1)]]),
+          /microbatch\.tokr:3:\d+: node %\w+ \(ReduceMean\)/,
+        ],
+        [
+          MOVED,
+          new Map([["x", seeded("f32", [40, 4, 16], 1)]]),
+          /microbatch\.tokr:4:\d+: node %\w+ \(Reshape\)/,
+        ],
+      ] as const) {
+        const prog = await load(rt, src, LIMIT);
+        try {
+          assert.equal(prog.program.batchSymbol, undefined);
+          const err = await prog.run(feeds).then(
+            () => assert.fail("expected an error"),
+            (e: unknown) => String(e),
+          );
+          assert.match(err, /above the max storage binding size 4096/);
+          assert.match(
+            err,
+            /micro-batching does not apply: the graph mixes examples along its batch axis B at /,
+          );
+          assert.match(err, node);
+        } finally {
+          prog.destroy();
+        }
+      }
+    }));
+
+  it("micro-batches a program whose B moves off axis 0 and back (per-example transposes)", (t) =>
+    withGpu(t, async (rt) => {
+      const src = `
+model m(x: f32[B, 4, 16]) -> (w: f32[B, 16, 4]) {
+  w = transpose(transpose(x, perm: [1, 0, 2]) * 2.0, perm: [1, 2, 0])
+}
+`;
+      const prog = await load(rt, src, LIMIT);
+      try {
+        assert.equal(prog.program.batchSymbol, "B");
+        const feeds = new Map([["x", seeded("f32", [40, 4, 16], 7)]]);
+        const want = runGraph(compileTokr(src, "microbatch.tokr"), feeds);
+        const got = await prog.run(feeds);
+        assertClose(got.get("w")!, want.get("w")!, 1e-6, "w");
+        // 40 examples of 256 bytes are 10240 bytes: it ran in slices of at most 16.
+        for (const [, bytes] of prog.lastPlan!.bytes) assert.ok(bytes <= LIMIT, `binding of ${bytes} bytes`);
+      } finally {
+        prog.destroy();
+      }
+    }));
+
+  it("keeps the error for an artifact that records no batch symbol (older manifests)", (t) =>
+    withGpu(t, async (rt) => {
+      const target: Target = { ...rt.target, maxStorageBindingBytes: LIMIT };
+      const cp = compileProgram(
+        buildProgram(compileTokr(BATCHED, "microbatch.tokr"), target),
+        "wgsl",
+        target,
+        renderWgsl,
+      );
+      assert.equal(cp.batchSymbol, "B");
+      const { batchSymbol: _, ...old } = cp;
+      const prog = await rt.load(old);
+      try {
+        await assert.rejects(
+          prog.run(
+            new Map([
+              ["x", seeded("f32", [100, 16], 1)],
+              ["z", seeded("f32", [100, 3, 16], 2)],
+            ]),
+          ),
+          /micro-batching does not apply: the program records no batch symbol/,
+        );
       } finally {
         prog.destroy();
       }
