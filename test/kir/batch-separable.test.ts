@@ -9,6 +9,11 @@ import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
 import { compileTokr } from "../../compiler/lang/check.js";
 import { fmnistVit } from "../passes/reduce-fixtures.js";
 import type { Program } from "../../compiler/kir/program.js";
+import { runGraph } from "../../backends/cpu/interpreter.js";
+import type { Graph } from "../../compiler/ir/graph.js";
+import { allocData, numel, type Tensor } from "../../compiler/ir/tensor.js";
+import { seeded } from "./split-cases.js";
+import { assertClose } from "../util/helpers.js";
 import { renderWgsl } from "../../backends/wgsl/render.js";
 import { compileProgram, loadProgramArtifact, writeProgramArtifact } from "../../runtime/artifact.js";
 
@@ -146,4 +151,73 @@ model m(x: f32[B, 8], z: f32[B, 8]) -> (y: f32[B, 8]) {
       /mem\/manifest.json: program.batchSymbol is not a string/,
     );
   });
+
+  it("agrees with the reference: accepted graphs give the same outputs run in slices, refused ones differ", () => {
+    // Sequence-first attention like the exported ViT: B moves to axis 1, merges into 2*B heads and
+    // 6*B rows (B an inner factor), and comes back to axis 0.
+    const seqFirst = `
+model m(x: f32[B, 6, 8]) -> (y: f32[B, 6, 8]) {
+  param w: f32[8, 8] = normal(std: 0.3)
+  t = transpose(x, perm: [1, 0, 2])
+  h = transpose(reshape(matmul(t, w), [0, -1, 4]), perm: [1, 0, 2])
+  a = matmul(softmax(matmul(h, transpose(h, perm: [0, 2, 1])), axis: -1), h)
+  r = reshape(transpose(a, perm: [1, 0, 2]), [-1, 8])
+  y = transpose(reshape(layernorm(r, axis: -1), [6, -1, 8]), perm: [1, 0, 2])
+}
+`;
+    const across =
+      "model m(x: f32[B, 6, 8]) -> (y: f32[B, 6, 8]) {\n  y = x - reduce_mean(x, axes: [0], keepdims: 1)\n}\n";
+    const regroup = `
+model m(x: f32[B, 6, 8]) -> (y: f32[B, 48]) {
+  y = reshape(transpose(x, perm: [1, 0, 2]) * 2.0, [-1, 48])
+}
+`;
+    const x = seeded("f32", [5, 6, 8], 11);
+    for (const [src, separable] of [
+      [seqFirst, true],
+      [across, false],
+      [regroup, false],
+    ] as const) {
+      const g = compileTokr(src, "batch.tokr");
+      assert.equal(buildProgram(g, DEFAULT_TARGET).batchSymbol !== undefined, separable, src);
+      const whole = runGraph(g, new Map([["x", x]])).get("y")!;
+      const sliced = concatRows([rows(x, 0, 2), rows(x, 2, 5)].map((t) => run(g, t)));
+      if (separable) assertClose(sliced, whole, 1e-5, "slices vs whole");
+      else
+        assert.ok(
+          sliced.data.some((v, i) => Math.abs(v - whole.data[i]) > 1e-3),
+          `slices agree for\n${src}`,
+        );
+    }
+  });
 });
+
+function run(g: Graph, x: Tensor): Tensor {
+  return runGraph(g, new Map([["x", x]])).get("y")!;
+}
+
+function rows(t: Tensor, start: number, end: number): Tensor {
+  const inner = numel(t.shape.slice(1));
+  return {
+    dtype: t.dtype,
+    shape: [end - start, ...t.shape.slice(1)],
+    data: t.data.slice(start * inner, end * inner),
+  };
+}
+
+function concatRows(ts: readonly Tensor[]): Tensor {
+  const data = allocData(
+    ts[0].dtype,
+    ts.reduce((a, t) => a + t.data.length, 0),
+  );
+  let off = 0;
+  for (const t of ts) {
+    data.set(t.data, off);
+    off += t.data.length;
+  }
+  return {
+    dtype: ts[0].dtype,
+    shape: [ts.reduce((a, t) => a + t.shape[0], 0), ...ts[0].shape.slice(1)],
+    data,
+  };
+}
