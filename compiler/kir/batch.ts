@@ -170,7 +170,13 @@ export function batchSeparability(
       continue;
     }
     const s = bAxis(n.outputs[0]);
-    const m = splitAxisMap(n, def, s, target) ?? extraRule(g, n, s);
+    let m: AxisMap | undefined;
+    try {
+      m = splitAxisMap(n, def, s, target) ?? extraRule(g, n, s);
+    } catch (e) {
+      // A rule that cannot read the node (an unexpected attribute...) proves nothing: refuse, saying why.
+      return mixes(n, `its split rule failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
     if (!m) return mixes(n, `${n.op} has no rule keeping the rows of axis ${s} of its output independent`);
     const rows = n.outputs[0].type.dims[s];
     let qk: Layout | undefined;
