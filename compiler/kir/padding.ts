@@ -140,9 +140,20 @@ const RULES: Readonly<Record<string, Rule>> = {
       ? "live"
       : { refuse: "the token axis must be exactly the symbol" };
   },
+  // Rows picked by a prune's index: past an example's count its index holds -1 (zero rows), and a
+  // prune over a padded axis points at live rows only, so neither axis mixes padding in.
+  "tokens.gather": () => "rows",
+  // Sums rows along axis 1 by a merge's source map; merging after an adaptive prune is not supported.
+  "tokens.combine": (c) =>
+    c.axis === 1 ? { refuse: "sums rows along the padded axis (a merge's source map)" } : "rows",
   // Keys and queries (axis 2 of q, k, v) mask by the live length; batch and heads are rows.
   attention: (c) => {
-    if (c.input > 2) return { refuse: "masks and biases over padded axes are not supported" };
+    // Masks and biases [..., Nq, Nk]: their padded query/key positions are exactly the ones q/k's
+    // live length masks (keys get no weight, query rows are zeros), so they are read as rows.
+    if (c.input > 2)
+      return c.axis >= c.rank - 2
+        ? "rows"
+        : { refuse: "masks and biases padded outside their last two axes" };
     if (c.axis !== 2) return "rows";
     return symbolName(c.dim) === c.src.symbol
       ? "live"

@@ -104,6 +104,8 @@ const SPLIT_RULES: Readonly<Record<string, SplitRule>> = {
   "tokens.merge": perExample,
   "tokens.pool": perExample,
   "tokens.score": perExample,
+  "tokens.gather": perExample,
+  "tokens.combine": perExample,
   MatMul: (ctx, s) => {
     const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
     const r = ctx.outputs[0].dims.length;

@@ -33,8 +33,8 @@ export function makeAdaptive(g: Graph, threshold: number): void {
       names: [`${p.outputs[0].name}_adaptive`],
     });
     const rows = keep + (attrs.fuse === true ? 1 : 0);
-    const y = p.outputs[0];
-    g.replaceAllUses(y, a.outputs[0]);
+    // Every output moves (y, and the index a merge's sizes or a mask column follow).
+    p.outputs.forEach((o, i) => g.replaceAllUses(o, a.outputs[i]));
     g.erase(p);
     followReshapes(g, a, rows);
   }

@@ -47,6 +47,19 @@ describe("adaptive tokens.prune on the KIR interpreter", () => {
   });
 });
 
+describe("adaptive prune after merging on the KIR interpreter", () => {
+  it("merge (r = 2) then an adaptive prune: merged sizes follow the prune's index (tokens.gather)", () => {
+    const g = smallVit(3);
+    reduce(g, "blocks.0.layer: merge(r: 1)\nblocks.1.layer: prune(keep: 0.7, protect: 1)");
+    makeAdaptive(g, 0.08);
+    assert.ok(nodesOf(g, "tokens.gather").length > 0, "the sizes follow the prune by tokens.gather");
+    for (const p of nodesOf(g, "tokens.prune")) (g.outputs as unknown as unknown[]).push(p.outputs[2]);
+    const counts = checkKir(g, images(3, 48));
+    console.log(`# counts ${counts.join(", ")}`);
+    assert.ok(new Set(counts).size > 1, `counts ${counts}`);
+  });
+});
+
 describe("adaptive graph cases on the KIR interpreter (rows and workgroup attention)", () => {
   const wgTarget = { ...DEFAULT_TARGET, matmul: "tiled" as const };
   for (const c of adaptiveCases())
