@@ -241,18 +241,7 @@ export function planSplit(
   for (const n of nodes) {
     const def = defs.get(n);
     const ns = n.outputs[0].type.dims.findIndex((d) => d !== 1);
-    const rule = def?.pointwise ? pointwiseRule : (SPLIT_RULES as Partial<Record<string, SplitRule>>)[n.op];
-    const ctx = def
-      ? lowerCtx(
-          def,
-          n.op,
-          n.attrs,
-          n.inputs.map((v) => v?.type ?? null),
-          n.outputs.map((v) => v.type),
-          target,
-        )
-      : undefined;
-    const m = rule && ctx && ns === s ? rule(ctx, s) : undefined;
+    const m = def && ns === s ? splitAxisMap(n, def, s, target) : undefined;
     if (!m)
       return fail(
         `${n.op} has no split rule for axis ${s} of its output (chunks would not be independent; see docs/backends.md "Binding limits")`,
