@@ -11,13 +11,12 @@ import { Graph } from "../../compiler/ir/graph.js";
 import { evalDim, parseDim } from "../../compiler/ir/sym.js";
 import { allocData, type Tensor } from "../../compiler/ir/tensor.js";
 import { tensorType } from "../../compiler/ir/types.js";
-import type { DType } from "../../compiler/ir/dtype.js";
 import type { ProgramBuffer } from "../../compiler/kir/program.js";
-import { type KType, storageType, type Target } from "../../compiler/kir/types.js";
+import { storageType, type Target } from "../../compiler/kir/types.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { planMemory } from "../plan.js";
 import { parseSafetensors } from "../safetensors.js";
-import type { ProgramRunner } from "../types.js";
+import type { ProgramRunner, StateInfo } from "../types.js";
 import { type CudaAddon, CudaUnavailableError, type DeviceHandle, loadCudaAddon } from "./loader.js";
 
 /** A CUDA artifact that cannot be loaded (bad manifest, missing files). */
@@ -28,13 +27,7 @@ export class CudaArtifactError extends Error {}
  * `CudaRuntime.createState`: bound to a program input instead of a host tensor, or named in
  * `outputsTo` so an output is written there and not read back. CUDA's twin of WebGPU's `GpuState`.
  */
-export interface CudaState {
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  /** Element type on the device; must equal the storage of the program buffer it is bound to. */
-  readonly storage: Exclude<KType, "bool">;
-  readonly bytes: number;
+export interface CudaState extends StateInfo {
   readonly ptr: DeviceHandle;
 }
 

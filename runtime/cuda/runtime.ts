@@ -4,6 +4,7 @@ import { storageType, type Target } from "../../compiler/kir/types.js";
 import { CUDA_TARGET } from "../../backends/cuda/target.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { deviceBytes } from "../plan.js";
+import { stateMismatch } from "../types.js";
 import { type CudaAddon, loadCudaAddon } from "./loader.js";
 import {
   checkArtifactTarget,
@@ -64,10 +65,8 @@ export class CudaRuntime {
 
   writeState(name: string, t: Tensor): void {
     const s = this.state(name);
-    if (t.dtype !== s.dtype || t.shape.join() !== s.shape.join())
-      throw new CudaStateError(
-        `state '${name}' is ${s.dtype}[${s.shape.join(", ")}], got ${t.dtype}[${t.shape.join(", ")}]`,
-      );
+    const bad = stateMismatch(s, t);
+    if (bad) throw new CudaStateError(bad);
     device(() => this.addon.upload(s.ptr, toDevice(t, s.storage, `state '${name}'`)));
   }
 

@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
-import type { DType } from "../../compiler/ir/dtype.js";
-import type { KType, Target } from "../../compiler/kir/types.js";
+import type { Target } from "../../compiler/kir/types.js";
+import type { StateInfo } from "../types.js";
 
 /**
  * Device acquisition from any `GPU` object: `navigator.gpu` in a browser, the `webgpu` package's
@@ -111,11 +111,6 @@ export function missingCapabilities(want: Target, have: Target): string[] {
 export class GpuRuntimeError extends Error {}
 
 /** A named device buffer that outlives runs (KV caches); bind it as a program input or output. */
-export interface GpuState {
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  readonly storage: Exclude<KType, "bool">;
-  readonly bytes: number;
+export interface GpuState extends StateInfo {
   readonly buffer: GPUBuffer;
 }

@@ -5,6 +5,7 @@ import { storageType, type Target } from "../../compiler/kir/types.js";
 import type { CompiledProgram } from "../artifact.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { deviceBytes } from "../plan.js";
+import { stateMismatch } from "../types.js";
 import {
   acquireDevice,
   type DeviceOptions,
@@ -93,10 +94,8 @@ export class WebGpuRuntime {
 
   writeState(name: string, t: Tensor): void {
     const s = this.state(name);
-    if (t.dtype !== s.dtype || t.shape.join() !== s.shape.join())
-      throw new GpuRuntimeError(
-        `state '${name}' is ${s.dtype}[${s.shape.join(", ")}], got ${t.dtype}[${t.shape.join(", ")}]`,
-      );
+    const bad = stateMismatch(s, t);
+    if (bad) throw new GpuRuntimeError(bad);
     this.device.queue.writeBuffer(s.buffer, 0, toDevice(t, s.storage, `state '${name}'`));
   }
 
