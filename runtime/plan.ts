@@ -7,13 +7,11 @@
  */
 import { type DimEnv, evalDim } from "../compiler/ir/sym.js";
 import type { ProgramBuffer } from "../compiler/kir/program.js";
-import type { KType } from "../compiler/kir/types.js";
-
-const ELEMENT_BYTES: Record<Exclude<KType, "bool">, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4 };
+import { elementBytes, type KType } from "../compiler/kir/types.js";
 
 /** Bytes a buffer of `elements` takes on the device (4-byte aligned, at least 4: bindings need it). */
 export function deviceBytes(storage: Exclude<KType, "bool">, elements: number): number {
-  return Math.max(4, Math.ceil((elements * ELEMENT_BYTES[storage]) / 4) * 4);
+  return Math.max(4, Math.ceil((elements * elementBytes(storage)) / 4) * 4);
 }
 
 export interface MemoryPlan {
@@ -69,7 +67,7 @@ export function planMemory(
   const root = new Map<number, number>();
   for (const b of buffers) {
     const n = deviceBytes(b.storage, evalDim(b.size, env));
-    const off = b.offset === undefined ? 0 : b.offset * ELEMENT_BYTES[b.storage];
+    const off = b.offset === undefined ? 0 : b.offset * elementBytes(b.storage);
     bytes.set(b.id, n);
     offsets.set(b.id, off);
     const r = rootOf(b);

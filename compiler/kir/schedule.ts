@@ -18,8 +18,8 @@ import { attachLive, unusedLive } from "./live.js";
 import { lowerCtx, lowerNode } from "./lower.js";
 import { PaddedAxes } from "./padding.js";
 import type { Program, ProgramBuffer, Step } from "./program.js";
-import { chunkNodes, elementBytes, type Part, planSplit, staticSize } from "./split.js";
-import { type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
+import { chunkNodes, type Part, planSplit, staticSize } from "./split.js";
+import { elementBytes, type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
 
 /** The graph cannot be scheduled (ops without kernels, failing lowerings); lists every problem. */
 export class ScheduleError extends Error {

@@ -3,7 +3,7 @@ import { type Dim, dimEquals, evalDim, printDim } from "../ir/sym.js";
 import type { TensorType } from "../ir/types.js";
 import type { LowerCtx, OpDef } from "../ops/registry.js";
 import { lowerCtx } from "./lower.js";
-import type { KType, Target } from "./types.js";
+import { elementBytes, type KType, type Target } from "./types.js";
 
 /**
  * Binding-limit splitting (docs/backends.md, "Binding limits"). A unit (node, fused group or
@@ -15,15 +15,6 @@ import type { KType, Target } from "./types.js";
 
 /** WebGPU's largest allowed `minStorageBufferOffsetAlignment`: offsets aligned to it bind everywhere. */
 export const BINDING_OFFSET_ALIGN = 256;
-
-const ELEMENT_BYTES: Readonly<Record<string, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4 };
-
-/** Bytes per element of a storage type. */
-export function elementBytes(t: Exclude<KType, "bool">): number {
-  const n = ELEMENT_BYTES[t];
-  if (n === undefined) throw new Error(`no element size for storage type ${t}`);
-  return n;
-}
 
 /** Elements of static dims, or undefined when any dim is symbolic. */
 export function staticSize(dims: readonly Dim[]): number | undefined {

@@ -249,6 +249,19 @@ export const DEFAULT_TARGET: Target = {
   matmul: "register",
 };
 
+const STORAGE_BYTES: Readonly<Record<Exclude<KType, "bool">, number>> = {
+  f32: 4,
+  f16: 2,
+  bf16: 2,
+  i32: 4,
+  u32: 4,
+};
+
+/** Bytes per element of a storage type (what buffer sizes and binding offsets count in). */
+export function elementBytes(t: Exclude<KType, "bool">): number {
+  return STORAGE_BYTES[t];
+}
+
 /** The device element type of an IR dtype (storage form; bool is u32). */
 export function storageType(d: DType, target: Target): Exclude<KType, "bool"> {
   switch (d) {
