@@ -19,9 +19,19 @@ export class NoAdapterError extends Error {
   }
 }
 
+/**
+ * How the host waits for a run's readback. `poll`: await `mapAsync` at once. `sleep`: first sleep
+ * for most of the run's expected device time (`HostWaitEstimate`), then await. Dawn in Node polls
+ * for completion on the JS thread (setImmediate loop) while a promise is pending; on a CPU driver
+ * (lavapipe, SwiftShader) that loop competes with the driver's threads for the same cores.
+ */
+export type HostWait = "poll" | "sleep";
+
 export interface DeviceOptions {
   /** Compute IR f16 tensors in f16 when the adapter has `shader-f16` (else f32). */
   readonly f16?: boolean;
+  /** Default: `sleep` on CPU adapters, `poll` on GPUs (where polling costs no device time). */
+  readonly hostWait?: HostWait;
   /** Use subgroup operations when the adapter has them (default true). */
   readonly subgroups?: boolean;
 }
@@ -33,6 +43,7 @@ export interface GpuContext {
   readonly target: Target;
   /** "vendor / architecture / description" of the adapter, for reports. */
   readonly description: string;
+  readonly hostWait: HostWait;
 }
 
 /** CPU drivers (lavapipe, SwiftShader) run barrier-free register blocking faster than tiling. */
@@ -88,7 +99,8 @@ export async function acquireDevice(gpu: GPU | undefined, opts: DeviceOptions = 
   });
   const i = adapter.info;
   const description = [i.vendor, i.architecture, i.description].filter((s) => s).join(" / ");
-  return { adapter, device, target, description };
+  const hostWait = opts.hostWait ?? (isCpuAdapter(adapter) ? "sleep" : "poll");
+  return { adapter, device, target, description, hostWait };
 }
 
 /** Which capabilities of `want` (an artifact's target) the device's `have` lacks; empty if none. */

@@ -29,6 +29,30 @@ interface Oversized {
   readonly bytes: number;
 }
 
+/** Runs shorter than this (ms) are awaited at once: a timer's granularity would eat the gain. */
+const MIN_SLEEP_RUN_MS = 4;
+/** Share of the fastest observed device time the host sleeps before awaiting the readback. */
+const SLEEP_FRACTION = 0.8;
+
+/**
+ * The expected device time of one prepared run (submit to readback), for `hostWait: "sleep"`:
+ * the fastest time seen so far, since load from other work only ever makes a run slower. A sleep
+ * of 80% of it ends before the device finishes on every run that is not faster than all before,
+ * and then the host awaits the rest; a run that is faster costs at most the difference.
+ */
+export class HostWaitEstimate {
+  private fastest = Infinity;
+
+  /** Milliseconds to sleep after the submit (0 until a run long enough has been seen). */
+  sleepMs(): number {
+    return this.fastest >= MIN_SLEEP_RUN_MS && this.fastest < Infinity ? this.fastest * SLEEP_FRACTION : 0;
+  }
+
+  record(ms: number): void {
+    this.fastest = Math.min(this.fastest, ms);
+  }
+}
+
 /** Everything a run with one symbol binding (and one set of state bindings) reuses. */
 interface Prepared {
   readonly key: string;
@@ -38,6 +62,7 @@ interface Prepared {
   readonly dispatches: readonly { kernel: GpuKernel; group: GPUBindGroup; grid: [number, number, number] }[];
   readonly staging: Map<number, GPUBuffer>;
   readonly uniforms?: GPUBuffer;
+  readonly wait: HostWaitEstimate;
 }
 
 /**
@@ -49,6 +74,8 @@ export class GpuProgram {
   private readonly constants = new Map<number, GPUBuffer>();
   private slotBuffers: GPUBuffer[] = [];
   private prepared: Prepared | undefined;
+  /** Device-time estimates by prepared key (kept when another binding replaces the prepared run). */
+  private readonly waits = new Map<string, HostWaitEstimate>();
 
   constructor(
     readonly runtime: WebGpuRuntime,
@@ -138,11 +165,18 @@ export class GpuProgram {
     for (const [id, st] of p.staging)
       enc.copyBufferToBuffer(p.buffer(id), p.plan.offsets.get(id)!, st, 0, st.size);
     device.queue.submit([enc.finish()]);
+    const submitted = performance.now();
     const oom = await device.popErrorScope();
     const invalid = await device.popErrorScope();
     const err = invalid ?? oom;
     if (err) throw new GpuRuntimeError(`${cp.name}: device error during the run: ${err.message}`);
-    await Promise.all([...p.staging.values()].map((s) => s.mapAsync(GPUMapMode.READ)));
+    if (p.staging.size > 0) {
+      const sleep =
+        this.runtime.ctx.hostWait === "sleep" ? p.wait.sleepMs() - (performance.now() - submitted) : 0;
+      if (sleep >= 1) await new Promise((resolve) => setTimeout(resolve, sleep));
+      await Promise.all([...p.staging.values()].map((s) => s.mapAsync(GPUMapMode.READ)));
+      p.wait.record(performance.now() - submitted);
+    }
     const out = new Map<string, Tensor>();
     for (const id of cp.outputs) {
       const st = p.staging.get(id);
@@ -339,7 +373,9 @@ export class GpuProgram {
             usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
           }),
         );
-    this.prepared = { key, env, plan, buffer, dispatches, staging, uniforms };
+    let wait = this.waits.get(key);
+    if (!wait) this.waits.set(key, (wait = new HostWaitEstimate()));
+    this.prepared = { key, env, plan, buffer, dispatches, staging, uniforms, wait };
     return this.prepared;
   }
 
