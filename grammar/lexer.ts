@@ -1,8 +1,10 @@
 import { createToken, Lexer, type TokenType } from "chevrotain";
+import { PUNCTUATION, punct, StringLit, WhiteSpace } from "../compiler/ir/text/shared-tokens.js";
+
+export * from "../compiler/ir/text/shared-tokens.js";
 
 /** Tokens of the `.tokr` language (docs/language.md). Labels are what error messages show. */
 
-export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /\s+/, group: Lexer.SKIPPED });
 /** Comments go to their own group: the parser never sees them, `tokr fmt` keeps them. */
 export const Comment = createToken({ name: "Comment", pattern: /\/\/[^\n\r]*/, group: "comments" });
 
@@ -20,11 +22,6 @@ export const Policy = kw("policy");
 export const True = kw("true");
 export const False = kw("false");
 
-export const StringLit = createToken({
-  name: "StringLit",
-  pattern: /"(?:[^"\\\r\n]|\\.)*"/,
-  label: "a string",
-});
 /**
  * Floats need a `.` or an exponent so that `12` stays an integer (repeat counts, dims). A `.`
  * followed by `.` or a letter is not part of a number, so `0..5` and `blocks.0.attn` lex as
@@ -37,26 +34,12 @@ export const FloatLit = createToken({
 });
 export const IntLit = createToken({ name: "IntLit", pattern: /\d+/, label: "an integer" });
 
-const punct = (name: string, text: string): TokenType =>
-  createToken({ name, pattern: text, label: `'${text}'` });
 export const Arrow = punct("Arrow", "->");
-export const LParen = punct("LParen", "(");
-export const RParen = punct("RParen", ")");
-export const LCurly = punct("LCurly", "{");
-export const RCurly = punct("RCurly", "}");
-export const LSquare = punct("LSquare", "[");
-export const RSquare = punct("RSquare", "]");
-export const Comma = punct("Comma", ",");
-export const Colon = punct("Colon", ":");
-export const Equals = punct("Equals", "=");
-export const At = punct("At", "@");
 export const DotDot = punct("DotDot", "..");
 export const Dot = punct("Dot", ".");
-export const Plus = punct("Plus", "+");
-export const Minus = punct("Minus", "-");
-export const Star = punct("Star", "*");
 export const Slash = punct("Slash", "/");
 
+/** Lexing order: keywords before names, `->` before `-`, `..` before `.`. */
 export const ALL_TOKENS: TokenType[] = [
   WhiteSpace,
   Comment,
@@ -74,22 +57,10 @@ export const ALL_TOKENS: TokenType[] = [
   FloatLit,
   IntLit,
   Arrow,
-  LParen,
-  RParen,
-  LCurly,
-  RCurly,
-  LSquare,
-  RSquare,
-  Comma,
-  Colon,
-  Equals,
-  At,
   DotDot,
   Dot,
-  Plus,
-  Minus,
-  Star,
   Slash,
+  ...PUNCTUATION,
 ];
 
 export const tokrLexer = new Lexer(ALL_TOKENS, { positionTracking: "full", ensureOptimizations: false });

@@ -1,4 +1,5 @@
-import { CstParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from "chevrotain";
+import type { CstNode, ParserMethod } from "chevrotain";
+import { DimTypeParser, parserMessages } from "../compiler/ir/text/shared-grammar.js";
 import * as T from "./lexer.js";
 
 /**
@@ -6,31 +7,19 @@ import * as T from "./lexer.js";
  * AST). Error recovery is on so that one run reports every syntax error.
  */
 
-function tokenLabel(t: TokenType): string {
-  return t.LABEL ?? t.name;
-}
+const messages = parserMessages({
+  end: "the end of the file",
+  leftOver: (found) => `expected 'model', 'block', 'policy' or a constant but found ${found}`,
+  expectedIn: (rule) => (rule === "primary" ? "an expression" : undefined),
+});
 
-function found(tok: IToken | undefined): string {
-  return !tok || tok.tokenType === EOF ? "the end of the file" : `'${tok.image}'`;
-}
+export class TokrParser extends DimTypeParser {
+  protected readonly mulOps = [T.Star, T.Slash];
+  protected readonly word = T.Ident;
+  protected get factor(): ParserMethod<[], CstNode> {
+    return this.postfix;
+  }
 
-function oneOf(paths: readonly (readonly TokenType[])[]): string {
-  const firsts = [...new Set(paths.filter((p) => p.length > 0).map((p) => tokenLabel(p[0])))];
-  return firsts.length === 1 ? firsts[0] : `one of ${firsts.join(", ")}`;
-}
-
-const messages: IParserErrorMessageProvider = {
-  buildMismatchTokenMessage: ({ expected, actual }) =>
-    `expected ${tokenLabel(expected)} but found ${found(actual)}`,
-  buildNotAllInputParsedMessage: ({ firstRedundant }) =>
-    `expected 'model', 'block', 'policy' or a constant but found ${found(firstRedundant)}`,
-  buildNoViableAltMessage: ({ expectedPathsPerAlt, actual, ruleName }) =>
-    `expected ${ruleName === "primary" ? "an expression" : oneOf(expectedPathsPerAlt.flat())} but found ${found(actual[0])}`,
-  buildEarlyExitMessage: ({ expectedIterationPaths, actual }) =>
-    `expected ${oneOf(expectedIterationPaths)} but found ${found(actual[0])}`,
-};
-
-export class TokrParser extends CstParser {
   constructor() {
     super(T.ALL_TOKENS, { recoveryEnabled: true, maxLookahead: 3, errorMessageProvider: messages });
     this.performSelfAnalysis();
@@ -126,29 +115,14 @@ export class TokrParser extends CstParser {
   inputDecl = this.RULE("inputDecl", () => {
     this.CONSUME(T.Ident);
     this.CONSUME(T.Colon);
-    this.SUBRULE(this.tensorType);
+    this.SUBRULE(this.type);
   });
 
   outputDecl = this.RULE("outputDecl", () => {
     this.CONSUME(T.Ident);
     this.OPTION(() => {
       this.CONSUME(T.Colon);
-      this.SUBRULE(this.tensorType);
-    });
-  });
-
-  tensorType = this.RULE("tensorType", () => {
-    this.CONSUME(T.Ident);
-    this.CONSUME(T.LSquare);
-    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.dimDecl) });
-    this.CONSUME(T.RSquare);
-  });
-
-  dimDecl = this.RULE("dimDecl", () => {
-    this.SUBRULE(this.expr);
-    this.OPTION(() => {
-      this.CONSUME(T.At);
-      this.CONSUME(T.Ident);
+      this.SUBRULE(this.type);
     });
   });
 
@@ -171,7 +145,7 @@ export class TokrParser extends CstParser {
     this.CONSUME(T.Param);
     this.CONSUME(T.Ident);
     this.CONSUME(T.Colon);
-    this.SUBRULE(this.tensorType);
+    this.SUBRULE(this.type);
     this.CONSUME(T.Equals);
     this.SUBRULE(this.expr);
   });
@@ -195,34 +169,7 @@ export class TokrParser extends CstParser {
     this.SUBRULE(this.expr);
   });
 
-  expr = this.RULE("expr", () => {
-    this.SUBRULE(this.term);
-    this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
-      this.SUBRULE2(this.term);
-    });
-  });
-
-  term = this.RULE("term", () => {
-    this.SUBRULE(this.unary);
-    this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }]);
-      this.SUBRULE2(this.unary);
-    });
-  });
-
-  unary = this.RULE("unary", () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Minus);
-          this.SUBRULE(this.unary);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.postfix) },
-    ]);
-  });
-
+  /** The operand of dim/number arithmetic (shared-grammar.ts): a primary with calls and indexing. */
   postfix = this.RULE("postfix", () => {
     this.SUBRULE(this.primary);
     this.MANY(() => {

@@ -148,7 +148,7 @@ function primaryExpr(n: CstNode): Expr {
 function typeOf(n: CstNode): TypeExpr {
   return {
     dtype: ident(tok(n, "Ident")),
-    dims: kids(n, "dimDecl").map((d) => {
+    dims: kids(n, "typeDim").map((d) => {
       const axis = toks(d, "Ident")[0];
       return { e: expr(kid(d, "expr")), ...(axis ? { axis: ident(axis) } : {}) };
     }),
@@ -168,7 +168,7 @@ function stmt(s: CstNode): Stmt {
       return {
         k: "param",
         name: ident(tok(c, "Ident")),
-        type: typeOf(kid(c, "tensorType")),
+        type: typeOf(kid(c, "type")),
         init: expr(kid(c, "expr")),
       };
     case "repeatStmt":
@@ -236,10 +236,10 @@ function item(i: CstNode): Item {
         name: ident(tok(c, "Ident")),
         inputs: kids(c, "inputDecl").map((d) => ({
           name: ident(tok(d, "Ident")),
-          type: typeOf(kid(d, "tensorType")),
+          type: typeOf(kid(d, "type")),
         })),
         outputs: kids(c, "outputDecl").map((d) => {
-          const t = kids(d, "tensorType")[0];
+          const t = kids(d, "type")[0];
           return { name: ident(tok(d, "Ident")), ...(t ? { type: typeOf(t) } : {}) };
         }),
         body: body(kid(c, "body")),

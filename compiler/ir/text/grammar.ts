@@ -1,36 +1,24 @@
-import { CstParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from "chevrotain";
+import type { CstNode, ParserMethod } from "chevrotain";
 import * as T from "./lexer.js";
+import { DimTypeParser, parserMessages } from "./shared-grammar.js";
 
 /**
  * The grammar of the textual IR as a chevrotain CstParser: rules only, no semantics
  * (builder.ts turns the CST into a Graph). Error recovery is on so one run reports several errors.
  */
 
-function tokenLabel(t: TokenType): string {
-  return t.LABEL ?? t.name;
-}
+const messages = parserMessages({
+  end: "the end of the input",
+  leftOver: (found) => `unexpected ${found} after the end of the graph`,
+});
 
-function found(tok: IToken | undefined): string {
-  return !tok || tok.tokenType === EOF ? "the end of the input" : `'${tok.image}'`;
-}
+export class IRGrammar extends DimTypeParser {
+  protected readonly mulOps = [T.Star];
+  protected readonly word = T.Ident;
+  protected get factor(): ParserMethod<[], CstNode> {
+    return this.primary;
+  }
 
-function oneOf(paths: readonly (readonly TokenType[])[]): string {
-  const firsts = [...new Set(paths.filter((p) => p.length > 0).map((p) => tokenLabel(p[0])))];
-  return firsts.length === 1 ? firsts[0] : `one of ${firsts.join(", ")}`;
-}
-
-const messages: IParserErrorMessageProvider = {
-  buildMismatchTokenMessage: ({ expected, actual }) =>
-    `expected ${tokenLabel(expected)} but found ${found(actual)}`,
-  buildNotAllInputParsedMessage: ({ firstRedundant }) =>
-    `unexpected ${found(firstRedundant)} after the end of the graph`,
-  buildNoViableAltMessage: ({ expectedPathsPerAlt, actual }) =>
-    `expected ${oneOf(expectedPathsPerAlt.flat())} but found ${found(actual[0])}`,
-  buildEarlyExitMessage: ({ expectedIterationPaths, actual }) =>
-    `expected ${oneOf(expectedIterationPaths)} but found ${found(actual[0])}`,
-};
-
-export class IRGrammar extends CstParser {
   constructor() {
     super(T.ALL_TOKENS, { recoveryEnabled: true, maxLookahead: 4, errorMessageProvider: messages });
     this.performSelfAnalysis();
@@ -200,35 +188,7 @@ export class IRGrammar extends CstParser {
     ]);
   });
 
-  /** Dims and numbers: + - * over integers, floats, symbols and dim functions. */
-  expr = this.RULE("expr", () => {
-    this.SUBRULE(this.term);
-    this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
-      this.SUBRULE1(this.term);
-    });
-  });
-
-  term = this.RULE("term", () => {
-    this.SUBRULE(this.unary);
-    this.MANY(() => {
-      this.CONSUME(T.Star);
-      this.SUBRULE1(this.unary);
-    });
-  });
-
-  unary = this.RULE("unary", () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Minus);
-          this.SUBRULE(this.unary);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.primary) },
-    ]);
-  });
-
+  /** The operands of dim arithmetic (shared-grammar.ts): numbers, symbols, dim functions, parentheses. */
   primary = this.RULE("primary", () => {
     this.OR([
       { ALT: () => this.CONSUME(T.NumberLit) },
@@ -252,22 +212,6 @@ export class IRGrammar extends CstParser {
         },
       },
     ]);
-  });
-
-  /** `f32[B@batch, N@token, 4]` */
-  type = this.RULE("type", () => {
-    this.CONSUME(T.Ident);
-    this.CONSUME(T.LSquare);
-    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.typeDim) });
-    this.CONSUME(T.RSquare);
-  });
-
-  typeDim = this.RULE("typeDim", () => {
-    this.SUBRULE(this.expr);
-    this.OPTION(() => {
-      this.CONSUME(T.At);
-      this.CONSUME(T.Ident);
-    });
   });
 
   /** `loc("file":line:col node "name")`, every part optional. */

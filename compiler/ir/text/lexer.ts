@@ -1,9 +1,11 @@
 import { createToken, Lexer, type TokenType } from "chevrotain";
+import { PUNCTUATION, punct, STRING, StringLit, WhiteSpace } from "./shared-tokens.js";
 import { IDENT, KEYWORDS } from "./syntax.js";
+
+export * from "./shared-tokens.js";
 
 /** Tokens of the textual IR (docs/ir.md). Labels are what error messages show. */
 
-export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /\s+/, group: Lexer.SKIPPED });
 export const Comment = createToken({ name: "Comment", pattern: /\/\/[^\n\r]*/, group: Lexer.SKIPPED });
 
 /** Any word usable as an op, attribute, graph or policy name (identifiers and keywords). */
@@ -54,39 +56,25 @@ export const False = kw("false");
 export const Nan = kw("nan");
 export const Inf = kw("inf");
 
-const STRING = /"(?:[^"\\\r\n]|\\.)*"/;
 export const ValueName = createToken({
   name: "ValueName",
   pattern: new RegExp(`%(?:[A-Za-z0-9_.]+|${STRING.source})`),
   label: "a value name (%x)",
 });
-export const StringLit = createToken({ name: "StringLit", pattern: STRING, label: "a string" });
 export const NumberLit = createToken({
   name: "NumberLit",
   pattern: /\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/,
   label: "a number",
 });
 
-const punct = (name: string, text: string): TokenType =>
-  createToken({ name, pattern: text, label: `'${text}'` });
 export const LessEq = punct("LessEq", "<=");
 export const LAngle = punct("LAngle", "<");
 export const RAngle = punct("RAngle", ">");
-export const LParen = punct("LParen", "(");
-export const RParen = punct("RParen", ")");
-export const LCurly = punct("LCurly", "{");
-export const RCurly = punct("RCurly", "}");
-export const LSquare = punct("LSquare", "[");
-export const RSquare = punct("RSquare", "]");
-export const Comma = punct("Comma", ",");
-export const Colon = punct("Colon", ":");
-export const Equals = punct("Equals", "=");
-export const At = punct("At", "@");
-export const Plus = punct("Plus", "+");
-export const Minus = punct("Minus", "-");
-export const Star = punct("Star", "*");
 
-/** Lexing order: keywords before identifiers (`longer_alt` makes `nodes` an identifier, not `node`). */
+/**
+ * Lexing order: keywords before identifiers (`longer_alt` makes `nodes` an identifier, not `node`),
+ * `<=` before `<`.
+ */
 export const ALL_TOKENS: TokenType[] = [
   WhiteSpace,
   Comment,
@@ -100,19 +88,7 @@ export const ALL_TOKENS: TokenType[] = [
   LessEq,
   LAngle,
   RAngle,
-  LParen,
-  RParen,
-  LCurly,
-  RCurly,
-  LSquare,
-  RSquare,
-  Comma,
-  Colon,
-  Equals,
-  At,
-  Plus,
-  Minus,
-  Star,
+  ...PUNCTUATION,
 ];
 
 export const irLexer = new Lexer(ALL_TOKENS, { positionTracking: "full", ensureOptimizations: false });
