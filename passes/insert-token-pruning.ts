@@ -1,8 +1,10 @@
 import type { Attrs } from "../compiler/ir/attrs.js";
 import type { Graph, Node, Value } from "../compiler/ir/graph.js";
 import { compareLE, dimEquals, printDim, type Dim } from "../compiler/ir/sym.js";
+import { PaddedAxes } from "../compiler/kir/padding.js";
 import { getOp } from "../compiler/ops/registry.js";
 import type { Pass } from "./manager.js";
+import { nodeLabel } from "./rewrite.js";
 import {
   applySite,
   blockOfSite,
@@ -31,6 +33,8 @@ import {
  * come from the previous block: `cls` and `attention_graph` from its fused attention's importance
  * output (attention `scores = "cls" | "graph"`), `transition` and `key_norm` from `tokens.score`.
  * `keep` r gives `ceil(N * r)` kept tokens (exact; symbolic N stays symbolic), `budget` a fixed count.
+ * With `threshold` the prune is adaptive: the protected tokens and those scoring >= threshold, at
+ * most that count (the capacity); later shapes follow its data-dependent token symbol.
  */
 export const insertTokenPruningPass: Pass = {
   name: "insert-token-pruning",
@@ -45,6 +49,7 @@ export const insertTokenPruningPass: Pass = {
       const protect = intParam(s, "protect") ?? 0;
       const budget = intParam(s, "budget");
       const keepRatio = s.params.keep;
+      const threshold = thresholdParam(s);
       let keep: Dim;
       if (budget !== undefined) keep = budget;
       else if (typeof keepRatio === "number") keep = keepCount(n, keepRatio);
@@ -53,10 +58,12 @@ export const insertTokenPruningPass: Pass = {
         throw new Error(`${siteLabel(s)}: keeps ${printDim(keep)} tokens, but only ${printDim(n)} enter`);
       if (compareLE(protect, keep) === false)
         throw new Error(`${siteLabel(s)}: protects ${protect} tokens but keeps only ${printDim(keep)}`);
-      // Keeping every token leaves nothing to fuse: no fused row, so keep 1.0 is the identity.
-      const fuse = s.params.fuse === true && !dimEquals(keep, n);
+      // Keeping every token leaves nothing to fuse: no fused row, so keep 1.0 is the identity
+      // (an adaptive prune may still drop tokens below its threshold).
+      const fuse = s.params.fuse === true && (threshold !== undefined || !dimEquals(keep, n));
       const first = g.nodes.find((m) => m.inputs.includes(x))!;
       const opts = { scope: s.scope, ...(s.policy.loc ? { loc: s.policy.loc } : {}) };
+      let inserted: Node | undefined;
       applySite(g, ctx, s, () => {
         const scores = throughMerges(g, scoreTokens(g, s, blocks, b, first, opts), first, opts);
         if (!dimEquals(scores.type.dims[1], n))
@@ -64,12 +71,22 @@ export const insertTokenPruningPass: Pass = {
             `${siteLabel(s)}: the scores cover ${printDim(scores.type.dims[1])} tokens but ${printDim(n)} enter the block ` +
               `(a reduction between the previous block's attention and this site changed them)`,
           );
-        const attrs: Attrs = { keep, fuse, protect_first: protect };
-        // The index output lets companions (sizes, masks) follow the prune without ranking again.
-        const prune = insertNode(g, { before: first }, "tokens.prune", [x, scores], 2, attrs, {
-          ...opts,
-          names: [`${x.name}_pruned`, `${x.name}_index`],
-        });
+        const attrs: Attrs =
+          threshold === undefined
+            ? { keep, fuse, protect_first: protect }
+            : { threshold, capacity: keep, fuse, protect_first: protect };
+        // The index output lets companions (sizes, masks) follow the prune without ranking again;
+        // an adaptive prune's count output is what device kernels mask the padding rows by.
+        const prune = insertNode(
+          g,
+          { before: first },
+          "tokens.prune",
+          [x, scores],
+          threshold === undefined ? 2 : 3,
+          attrs,
+          { ...opts, names: [`${x.name}_pruned`, `${x.name}_index`, `${x.name}_count`] },
+        );
+        inserted = prune;
         replaceUsesAfter(g, x, prune.outputs[0], prune);
         // Key-padding masks of later attentions lose the same tokens (a fused row has no mask entry).
         followMasks(
@@ -92,12 +109,48 @@ export const insertTokenPruningPass: Pass = {
         );
         markApplied(g, s, prune);
       });
-      ctx.remarks.push(`${siteLabel(s)}: keep ${printDim(keep)} of ${printDim(n)}`);
+      if (threshold !== undefined && inserted) refusePaddedReaders(g, s, inserted);
+      ctx.remarks.push(
+        threshold === undefined
+          ? `${siteLabel(s)}: keep ${printDim(keep)} of ${printDim(n)}`
+          : `${siteLabel(s)}: keep score >= ${threshold}, at most ${printDim(keep)} of ${printDim(n)}`,
+      );
       changed = true;
     }
     return finishSizes(g, ctx) || changed;
   },
 };
+
+/** The adaptive mode's `threshold` (validated by the policy schema; re-checked for hand-written IR). */
+function thresholdParam(s: PendingSite): number | undefined {
+  const v = s.params.threshold;
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !(v > 0))
+    throw new Error(`${siteLabel(s)}: parameter 'threshold' must be a number > 0, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Ops that read only a tensor's shape, never its rows (as the CPU reference skips them). */
+const SHAPE_ONLY: ReadonlySet<string> = new Set(["Shape", "Size"]);
+
+/**
+ * After an adaptive prune every later reader of its padded token axis must keep the rows apart or
+ * mask them by each example's count (`compiler/kir/padding.ts`): the reference interpreter and the
+ * devices refuse anything else. Refusing here names the policy rule that made the count
+ * data-dependent, not only the node.
+ */
+function refusePaddedReaders(g: Graph, s: PendingSite, prune: Node): void {
+  const padded = new PaddedAxes(g);
+  for (const n of g.nodes.slice(g.nodes.indexOf(prune) + 1)) {
+    const def = getOp(n.op);
+    if (!def || def.pointwise || def.view || SHAPE_ONLY.has(n.op)) continue;
+    const why = padded.referenceRefusal(n);
+    if (why)
+      throw new Error(
+        `${siteLabel(s)}: 'threshold' makes the token count data-dependent, but ${nodeLabel(n)} ${why}`,
+      );
+  }
+}
 
 type Opts = { readonly scope: string; readonly loc?: Node["loc"] };
 

@@ -279,10 +279,11 @@ export function reinfer(g: Graph, label: string, before?: ReadonlyMap<Value, rea
   const mode: InferMode = { known, dataDims: "declared" };
   // Old static count -> new count, learnt from the values re-inferred so far.
   const counts = new Map<number, Dim>();
-  for (const n of g.nodes) {
+  // A copy: fixReshape may insert (already inferred) nodes before the current one.
+  for (const n of [...g.nodes]) {
     const def = getOp(n.op);
     if (!def) throw new Error(`${label}: ${nodeLabel(n)}: unknown op '${n.op}'`);
-    if (before && n.op === "Reshape") fixReshape(g, n, before, counts, known, label);
+    if (before && n.op === "Reshape") fixReshape(g, n, before, counts, known, mode, label);
     let types: TensorType[];
     try {
       types = inferNode(g, def, n, n.outputs.length, mode);
@@ -316,6 +317,7 @@ function fixReshape(
   before: ReadonlyMap<Value, readonly Dim[]>,
   counts: ReadonlyMap<number, Dim>,
   known: Map<Value, readonly Dim[]>,
+  mode: InferMode,
   label: string,
 ): void {
   const [x, target] = n.inputs;
@@ -333,19 +335,84 @@ function fixReshape(
     );
   const k = pos[0];
   const now = counts.get(vals[k])!;
-  if (typeof now !== "number")
-    throw new Error(
-      `${label}: ${nodeLabel(n)}: the Reshape target [${vals.join(", ")}] spells the token count ${vals[k]}, which is now ${printDim(now)}; a constant target cannot hold a symbolic count`,
-    );
-  vals[k] = now;
-  const nv = g.addConstant(
-    c.value.type,
-    `${target.name}_reduced`,
-    makeTensor(c.data.dtype, c.data.shape, vals),
-  );
+  let nv: Value;
+  if (typeof now === "number") {
+    vals[k] = now;
+    nv = g.addConstant(c.value.type, `${target.name}_reduced`, makeTensor(c.data.dtype, c.data.shape, vals));
+    known.set(nv, vals);
+  } else {
+    // A symbolic count (an adaptive prune's K) has no constant: read it from a shape that has it.
+    const src = dimSource(g, n, now);
+    if (!src)
+      throw new Error(
+        `${label}: ${nodeLabel(n)}: the Reshape target [${vals.join(", ")}] spells the token count ${vals[k]}, which is now ${printDim(now)}, but no value before it has an axis of that length to read it from`,
+      );
+    nv = shapeTarget(g, n, src.v, src.axis, vals, k, known, mode);
+  }
   g.setInput(n, 1, nv);
-  known.set(nv, vals);
   if (g.users(target).length === 0 && !g.outputs.includes(target)) g.eraseConstant(target);
+}
+
+/**
+ * A value defined before `n` with an axis of exactly length `d`: n's input, else the first such
+ * graph input or node output (the adaptive prune's own output, for its symbol K; the input may
+ * hold it only as a product, `K*batch`).
+ */
+function dimSource(g: Graph, n: Node, d: Dim): { v: Value; axis: number } | undefined {
+  const vs = [n.inputs[0], ...g.inputs, ...g.nodes.slice(0, g.nodes.indexOf(n)).flatMap((m) => m.outputs)];
+  for (const v of vs) {
+    const axis = v ? v.type.dims.findIndex((e) => dimEquals(e, d)) : -1;
+    if (v && axis >= 0) return { v, axis };
+  }
+  return undefined;
+}
+
+/**
+ * `Concat(vals[:k], Shape(x)[axis], vals[k+1:])` inserted before `n`: a Reshape target whose
+ * entry k follows x's (symbolic) length along `axis`. The new nodes' values are recorded in
+ * `known` (the one `mode` reads) so that `n` infers against them.
+ */
+function shapeTarget(
+  g: Graph,
+  n: Node,
+  x: Value,
+  axis: number,
+  vals: readonly number[],
+  k: number,
+  known: Map<Value, readonly Dim[]>,
+  mode: InferMode,
+): Value {
+  const opts: NodeOptions = {
+    ...(n.scope !== undefined ? { scope: n.scope } : {}),
+    ...(n.loc ? { loc: n.loc } : {}),
+  };
+  const at = { before: n };
+  const i64 = (suffix: string, v: readonly number[]): Value => {
+    const c = g.addConstant(
+      tensorType("i64", [v.length]),
+      `${n.outputs[0].name}_${suffix}`,
+      makeTensor("i64", [v.length], Float64Array.from(v)),
+    );
+    known.set(c, v);
+    return c;
+  };
+  const add = (op: string, inputs: readonly Value[], attrs: Attrs): Value => {
+    const m = insertNode(g, at, op, inputs, 1, attrs, opts);
+    const sv = symbolicValue(g, getOp(op)!, m, mode);
+    if (sv) known.set(m.outputs[0], sv);
+    return m.outputs[0];
+  };
+  // One Shape per source value (the Reshapes of every later block read the same one).
+  const order = g.nodes.indexOf(n);
+  const prior = g.nodes.find((m, i) => i < order && m.op === "Shape" && m.inputs[0] === x);
+  const shape = prior ? prior.outputs[0] : add("Shape", [x], {});
+  const len = add("Gather", [shape, i64("token_axis", [axis])], { axis: 0 });
+  const parts = [
+    ...(k > 0 ? [i64("target_head", vals.slice(0, k))] : []),
+    len,
+    ...(k + 1 < vals.length ? [i64("target_tail", vals.slice(k + 1))] : []),
+  ];
+  return add("Concat", parts, { axis: 0 });
 }
 
 /**

@@ -3,7 +3,13 @@ import type { Graph } from "../ir/graph.js";
 import { add, type Dim, printDim, substitute } from "../ir/sym.js";
 import { printType } from "../ir/types.js";
 import { nodeFlops } from "../report/flops.js";
-import { compareLayers, type GraphReport, graphReport, type LayerComparison } from "../report/layers.js";
+import {
+  compareLayers,
+  type GraphReport,
+  graphReport,
+  type LayerComparison,
+  tokensText,
+} from "../report/layers.js";
 import { type Args, type CliIO, CliError, type CommandSpec, fsMessage, UsageError } from "./cli.js";
 import { findBlocks } from "../../passes/discover-blocks.js";
 import { PassManager } from "../../passes/manager.js";
@@ -228,6 +234,7 @@ function layerReport(args: Args, io: CliIO, g: Graph, input: string): void {
       ...(after
         ? {
             tokensAfter: l.after?.tokens == null ? null : jsonDim(l.after.tokens),
+            ...(l.after?.atMost ? { tokensAfterAtMost: true } : {}),
             flopsAfter: l.after ? jsonDim(l.after.flops) : null,
           }
         : {}),
@@ -252,8 +259,8 @@ function layerReport(args: Args, io: CliIO, g: Graph, input: string): void {
     : ["layer", "tokens", "flops"];
   const rows = layers.map((l) =>
     after
-      ? [l.layer, cell(l.before?.tokens), cell(l.after?.tokens), cell(l.before?.flops), cell(l.after?.flops)]
-      : [l.layer, cell(l.before?.tokens), cell(l.before?.flops)],
+      ? [l.layer, tokensText(l.before), tokensText(l.after), cell(l.before?.flops), cell(l.after?.flops)]
+      : [l.layer, tokensText(l.before), cell(l.before?.flops)],
   );
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: readonly string[]): string =>
@@ -275,6 +282,10 @@ function layerReport(args: Args, io: CliIO, g: Graph, input: string): void {
   const needs =
     before.peakActivationBytes === null ? ` (bind ${unbound.join(", ")} with --bind to compute)` : "";
   io.stdout(`peak activation memory (bytes): ${memLine}${needs}\n`);
+  if (layers.some((l) => l.after?.atMost))
+    io.stdout(
+      "note: '<= N' is an adaptive prune's capacity: the per-example token count is at most N; FLOPs count it at N\n",
+    );
   for (const n of notes) io.stdout(`note: ${n}\n`);
   if (before.uncounted.length) io.stdout(`not counted: ${before.uncounted.join(", ")}\n`);
 }

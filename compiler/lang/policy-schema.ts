@@ -10,6 +10,7 @@ import { didYouMean, type LangDiagnostic } from "../../grammar/diagnostics.js";
 type ParamSpec =
   | { readonly kind: "int"; readonly min: number; readonly values?: readonly number[] }
   | { readonly kind: "ratio" }
+  | { readonly kind: "positive" }
   | { readonly kind: "bool" }
   | { readonly kind: "enum"; readonly values: readonly string[] }
   | { readonly kind: "ints"; readonly min: number };
@@ -33,6 +34,8 @@ export const DIRECTIVES: Readonly<Record<"prune" | "merge" | "pool" | "kv", Dire
     params: {
       keep: { kind: "ratio" },
       budget: { kind: "int", min: 1 },
+      // Adaptive (ATS-style): keep what scores >= threshold, at most the keep/budget capacity.
+      threshold: { kind: "positive" },
       score: { kind: "enum", values: ["cls", "attention_graph", "transition", "key_norm"] },
       fuse: { kind: "bool" },
       protect: { kind: "int", min: 0 },
@@ -82,6 +85,18 @@ export const DIRECTIVES: Readonly<Record<"prune" | "merge" | "pool" | "kv", Dire
 };
 
 export type DirectiveName = keyof typeof DIRECTIVES;
+
+/**
+ * The largest score each prune `score` kind gives, so the range of a useful `threshold`: `cls` and
+ * `attention_graph` are distributions over the tokens (they sum to 1 per example), `transition` is
+ * `mag + dir` with mag in [0, 1] and dir in [0, 2], `key_norm` an unbounded L2 norm.
+ */
+export const SCORE_MAX: Readonly<Record<string, { readonly max: number; readonly why: string }>> = {
+  cls: { max: 1, why: "each token's share of the CLS attention; shares sum to 1" },
+  attention_graph: { max: 1, why: "the attention-graph rank sums to 1 over the tokens" },
+  transition: { max: 3, why: "the magnitude change is in [0, 1], the direction change in [0, 2]" },
+  key_norm: { max: Infinity, why: "a key's L2 norm" },
+};
 
 /** A directive with validated parameters (defaults filled in) and where each one was written. */
 export interface CheckedDirective {
@@ -145,6 +160,12 @@ function checkValue(
       if (!(v > 0 && v <= 1)) return { message: `${what} must be in (0, 1], got ${v}` };
       return { value: v };
     }
+    case "positive": {
+      const v = numberOf(e);
+      if (v === undefined) return { message: `${what} must be a number, got ${describe(e)}` };
+      if (!(v > 0)) return { message: `${what} must be a number > 0, got ${v}` };
+      return { value: v };
+    }
     case "bool":
       return e.k === "bool"
         ? { value: e.value }
@@ -183,7 +204,8 @@ function isDirective(name: string): name is DirectiveName {
 
 /**
  * Validates `directive(args)`: the directive name, every argument, the required groups and the
- * checks within one directive (prune budget vs protected tokens, kv budget vs sink+window+heavy).
+ * checks within one directive (prune budget vs protected tokens, prune threshold vs the score's
+ * range, kv budget vs sink+window+heavy).
  * Reports into `diags`; returns undefined if anything was wrong.
  */
 export function checkDirective(
@@ -203,6 +225,7 @@ export function checkDirective(
   const spec = DIRECTIVES[dir];
   const params: Record<string, AttrValue> = {};
   const argPos = new Map<string, Pos>();
+  const valuePos = new Map<string, Pos>();
   for (const a of args) {
     if (!a.name) {
       err(a.value.pos, `policy parameters are named: write ${dir}(NAME: value)`);
@@ -219,6 +242,7 @@ export function checkDirective(
       continue;
     }
     argPos.set(name, a.name.pos);
+    valuePos.set(name, a.value.pos);
     const r = checkValue(dir, name, ps, a.value);
     if ("value" in r) params[name] = r.value;
     else err(a.value.pos, r.message, r.hint);
@@ -242,6 +266,13 @@ export function checkDirective(
     err(
       argPos.get("budget")!,
       `prune budget ${full.budget} is below the ${String(full.protect)} protected tokens (protect at ${at("protect")})`,
+    );
+  const score = SCORE_MAX[String(full.score)];
+  if (dir === "prune" && typeof full.threshold === "number" && score && full.threshold > score.max)
+    err(
+      valuePos.get("threshold")!,
+      `'threshold' of prune must be in (0, ${score.max}] with score ${String(full.score)} (${score.why}), got ${full.threshold}`,
+      "a threshold above every score keeps only the protected tokens",
     );
   if (dir === "kv" && typeof full.budget === "number") {
     const kept = ["sink", "window", "heavy"].reduce((s, p) => s + ((full[p] as number | undefined) ?? 0), 0);

@@ -91,6 +91,9 @@ interface Claim {
 
 const at = (p: Pos): string => `${p.line}:${p.col}`;
 
+/** A prune with a threshold: its token count is data-dependent, bounded by keep/budget. */
+const isAdaptive = (c: Claim): boolean => c.dir.name === "prune" && c.dir.params.threshold !== undefined;
+
 /**
  * Checks every policy of `program` against `g` and attaches them (g.policies and node.policy).
  * Returns the diagnostics; on any, the graph may be partially annotated and should be dropped.
@@ -198,15 +201,31 @@ export function applyPolicy(
 /**
  * Follows the token-reducing sites in graph order (one token path) where the token count is
  * static: merge may remove at most half of the tokens left (bipartite matching), and a prune
- * budget may not exceed the tokens left, naming the earlier reduction's location.
+ * budget may not exceed the tokens left, naming the earlier reduction's location. An adaptive
+ * prune leaves at most its capacity; merge and pool may not follow it.
  */
 function checkTokenCounts(g: Graph, claims: ReadonlyMap<Node, Claim>, diags: LangDiagnostic[]): void {
   let left: number | undefined;
   let by: Claim | undefined;
-  const after = (): string => (by ? ` after ${by.dir.name} at ${at(by.pos)}` : "");
+  let adaptive: Claim | undefined;
+  const after = (): string =>
+    by
+      ? ` after ${by.dir.name} at ${at(by.pos)}${isAdaptive(by) ? " (the adaptive prune's capacity)" : ""}`
+      : "";
   for (const n of g.nodes) {
     const c = claims.get(n);
     if (!c || !DIRECTIVES[c.dir.name].reduces) continue;
+    // Rows past an example's count are padding: merge and pool have no rule to skip them.
+    if (adaptive && (c.dir.name === "merge" || c.dir.name === "pool")) {
+      diags.push({
+        pos: c.pos,
+        message:
+          `${c.dir.name} at scope '${c.scope}' cannot follow the adaptive prune at ${at(adaptive.pos)} ` +
+          `(threshold: a data-dependent token count); only prune may come after it`,
+      });
+      return;
+    }
+    if (isAdaptive(c)) adaptive ??= c;
     const t = left ?? staticTokens(n);
     if (t === undefined) continue;
     const p = c.dir.params;

@@ -1,6 +1,6 @@
 import { byteSize } from "../ir/dtype.js";
 import type { Graph, Value } from "../ir/graph.js";
-import { add, type Dim, evalDim, freeSymbols, substitute } from "../ir/sym.js";
+import { add, type Dim, evalDim, freeSymbols, printDim, substitute } from "../ir/sym.js";
 import { nodeFlops } from "./flops.js";
 
 /**
@@ -13,7 +13,18 @@ export interface LayerRow {
   readonly layer: string;
   /** Key count of the layer's first attention (the tokens it attends over); null without one. */
   readonly tokens: Dim | null;
+  /**
+   * True when `tokens` is the capacity of a data-dependent count (after an adaptive prune): each
+   * example has at most that many; its FLOPs are counted at the capacity too.
+   */
+  readonly atMost?: boolean;
   readonly flops: Dim;
+}
+
+/** A row's token count as the report prints it: `<= 138` for a capacity, `-` without attention. */
+export function tokensText(row: LayerRow | null | undefined): string {
+  if (!row || row.tokens === null) return "-";
+  return `${row.atMost ? "<= " : ""}${printDim(row.tokens)}`;
 }
 
 export interface GraphReport {
@@ -38,24 +49,37 @@ export function layerOf(scope: string | undefined): string | undefined {
 
 /**
  * The report of `g` with symbols bound by `bindings` (data-dependent symbols default to their
- * capacity). Counts stay symbolic where symbols are unbound.
+ * capacity, and their rows say `atMost`). Counts stay symbolic where symbols are unbound.
  */
 export function graphReport(g: Graph, bindings: ReadonlyMap<string, number> = new Map()): GraphReport {
   const env = new Map<string, Dim>(bindings);
+  const capacities = new Set<string>();
   for (const [name, decl] of g.symbols)
-    if (!env.has(name) && decl.capacity !== undefined) env.set(name, substitute(decl.capacity, env));
+    if (!env.has(name) && decl.capacity !== undefined) {
+      env.set(name, substitute(decl.capacity, env));
+      capacities.add(name);
+    }
   const bind = (d: Dim): Dim => (typeof d === "number" ? d : substitute(d, env));
   const flops = nodeFlops(g).map((f) => (f === undefined ? undefined : bind(f)));
   const firstLayer = g.nodes.findIndex((n) => layerOf(n.scope) !== undefined);
-  const rows = new Map<string, { tokens: Dim | null; flops: Dim[] }>();
+  const rows = new Map<string, { tokens: Dim | null; atMost: boolean; flops: Dim[] }>();
   g.nodes.forEach((n, i) => {
     const key = layerOf(n.scope) ?? (firstLayer < 0 || i < firstLayer ? "stem" : "head");
     let row = rows.get(key);
-    if (!row) rows.set(key, (row = { tokens: null, flops: [] }));
-    if (n.op === "attention" && row.tokens === null) row.tokens = bind(n.inputs[1]!.type.dims[2]);
+    if (!row) rows.set(key, (row = { tokens: null, atMost: false, flops: [] }));
+    if (n.op === "attention" && row.tokens === null) {
+      const keys = n.inputs[1]!.type.dims[2];
+      row.tokens = bind(keys);
+      row.atMost = [...freeSymbols(keys)].some((s) => capacities.has(s));
+    }
     if (flops[i] !== undefined) row.flops.push(flops[i]!);
   });
-  const layers = [...rows].map(([layer, r]) => ({ layer, tokens: r.tokens, flops: add(0, ...r.flops) }));
+  const layers = [...rows].map(([layer, r]) => ({
+    layer,
+    tokens: r.tokens,
+    ...(r.atMost ? { atMost: true } : {}),
+    flops: add(0, ...r.flops),
+  }));
   // `head` rows may be interleaved with layers when unscoped nodes sit between blocks: keep graph order of first use.
   const totalFlops = add(0, ...flops.filter((f): f is Dim => f !== undefined));
   const free = new Set<string>();

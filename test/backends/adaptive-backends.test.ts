@@ -23,31 +23,23 @@ import { buildProgram } from "../../compiler/kir/schedule.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { compileProgram } from "../../runtime/artifact.js";
 import type { WebGpuRuntime } from "../../runtime/webgpu/runtime.js";
-import { leadingBox, makeAdaptive, smallVit } from "../kir/adaptive-fixtures.js";
-import { fmnistDir, fmnistVit, images, nodesOf, reduce } from "../passes/reduce-fixtures.js";
+import { leadingBox, smallVit, withCounts } from "../kir/adaptive-fixtures.js";
+import { fmnistDir, fmnistVit, images, reduce } from "../passes/reduce-fixtures.js";
 import { gpuRuntime } from "../runtime/webgpu-harness.js";
 import { assertClose, skipUnlessRequired } from "../util/helpers.js";
 import { adaptiveReference, allAdaptiveCases } from "./cases/adaptive.js";
 
-/** The graph with each adaptive prune's count appended to the outputs. */
-function withCounts(g: Graph): Graph {
-  for (const p of nodesOf(g, "tokens.prune")) (g.outputs as unknown as unknown[]).push(p.outputs[2]);
-  return g;
-}
-
 /** The small ViT (10 tokens) with an adaptive prune at block 1: counts 5, 4, 4 of capacity 7. */
 function smallAdaptive(): { graph: Graph; feeds: Map<string, Tensor> } {
   const g = smallVit(3);
-  reduce(g, "blocks.1.layer: prune(keep: 0.7, protect: 1)");
-  makeAdaptive(g, 0.08);
+  reduce(g, "blocks.1.layer: prune(threshold: 0.08, keep: 0.7, protect: 1)");
   return { graph: withCounts(g), feeds: new Map([[g.inputs[0].name, images(3, 48)]]) };
 }
 
 /** The imported ViT with an adaptive prune at block 3 (capacity 99): counts 71, 39, 24 on images 0..2. */
 function fmnistAdaptive(): { graph: Graph; feeds: Map<string, Tensor> } {
   const g = fmnistVit();
-  reduce(g, "blocks.3: prune(keep: 0.5, protect: 1)");
-  makeAdaptive(g, 0.005);
+  reduce(g, "blocks.3: prune(threshold: 0.005, keep: 0.5, protect: 1)");
   const x = fmnistBatch(readIdxImages(join(fmnistDir, "t500-images-idx3-ubyte.gz")), 0, 3);
   return { graph: withCounts(g), feeds: new Map([["pixels", x]]) };
 }

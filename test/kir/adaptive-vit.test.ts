@@ -11,7 +11,7 @@ import { fmnistDir, fmnistVit, images, nodesOf, reduce } from "../passes/reduce-
 import { fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { assertClose } from "../util/helpers.js";
 import { adaptiveCases, adaptiveReference } from "../backends/cases/adaptive.js";
-import { leadingBox, makeAdaptive, smallVit } from "./adaptive-fixtures.js";
+import { leadingBox, smallVit, withCounts } from "./adaptive-fixtures.js";
 
 // Adaptive pruning on devices: buffers at the capacity, attention masks each example's keys past
 // its own live length (read from the prune's count buffer). Every output matches the
@@ -20,10 +20,11 @@ import { leadingBox, makeAdaptive, smallVit } from "./adaptive-fixtures.js";
 /** The 10-token ViT (48 px, 3 blocks) with an adaptive prune at block 1 (capacity 7), counts as outputs. */
 function tinyAdaptive(threshold: number, fuse = false): Graph {
   const g = smallVit(3);
-  reduce(g, `blocks.1.layer: prune(keep: 0.7, protect: 1${fuse ? ", fuse: true" : ""})`);
-  makeAdaptive(g, threshold);
-  for (const p of nodesOf(g, "tokens.prune")) (g.outputs as unknown as unknown[]).push(p.outputs[2]);
-  return g;
+  reduce(
+    g,
+    `blocks.1.layer: prune(threshold: ${threshold}, keep: 0.7, protect: 1${fuse ? ", fuse: true" : ""})`,
+  );
+  return withCounts(g);
 }
 
 function checkKir(g: Graph, x: Tensor, tol = 1e-4): number[] {
@@ -50,11 +51,9 @@ describe("adaptive tokens.prune on the KIR interpreter", () => {
 describe("adaptive prune after merging on the KIR interpreter", () => {
   it("merge (r = 2) then an adaptive prune: merged sizes follow the prune's index (tokens.gather)", () => {
     const g = smallVit(3);
-    reduce(g, "blocks.0.layer: merge(r: 1)\nblocks.1.layer: prune(keep: 0.7, protect: 1)");
-    makeAdaptive(g, 0.08);
+    reduce(g, "blocks.0.layer: merge(r: 1)\nblocks.1.layer: prune(threshold: 0.08, keep: 0.7, protect: 1)");
     assert.ok(nodesOf(g, "tokens.gather").length > 0, "the sizes follow the prune by tokens.gather");
-    for (const p of nodesOf(g, "tokens.prune")) (g.outputs as unknown as unknown[]).push(p.outputs[2]);
-    const counts = checkKir(g, images(3, 48));
+    const counts = checkKir(withCounts(g), images(3, 48));
     console.log(`# counts ${counts.join(", ")}`);
     assert.ok(new Set(counts).size > 1, `counts ${counts}`);
   });
@@ -83,9 +82,8 @@ describe("adaptive prune in the imported Fashion-MNIST ViT on the KIR interprete
     { skip: process.env.TOKR_KIR_ADAPTIVE_VIT ? false : "slow (minutes); set TOKR_KIR_ADAPTIVE_VIT=1" },
     () => {
       const g = fmnistVit();
-      reduce(g, "blocks.3: prune(keep: 0.5, protect: 1)");
-      makeAdaptive(g, 0.005);
-      for (const p of nodesOf(g, "tokens.prune")) (g.outputs as unknown as unknown[]).push(p.outputs[2]);
+      reduce(g, "blocks.3: prune(threshold: 0.005, keep: 0.5, protect: 1)");
+      withCounts(g);
       const x = fmnistBatch(readIdxImages(join(fmnistDir, "t500-images-idx3-ubyte.gz")), 0, 2);
       const counts = checkKir(g, x, 1e-3);
       console.log(`# counts ${counts.join(", ")} (capacity 99)`);
