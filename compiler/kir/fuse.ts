@@ -4,6 +4,8 @@ import type { OpDef } from "../ops/registry.js";
 import { type KernelBuilder, broadcastOffset, elementwiseKernel, unravel } from "./builder.js";
 import { KirError } from "./expr.js";
 import { loadAs, lowerCtx, pointwiseCtx, toStorage } from "./lower.js";
+import { stridedOffset } from "./views.js";
+import type { ElementStrides } from "../ops/registry.js";
 import {
   type Epilogue,
   type EpilogueSite,
@@ -144,6 +146,12 @@ export interface FusedKernel {
 }
 
 /**
+ * External inputs a kernel reads through strides (kir/views.ts): the scheduler binds `base`
+ * in place of the value and loads element idx at the strides.
+ */
+export type InputViews = ReadonlyMap<Value, ElementStrides & { readonly base: Value }>;
+
+/**
  * One kernel for a group of same-shape pointwise nodes (in topological order): every invocation
  * computes one element of the chain in registers and stores the values in `stored`.
  */
@@ -153,6 +161,7 @@ export function fusedKernel(
   defs: ReadonlyMap<Node, OpDef | undefined>,
   stored: ReadonlySet<Value>,
   target: Target,
+  views: InputViews = new Map(),
 ): FusedKernel {
   const outDims = group[0].outputs[0].type.dims;
   const ext = externalInputs(group, new Set());
@@ -165,13 +174,13 @@ export function fusedKernel(
     return (i) => {
       let idx: Expr[] | undefined;
       const site = { flat: i, coords: () => (idx ??= unravel(kb, i, outDims)) };
-      chainAt(kb, name, group, defs, ext, inBufs, site, new Map(), target, (o, reg) => {
+      chainAt(kb, name, group, defs, ext, inBufs, site, new Map(), target, views, (o, reg) => {
         const j = outs.indexOf(o);
         if (j >= 0) kb.store(outBufs[j], i, toStorage(reg, o.type.dtype, target));
       });
     };
   });
-  return { kernel, args: [...ext, ...outs] };
+  return { kernel, args: [...ext.map((v) => views.get(v)?.base ?? v), ...outs] };
 }
 
 /** Values a group reads that it does not compute (nor are `given`), in first-use order. */
@@ -198,6 +207,7 @@ function chainAt(
   site: EpilogueSite,
   seed: ReadonlyMap<Value, Expr>,
   target: Target,
+  views: InputViews,
   done: (v: Value, reg: Expr) => void,
 ): void {
   const outDims = group[0].outputs[0].type.dims;
@@ -208,7 +218,12 @@ function chainAt(
     const j = ext.indexOf(v);
     const same =
       v.type.dims.length === outDims.length && v.type.dims.every((d, a) => dimEquals(d, outDims[a]));
-    const off = same ? site.flat : broadcastOffset(site.coords(), v.type.dims);
+    const view = views.get(v);
+    const off = view
+      ? stridedOffset(site.coords(), v.type.dims, view)
+      : same
+        ? site.flat
+        : broadcastOffset(site.coords(), v.type.dims);
     const loaded = kb.let(`x${j}`, loadAs(kb, inBufs[j], off, v.type.dtype, target));
     regs.set(v, loaded);
     return loaded;
@@ -298,7 +313,7 @@ export function epilogueFusions(
 /** An epilogue computing `group` from `from` (the fed node's output 0) and storing `result`. */
 export interface ChainEpilogue {
   readonly epilogue: Epilogue;
-  /** The values bound to the epilogue's inputs, in order. */
+  /** The values bound to the epilogue's inputs, in order (strided ones: their bases). */
   readonly inputs: readonly Value[];
 }
 
@@ -310,6 +325,7 @@ export function chainEpilogue(
   from: Value,
   result: Value,
   target: Target,
+  views: InputViews = new Map(),
 ): ChainEpilogue {
   const ext = externalInputs(group, new Set([from]));
   const epilogue: Epilogue = {
@@ -321,13 +337,25 @@ export function chainEpilogue(
         let got: Expr | undefined;
         let idx: readonly Expr[] | undefined;
         const cached = { flat: site.flat, coords: () => (idx ??= site.coords()) };
-        chainAt(kb, name, group, defs, ext, inBufs, cached, new Map([[from, value]]), target, (v, reg) => {
-          if (v === result) got = reg;
-        });
+        chainAt(
+          kb,
+          name,
+          group,
+          defs,
+          ext,
+          inBufs,
+          cached,
+          new Map([[from, value]]),
+          target,
+          views,
+          (v, reg) => {
+            if (v === result) got = reg;
+          },
+        );
         if (!got) throw new KirError(`epilogue of ${name} does not compute %${result.name}`);
         return got;
       };
     },
   };
-  return { epilogue, inputs: ext };
+  return { epilogue, inputs: ext.map((v) => views.get(v)?.base ?? v) };
 }

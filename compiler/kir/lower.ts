@@ -2,7 +2,13 @@ import { attr, optAttr, type AttrValue, type Attrs } from "../ir/attrs.js";
 import type { DType } from "../ir/dtype.js";
 import { mul } from "../ir/sym.js";
 import type { TensorType } from "../ir/types.js";
-import { type LowerCtx, OpError, type OpDef, type PointwiseCtx } from "../ops/registry.js";
+import {
+  type ElementStrides,
+  type LowerCtx,
+  OpError,
+  type OpDef,
+  type PointwiseCtx,
+} from "../ops/registry.js";
 import { elementwiseKernel, unravel, broadcastOffset } from "./builder.js";
 import { KirError, cast, ne } from "./expr.js";
 import { type Expr, type Lowering, type Target, registerType, storageType } from "./types.js";
@@ -32,6 +38,10 @@ export function lowerCtx(
   inputs: readonly (TensorType | null)[],
   outputs: readonly TensorType[],
   target: Target,
+  views: {
+    readonly inputs?: readonly (ElementStrides | undefined)[];
+    readonly output?: ElementStrides;
+  } = {},
 ): LowerCtx {
   return {
     op: def.name,
@@ -40,6 +50,8 @@ export function lowerCtx(
     inputs,
     outputs,
     target,
+    ...(views.inputs ? { inputViews: views.inputs } : {}),
+    ...(views.output ? { outputView: views.output } : {}),
     attr: <T extends AttrValue>(n: string) => attr<T>(def.attrs, attrs, n),
     optAttr: <T extends AttrValue>(n: string) => optAttr<T>(def.attrs, attrs, n),
     fail: (m: string): never => {

@@ -1,5 +1,6 @@
+import { computeKnown } from "../infer.js";
 import { formatLoc, type Graph, type Node, type Value } from "../ir/graph.js";
-import { type Dim, mul, printDim, substitute } from "../ir/sym.js";
+import { type Dim, freeSymbols, mul, printDim, substitute } from "../ir/sym.js";
 import type { DType } from "../ir/dtype.js";
 import type { Tensor } from "../ir/tensor.js";
 import "../ops/index.js";
@@ -20,6 +21,7 @@ import { PaddedAxes } from "./padding.js";
 import type { Program, ProgramBuffer, Step } from "./program.js";
 import { chunkNodes, type Part, planSplit, staticSize } from "./split.js";
 import { elementBytes, type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
+import { type OutputView, type StridedView, type ViewGraph, inputView, outputView } from "./views.js";
 
 /** The graph cannot be scheduled (ops without kernels, failing lowerings); lists every problem. */
 export class ScheduleError extends Error {
@@ -31,6 +33,11 @@ export class ScheduleError extends Error {
 export interface ScheduleOptions {
   /** Program name (default: the graph's). */
   readonly name?: string;
+  /**
+   * Fold Transpose / Slice / view chains into the strided reads and writes of the kernels that
+   * accept them (views.ts; default true). False materialises every chain (comparisons, debugging).
+   */
+  readonly stridedViews?: boolean;
 }
 
 /** How a node is named in steps and messages: its first output value (unique in the graph). */
@@ -82,6 +89,70 @@ interface Lowered {
   readonly scratch: Lowering["scratch"];
   /** Rows of the split axis this chunk computes (units split by the binding limit), for scratch names. */
   readonly chunk?: string;
+  /** View-like nodes the kernels read or write through strides instead of materialising (views.ts). */
+  readonly folded: readonly Node[];
+}
+
+/** The strided views of one scheduling attempt (views.ts). */
+interface Views {
+  /** The graph as input walks see it (they stop at capacity-padded values and output targets). */
+  readonly graph: ViewGraph;
+  /** Nodes storing output 0 through strides into a later value, and how. */
+  readonly outputs: ReadonlyMap<Node, OutputView>;
+  /** The nodes of those output chains (not materialised), to the node that writes through them. */
+  readonly chainOwner: ReadonlyMap<Node, Node>;
+  /** Units that read no strided inputs (they must be split by the binding limit). */
+  readonly off: ReadonlySet<Node>;
+}
+
+/** What lowering a unit needs besides the unit. */
+interface Sched {
+  readonly defs: ReadonlyMap<Node, OpDef | undefined>;
+  readonly target: Target;
+  readonly padded: PaddedAxes;
+  /** Absent: every kernel reads and writes row-major values (chunks of split units). */
+  readonly views?: Views;
+}
+
+/** Plans output views and the graph input walks see; `off` nodes use no views. */
+function planViews(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, off: ReadonlySet<Node>): Views {
+  const producer = new Map<Value, Node>();
+  const users = new Map<Value, Node[]>();
+  for (const n of g.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const v of n.inputs) if (v && !users.get(v)?.includes(n)) users.set(v, [...(users.get(v) ?? []), n]);
+  }
+  const outs = new Set(g.outputs);
+  const caps = new Set([...g.symbols.values()].filter((x) => x.capacity !== undefined).map((x) => x.name));
+  // Capacity-padded axes are masked by live counts along their own layout: never folded.
+  const padded = (v: Value): boolean => v.type.dims.some((d) => [...freeSymbols(d)].some((x) => caps.has(x)));
+  let known: Map<Value, readonly Dim[]> | undefined;
+  const common = {
+    producer: (v: Value) => producer.get(v),
+    users: (v: Value) => users.get(v) ?? [],
+    def: (n: Node) => defs.get(n),
+    known: (v: Value) => (known ??= computeKnown(g)).get(v),
+    isOutput: (v: Value) => outs.has(v),
+  };
+  const outputs = new Map<Node, OutputView>();
+  const chainOwner = new Map<Node, Node>();
+  const targets = new Set<Value>();
+  for (const n of g.nodes) {
+    if (!defs.get(n)?.stridedOutput || off.has(n) || n.outputs.length === 0) continue;
+    const ov = outputView(n.outputs[0], { ...common, stop: padded });
+    if (!ov) continue;
+    outputs.set(n, ov);
+    for (const c of ov.nodes) chainOwner.set(c, n);
+    targets.add(ov.target);
+  }
+  return { graph: { ...common, stop: (v) => padded(v) || targets.has(v) }, outputs, chainOwner, off };
+}
+
+/** Signals that a unit reading through views must be split: it is scheduled again without views. */
+class SplitWithViews extends Error {
+  constructor(readonly nodes: readonly Node[]) {
+    super("a unit with strided views needs a split");
+  }
 }
 
 /**
@@ -106,31 +177,59 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   const epilogues = epilogueFusions(g, defs, groups, target.maxStorageBuffersPerStage);
   const units = orderUnits(g, defs, groups, epilogues);
 
-  // Backwards: lower what is needed, marking the inputs the kernels actually read.
-  const needed = new Set<Value>(g.outputs);
-  const lowered: Lowered[] = [];
-  const dispatched = new Set<Node>();
-  for (let u = units.length - 1; u >= 0; u--) {
-    const unit = units[u];
+  // Units that must be split read and write row-major values: scheduled again with views off for them.
+  const off = new Set<Node>();
+  let attempt: { lowered: Lowered[]; dispatched: Set<Node> } | undefined;
+  while (!attempt) {
     try {
-      const l = lowerUnit(unit, defs, needed, target, padded);
-      if (l) for (const n of unitNodes(l.unit)) dispatched.add(n);
-      // Chunks are pushed last first: the list is reversed below.
-      if (l)
-        lowered.push(
-          ...splitToLimit(l, defs, target, (u, d, n) => lowerUnit(u, d, n, target, padded)).reverse(),
-        );
+      const views = opts.stridedViews === false ? undefined : planViews(g, defs, off);
+      attempt = scheduleUnits(units, { defs, target, padded, ...(views ? { views } : {}) }, g.outputs);
     } catch (e) {
-      problems.push(describe(e, unit));
+      if (!(e instanceof SplitWithViews)) throw e;
+      for (const n of e.nodes) off.add(n);
     }
   }
-  if (problems.length) throw new ScheduleError(problems.reverse());
-  lowered.reverse();
+  const { lowered, dispatched } = attempt;
   const batch = batchSeparability(g, dispatched, defs, target, nodeLabel);
   return {
     ...assemble(g, target, opts.name ?? g.name, lowered),
     ...("symbol" in batch ? { batchSymbol: batch.symbol } : { batchRefusal: batch.why }),
   };
+}
+
+/**
+ * Backwards over the units: lowers what is needed, marking the values the kernels actually read.
+ * Throws SplitWithViews when a unit reading through views needs a binding-limit split.
+ */
+function scheduleUnits(
+  units: readonly Unit[],
+  s: Sched,
+  outputs: readonly Value[],
+): { lowered: Lowered[]; dispatched: Set<Node> } {
+  const problems: string[] = [];
+  const needed = new Set<Value>(outputs);
+  const lowered: Lowered[] = [];
+  const dispatched = new Set<Node>();
+  const plain: Sched = { defs: s.defs, target: s.target, padded: s.padded };
+  for (let u = units.length - 1; u >= 0; u--) {
+    const unit = units[u];
+    try {
+      const l = lowerUnit(unit, s, needed);
+      if (!l) continue;
+      if (l.folded.length && overLimit(l, s.target)) throw new SplitWithViews(unitNodes(unit));
+      // Folded views count as computed here (batch separability follows the examples through them).
+      for (const n of [...unitNodes(l.unit), ...l.folded]) dispatched.add(n);
+      // Chunks are pushed last first: the list is reversed below.
+      lowered.push(
+        ...splitToLimit(l, s.defs, s.target, (u, d, n) => lowerUnit(u, { ...plain, defs: d }, n)).reverse(),
+      );
+    } catch (e) {
+      if (e instanceof SplitWithViews) throw e;
+      problems.push(describe(e, unit));
+    }
+  }
+  if (problems.length) throw new ScheduleError(problems.reverse());
+  return { lowered: lowered.reverse(), dispatched };
 }
 
 function describe(e: unknown, unit: Unit): string {
@@ -192,26 +291,56 @@ function orderUnits(
   return out;
 }
 
+/**
+ * A node of an output chain (views.ts) is not materialised: its owner stores into the chain's
+ * last value directly, so that value being needed makes the owner's output 0 needed.
+ */
+function chainLink(n: Node, views: Views | undefined, needed: Set<Value>): boolean {
+  const owner = views?.chainOwner.get(n);
+  if (!owner) return false;
+  if (needed.has(n.outputs[0])) needed.add(owner.outputs[0]);
+  return true;
+}
+
+/** Strided views of the values a group reads (except `given`), unless the unit reads row-major. */
+function groupViews(
+  nodes: readonly Node[],
+  given: ReadonlySet<Value>,
+  views: Views | undefined,
+): Map<Value, StridedView> {
+  const out = new Map<Value, StridedView>();
+  if (!views || nodes.some((n) => views.off.has(n))) return out;
+  const produced = new Set(nodes.map((n) => n.outputs[0]));
+  for (const n of nodes)
+    for (const v of n.inputs) {
+      if (!v || produced.has(v) || given.has(v) || out.has(v)) continue;
+      const iv = inputView(v, views.graph);
+      if (iv) out.set(v, iv);
+    }
+  return out;
+}
+
+/** The nodes folded by a group's views. */
+function foldedBy(views: ReadonlyMap<Value, StridedView>): Node[] {
+  return [...views.values()].flatMap((v) => v.nodes);
+}
+
 /** Lowers one unit if any of its results is needed; marks the values its kernels read. */
-function lowerUnit(
-  unit: Unit,
-  defs: ReadonlyMap<Node, OpDef | undefined>,
-  needed: Set<Value>,
-  target: Target,
-  padded: PaddedAxes,
-): Lowered | undefined {
+function lowerUnit(unit: Unit, s: Sched, needed: Set<Value>): Lowered | undefined {
+  const { defs, target, padded, views } = s;
   switch (unit.k) {
     case "view": {
+      if (chainLink(unit.node, views, needed)) return undefined;
       const [x] = unit.node.inputs;
       if (!needed.has(unit.node.outputs[0])) return undefined;
       if (!x) throw new Error("a view needs its input 0");
       needed.add(x);
-      return { unit, launches: [], scratch: [] };
+      return { unit, launches: [], scratch: [], folded: [] };
     }
     case "group": {
       const { nodes, stored } = liveMembers(unit.nodes, needed);
       if (nodes.length === 0) return undefined;
-      return lowerGroup(nodes, defs, stored, needed, target);
+      return lowerGroup(nodes, s, stored, needed);
     }
     case "epilogue": {
       const n = unit.node;
@@ -219,13 +348,14 @@ function lowerUnit(
       const { nodes, stored } = liveMembers(unit.nodes, needed);
       if (nodes.length === 0) return undefined;
       // Live members that no longer read the node's output: the node is dead, the group stands alone.
-      if (!nodes.some((m) => m.inputs.includes(o))) return lowerGroup(nodes, defs, stored, needed, target);
+      if (!nodes.some((m) => m.inputs.includes(o))) return lowerGroup(nodes, s, stored, needed);
       if (stored.size !== 1) throw new Error(`epilogue of ${nodeName(n)} would store ${stored.size} values`);
       const [result] = stored;
       const def = defs.get(n)!;
       if (padded.require(n).length) throw new Error("a kernel with an epilogue cannot mask padded tokens");
       const name = ident(nodeName(n));
-      const chain = chainEpilogue(name, nodes, defs, o, result, target);
+      const iv = groupViews(nodes, new Set([o]), views);
+      const chain = chainEpilogue(name, nodes, defs, o, result, target, iv);
       const ctx = lowerCtx(
         def,
         name,
@@ -240,10 +370,12 @@ function lowerUnit(
         unit: { k: "epilogue", node: n, nodes },
         launches: bindLaunches(l, [...n.inputs, ...chain.inputs], [result], needed),
         scratch: l.scratch,
+        folded: foldedBy(iv),
       };
     }
     case "node": {
       const n = unit.node;
+      if (chainLink(n, views, needed)) return undefined;
       if (!n.outputs.some((o) => needed.has(o))) return undefined;
       const def = defs.get(n)!;
       if (!def.pointwise && !def.lower) {
@@ -251,6 +383,11 @@ function lowerUnit(
         throw new Error("no kernel lowering for this op");
       }
       const live = padded.require(n);
+      const on = views && !views.off.has(n) ? views : undefined;
+      const ov = on?.outputs.get(n);
+      const iv = n.inputs.map((v, i) =>
+        on && v && def.stridedInputs?.includes(i) ? inputView(v, on.graph) : undefined,
+      );
       const ctx = lowerCtx(
         def,
         ident(nodeName(n)),
@@ -258,6 +395,7 @@ function lowerUnit(
         n.inputs.map((v) => v?.type ?? null),
         n.outputs.map((o) => o.type),
         target,
+        { ...(iv.some((x) => x) ? { inputs: iv } : {}), ...(ov ? { output: ov } : {}) },
       );
       // Live counts are bound after the node's inputs: `{ kind: "input", index: n.inputs.length + j }`.
       const counts = live.map((s) => s.count!);
@@ -274,10 +412,14 @@ function lowerUnit(
       const unused = unusedLive(ctx);
       if (unused.length)
         throw new Error(`the ${n.op} lowering does not mask the padded length ${unused.join(", ")}`);
+      // Strided inputs bind their bases; a strided output binds the value it is stored into.
+      const ins = n.inputs.map((v, i) => iv[i]?.base ?? v);
+      const outs = ov ? [ov.target, ...n.outputs.slice(1)] : n.outputs;
       return {
         unit,
-        launches: bindLaunches(l, [...n.inputs, ...counts], n.outputs, needed),
+        launches: bindLaunches(l, [...ins, ...counts], outs, needed),
         scratch: l.scratch,
+        folded: [...iv.flatMap((x) => x?.nodes ?? []), ...(ov?.nodes ?? [])],
       };
     }
   }
@@ -288,12 +430,16 @@ function lowerUnit(
  * limit (split.ts): each chunk is the unit lowered again for the chunk's shapes (identical
  * chunks dedupe to one kernel), its chunked values bound as offset views of the whole buffers.
  */
-function splitToLimit(
+/** The values a lowered unit binds (with storage types), and those above the binding limit. */
+function bindings(
   l: Lowered,
-  defs: ReadonlyMap<Node, OpDef | undefined>,
   target: Target,
-  lower: (u: Unit, defs: ReadonlyMap<Node, OpDef | undefined>, needed: Set<Value>) => Lowered | undefined,
-): Lowered[] {
+): {
+  bound: Map<Value, Exclude<KType, "bool">>;
+  big: Value[];
+  over: (dims: readonly Dim[], t: Exclude<KType, "bool">) => boolean;
+  bigScratch: Lowering["scratch"];
+} {
   const limit = target.maxStorageBindingBytes;
   const bound = new Map<Value, Exclude<KType, "bool">>();
   for (const la of l.launches)
@@ -305,7 +451,23 @@ function splitToLimit(
     return n !== undefined && n * elementBytes(t) > limit;
   };
   const big = [...bound].filter(([v, t]) => over(v.type.dims, t)).map(([v]) => v);
-  const bigScratch = l.scratch.filter((s) => over([s.size], s.t));
+  return { bound, big, over, bigScratch: l.scratch.filter((s) => over([s.size], s.t)) };
+}
+
+/** Whether `splitToLimit` would split the unit. */
+function overLimit(l: Lowered, target: Target): boolean {
+  const { big, bigScratch } = bindings(l, target);
+  return l.unit.k !== "view" && (big.length > 0 || bigScratch.length > 0);
+}
+
+function splitToLimit(
+  l: Lowered,
+  defs: ReadonlyMap<Node, OpDef | undefined>,
+  target: Target,
+  lower: (u: Unit, defs: ReadonlyMap<Node, OpDef | undefined>, needed: Set<Value>) => Lowered | undefined,
+): Lowered[] {
+  const limit = target.maxStorageBindingBytes;
+  const { bound, big, over, bigScratch } = bindings(l, target);
   if ((big.length === 0 && bigScratch.length === 0) || l.unit.k === "view") return [l];
   const nodes = unitNodes(l.unit);
   const split = planSplit(nodes, defs, bound, big, target);
@@ -333,6 +495,7 @@ function splitToLimit(
     out.push({
       unit: l.unit,
       scratch: c.scratch,
+      folded: [],
       chunk: rows,
       launches: c.launches.map((la) => ({
         kernel: la.kernel,
@@ -361,18 +524,19 @@ function liveMembers(
 
 function lowerGroup(
   nodes: readonly Node[],
-  defs: ReadonlyMap<Node, OpDef | undefined>,
+  s: Sched,
   stored: ReadonlySet<Value>,
   needed: Set<Value>,
-  target: Target,
 ): Lowered {
   const last = nodes[nodes.length - 1];
-  const f = fusedKernel(ident(nodeName(last)), nodes, defs, stored, target);
+  const iv = groupViews(nodes, new Set(), s.views);
+  const f = fusedKernel(ident(nodeName(last)), nodes, s.defs, stored, s.target, iv);
   for (const v of f.args) needed.add(v);
   return {
     unit: { k: "group", nodes },
     launches: [{ kernel: f.kernel, args: f.args.map((v) => ({ v })) }],
     scratch: [],
+    folded: foldedBy(iv),
   };
 }
 

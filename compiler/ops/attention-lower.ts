@@ -31,7 +31,8 @@ import { storageType } from "../kir/types.js";
 import type { ScoreKind } from "./attention.js";
 import { iadd, imul } from "./linalg-lower.js";
 import { barrierAverse } from "./lower-util.js";
-import type { LowerCtx } from "./registry.js";
+import { stridedOffset } from "../kir/views.js";
+import type { ElementStrides, LowerCtx } from "./registry.js";
 
 /**
  * Lowering of the fused `attention` op, in two variants of the main kernel: `rows` (one
@@ -97,6 +98,25 @@ interface AttnParts {
   /** Live lengths of capacity-padded query / key axes (adaptive tokens.prune; `kir/live.ts`). */
   readonly liveQ: LiveLength | undefined;
   readonly liveK: LiveLength | undefined;
+  /** Strided q, k, v and output (`LowerCtx.inputViews` / `outputView`); absent: row-major. */
+  readonly views: {
+    readonly q?: ElementStrides;
+    readonly k?: ElementStrides;
+    readonly v?: ElementStrides;
+    readonly out?: ElementStrides;
+  };
+}
+
+/** Offset of element (x0, x1, x2, 0) of a strided 4-D operand: the base of one head row. */
+function viewRow(view: ElementStrides, dims: readonly Dim[], x: readonly Expr[]): Expr {
+  return stridedOffset(x, dims.slice(0, 3), { offset: view.offset, strides: view.strides.slice(0, 3) });
+}
+
+/** Element d of the head row at `base`: row-major rows are contiguous, views step by their stride. */
+function rowElem(view: ElementStrides | undefined, base: Expr, d: Expr | number): Expr {
+  const s = view?.strides[3] ?? 1;
+  if (s === 1) return iadd(base, d);
+  return iadd(base, typeof s === "number" ? imul(d, s) : mul(typeof d === "number" ? i32(d) : d, dimExpr(s)));
 }
 
 /** Loop bounds of one example: its own live lengths where padded, else the dims. */
@@ -196,6 +216,12 @@ function attnParts(ctx: LowerCtx): AttnParts {
     causal: ctx.attr<boolean>("causal"),
     liveQ,
     liveK,
+    views: {
+      ...(ctx.inputViews?.[0] ? { q: ctx.inputViews[0] } : {}),
+      ...(ctx.inputViews?.[1] ? { k: ctx.inputViews[1] } : {}),
+      ...(ctx.inputViews?.[2] ? { v: ctx.inputViews[2] } : {}),
+      ...(ctx.outputView ? { out: ctx.outputView } : {}),
+    },
   };
 }
 
@@ -274,13 +300,14 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   const rows = Array.from({ length: R }, (_, r) => {
     const i = kb.let(`i${r}_`, min(iadd(i0, r * ROWS_WG), sub(nq, 1)));
     const row = kb.let(`row${r}_`, iadd(rowBase, i));
-    const qOff = kb.let(`q_off${r}_`, imul(row, D));
+    const qv = p.views.q;
+    const qOff = kb.let(`q_off${r}_`, qv ? viewRow(qv, p.q.dims, [b, h, i]) : imul(row, D));
     return {
       i,
       row,
       valid: kb.let(`valid${r}_`, lt(iadd(i0, r * ROWS_WG), nq)),
       q: Array.from({ length: D }, (_, d) =>
-        kb.let(`q${r}_${d}`, cast(loadAs(kb, bufs.q, iadd(qOff, d), p.q.dtype, target), "f32")),
+        kb.let(`q${r}_${d}`, cast(loadAs(kb, bufs.q, rowElem(qv, qOff, d), p.q.dtype, target), "f32")),
       ),
       sRow: sb ? kb.let(`s_row${r}_`, imul(row, nk)) : null,
       m: kb.var(`m${r}_`, NEG_INF()),
@@ -289,9 +316,10 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
     };
   });
   const kRow = (j: Expr): Expr[] => {
-    const kOff = kb.let("k_off", imul(iadd(kBase, j), D));
+    const kv = p.views.k;
+    const kOff = kb.let("k_off", kv ? viewRow(kv, p.k.dims, [b, g, j]) : imul(iadd(kBase, j), D));
     return Array.from({ length: D }, (_, d) =>
-      kb.let(`k${d}`, cast(loadAs(kb, bufs.k, iadd(kOff, d), p.k.dtype, target), "f32")),
+      kb.let(`k${d}`, cast(loadAs(kb, bufs.k, rowElem(kv, kOff, d), p.k.dtype, target), "f32")),
     );
   };
   const scoreAt = (rw: (typeof rows)[number], r: number, kv: Expr[], j: Expr): Expr => {
@@ -299,9 +327,10 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
     return kb.let(`s${r}_`, scoreOf(kb, p, bufs, [b, h, rw.i, j], kb.let(`dot${r}_`, dot ?? f32(0)), lens));
   };
   const vRow = (j: Expr, ws: Expr[]): void => {
-    const vOff = kb.let("v_off", imul(iadd(kBase, j), Dv));
+    const vw = p.views.v;
+    const vOff = kb.let("v_off", vw ? viewRow(vw, p.v.dims, [b, g, j]) : imul(iadd(kBase, j), Dv));
     for (let e = 0; e < Dv; e++) {
-      const vv = kb.let(`v${e}`, cast(loadAs(kb, bufs.v, iadd(vOff, e), p.v.dtype, target), "f32"));
+      const vv = kb.let(`v${e}`, cast(loadAs(kb, bufs.v, rowElem(vw, vOff, e), p.v.dtype, target), "f32"));
       rows.forEach((rw, r) => kb.set(rw.acc[e], add(rw.acc[e], mul(ws[r], vv))));
     }
   };
@@ -363,9 +392,10 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
       // Padding query rows (past the example's live length) are 0, like rows with no allowed key.
       const none = p.liveQ ? or(eq(rw.l, f32(0)), ge(rw.i, lens.nq)) : eq(rw.l, f32(0));
       const inv = kb.let(`inv${r}_`, select(none, f32(0), div(f32(1), rw.l)));
-      const oOff = kb.let(`o_off${r}_`, imul(rw.row, Dv));
+      const ov = p.views.out;
+      const oOff = kb.let(`o_off${r}_`, ov ? viewRow(ov, p.out.dims, [b, h, rw.i]) : imul(rw.row, Dv));
       rw.acc.forEach((a, e) =>
-        kb.store(bufs.out, iadd(oOff, e), toStorage(mul(a, inv), p.out.dtype, target)),
+        kb.store(bufs.out, rowElem(ov, oOff, e), toStorage(mul(a, inv), p.out.dtype, target)),
       );
       const sRow = rw.sRow;
       if (sb && sRow)
@@ -428,11 +458,13 @@ function workgroupKernel(p: AttnParts): Kernel {
   const row = kb.let("row", iadd(imul(iadd(imul(b, dimExpr(Hq)), h), dimExpr(Nq)), i));
   const sRow = kb.let("s_row", imul(row, nk));
   const kBase = kb.let("k_base", imul(iadd(imul(b, dimExpr(Hkv)), g), nk));
+  const { q: qv, k: kv, v: vw, out: ov } = p.views;
+  const qRow = kb.let("q_off", qv ? viewRow(qv, q.dims, [b, h, i]) : imul(row, D));
   kb.for(
     "d",
     t,
     D,
-    (d) => kb.store(qw, d, cast(loadAs(kb, qb, iadd(imul(row, D), d), q.dtype, target), "f32")),
+    (d) => kb.store(qw, d, cast(loadAs(kb, qb, rowElem(qv, qRow, d), q.dtype, target), "f32")),
     WG,
   );
   kb.barrier();
@@ -446,10 +478,10 @@ function workgroupKernel(p: AttnParts): Kernel {
     nkRow,
     (j) => {
       const dot = kb.var("dot", f32(0));
-      const kOff = kb.let("k_off", imul(iadd(kBase, j), D));
+      const kOff = kb.let("k_off", kv ? viewRow(kv, k.dims, [b, g, j]) : imul(iadd(kBase, j), D));
       kb.for("d", 0, D, (d) => {
-        const kv = cast(loadAs(kb, kbuf, iadd(kOff, d), k.dtype, target), "f32");
-        kb.set(dot, add(dot, mul(kb.load(qw, d), kv)));
+        const kd = cast(loadAs(kb, kbuf, rowElem(kv, kOff, d), k.dtype, target), "f32");
+        kb.set(dot, add(dot, mul(kb.load(qw, d), kd)));
       });
       const sj = kb.let("s", scoreOf(kb, p, bufs, idx4(j), dot, lens));
       kb.store(sb, iadd(sRow, j), sj);
@@ -508,7 +540,8 @@ function workgroupKernel(p: AttnParts): Kernel {
         const body = (): void => {
           const d = iadd(t, e * WG);
           kb.for("jj", 0, cnt, (jj) => {
-            const vv = cast(loadAs(kb, vb, iadd(imul(iadd(kBase, c0, jj), Dv), d), v.dtype, target), "f32");
+            const vOff = vw ? viewRow(vw, v.dims, [b, g, iadd(c0, jj)]) : imul(iadd(kBase, c0, jj), Dv);
+            const vv = cast(loadAs(kb, vb, rowElem(vw, vOff, d), v.dtype, target), "f32");
             kb.set(acc[e], add(acc[e], mul(kb.load(pw, jj), vv)));
           });
         };
@@ -519,8 +552,10 @@ function workgroupKernel(p: AttnParts): Kernel {
     },
     WG,
   );
+  const oRow = ov ? kb.let("o_off", viewRow(ov, out.dims, [b, h, i])) : imul(row, Dv);
   acc.forEach((a, e) => {
-    const store = (): void => kb.store(ob, iadd(imul(row, Dv), t, e * WG), toStorage(a, out.dtype, target));
+    const store = (): void =>
+      kb.store(ob, rowElem(ov, oRow, iadd(t, e * WG)), toStorage(a, out.dtype, target));
     if ((e + 1) * WG <= Dv) store();
     else kb.if(lt(t, Dv - e * WG), store);
   });

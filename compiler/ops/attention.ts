@@ -159,6 +159,9 @@ export const attentionDef = registerOp({
     return add(base, pairs, mul(iters, B, add(mul(2, Nq, Nk), mul(2, Nk))));
   },
   lower: lowerAttention,
+  // q, k and v may be strided views (the exporter's head split); the output may be stored strided.
+  stridedInputs: [0, 1, 2],
+  stridedOutput: true,
 });
 
 export interface AttentionOptions {

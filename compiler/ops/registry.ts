@@ -50,6 +50,15 @@ export interface RefCtx {
   readonly env?: DimEnv;
 }
 
+/**
+ * Where a tensor's elements sit in the storage bound for it: element `idx` at
+ * `offset + Σ idx[a]·strides[a]` (see kir/views.ts; size-1 axes have stride 0).
+ */
+export interface ElementStrides {
+  readonly offset: Dim;
+  readonly strides: readonly Dim[];
+}
+
 /** What an op's lowering to kernel IR sees (types are the node's, possibly symbolic). */
 export interface LowerCtx {
   readonly op: string;
@@ -62,6 +71,13 @@ export interface LowerCtx {
   attr<T extends AttrValue>(name: string): T;
   optAttr<T extends AttrValue>(name: string): T | undefined;
   fail(message: string): never;
+  /**
+   * Inputs (listed in `OpDef.stridedInputs`) bound as the storage of a base value they are a
+   * strided view of: the lowering reads element idx of input i at `inputViews[i]` (absent: row-major).
+   */
+  readonly inputViews?: readonly (ElementStrides | undefined)[];
+  /** Output 0 bound as the storage of a value it is a strided view of (`OpDef.stridedOutput`). */
+  readonly outputView?: ElementStrides;
 }
 
 /** What an elementwise op's scalar rule sees. */
@@ -113,6 +129,13 @@ export interface OpDef {
    * the scheduler fuses following bias / activation / residual chains into such ops' kernels.
    */
   lowerEpilogue?(ctx: LowerCtx, epilogue: Epilogue): Lowering;
+  /**
+   * Inputs whose lowering reads through `LowerCtx.inputViews`: the scheduler may bind the base of
+   * a Transpose / Slice / Reshape chain there instead of materialising the chain (kir/views.ts).
+   */
+  readonly stridedInputs?: readonly number[];
+  /** The lowering stores output 0 through `LowerCtx.outputView` when given (kir/views.ts). */
+  readonly stridedOutput?: boolean;
 }
 
 const REGISTRY = new Map<string, OpDef>();
