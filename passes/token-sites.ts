@@ -354,12 +354,14 @@ function fixReshape(
 }
 
 /**
- * A value defined before `n` with an axis of exactly length `d`: n's input, else the first such
- * graph input or node output (the adaptive prune's own output, for its symbol K; the input may
- * hold it only as a product, `K*batch`).
+ * A value defined before `n` with an axis of exactly length `d`: n's input (which may hold it only
+ * as a product, `K*batch`), else the nearest such node output before n. The nearest one sits in
+ * n's own block, downstream of the block's entry, so a later reduction there (a second adaptive
+ * prune) changes its length too and the target follows.
  */
 function dimSource(g: Graph, n: Node, d: Dim): { v: Value; axis: number } | undefined {
-  const vs = [n.inputs[0], ...g.inputs, ...g.nodes.slice(0, g.nodes.indexOf(n)).flatMap((m) => m.outputs)];
+  const before = g.nodes.slice(0, g.nodes.indexOf(n)).reverse();
+  const vs = [n.inputs[0], ...before.flatMap((m) => m.outputs), ...g.inputs];
   for (const v of vs) {
     const axis = v ? v.type.dims.findIndex((e) => dimEquals(e, d)) : -1;
     if (v && axis >= 0) return { v, axis };

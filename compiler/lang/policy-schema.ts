@@ -250,7 +250,14 @@ export function checkDirective(
   const quote = (g: readonly string[]): string => g.map((p) => `'${p}'`).join(" or ");
   for (const g of spec.exactlyOne ?? []) {
     const given = g.filter((p) => argPos.has(p));
-    if (given.length === 0) err(directive.pos, `${dir} needs ${quote(g)}`);
+    if (given.length === 0)
+      err(
+        directive.pos,
+        `${dir} needs ${quote(g)}`,
+        dir === "prune" && argPos.has("threshold")
+          ? "an adaptive prune keeps at most ceil(keep * N) or budget tokens: give one as its capacity"
+          : undefined,
+      );
     else if (given.length > 1) err(argPos.get(given[1])!, `${dir} takes ${quote(g)}, not both`);
   }
   for (const g of spec.atLeastOne ?? [])

@@ -18,6 +18,23 @@ const MODEL =
   "block mix(x) {\n  return x * 2.0\n}\nmodel m(x: f32[1, 8@token, 4]) -> (y) {\n  repeat 2 as i {\n    x = mix(x)\n  }\n  y = x\n}\n";
 const POLICY = "policy p {\n  blocks.*.mix: merge(r: 2)\n}\n";
 const BAD_POLICY = "policy p {\n  blocks.*.mx: merge(r: 2)\n}\n";
+/** Two blocks `x + attention(x, x, x)` over 8 tokens of width 2 (one head). */
+const ATT_MODEL = [
+  "block attn(x) {",
+  "  q = transpose(reshape(x, [0, 0, 1, 2]), perm: [0, 2, 1, 3])",
+  "  return reshape(transpose(attention(q, q, q), perm: [0, 2, 1, 3]), [0, 0, 2])",
+  "}",
+  "block layer(x) {",
+  "  return x + attn(x)",
+  "}",
+  "model m(x: f32[1, 8@token, 2]) -> (y) {",
+  "  repeat 2 as i {",
+  "    x = layer(x)",
+  "  }",
+  "  y = x",
+  "}",
+  "",
+].join("\n");
 const NOTE = "tokr: note: p.tokr: 1 policy object(s) attached to 2 site(s)\n";
 
 describe("tokr --policy FILE", () => {
@@ -62,6 +79,38 @@ describe("tokr --policy FILE", () => {
         /merge @p\.0 on scope 'blocks\.0\.mix' at p\.tokr:2:3: the site node .* is not inside a transformer block/,
       );
     }
+  });
+
+  it("inspect --policy with an adaptive prune reports that layer's tokens as '<= capacity'", async () => {
+    writeFileSync(join(dir, "att.tokr"), ATT_MODEL);
+    writeFileSync(
+      join(dir, "ats.tokr"),
+      "policy ats {\n  blocks.1.layer: prune(threshold: 0.1, keep: 0.5, protect: 1)\n}\n",
+    );
+    const r = await tokr("inspect", "att.tokr", "--policy", "ats.tokr");
+    assert.equal(r.code, 0, r.err);
+    const row = (layer: string): string[] =>
+      r.out
+        .split("\n")
+        .find((l) => l.startsWith(layer))!
+        .split(/\s+/);
+    // layer, tokens before, tokens after, ...: 8 tokens, then at most ceil(8 * 0.5) = 4 per example.
+    assert.deepEqual(row("blocks.0").slice(0, 3), ["blocks.0", "8", "8"]);
+    assert.deepEqual(row("blocks.1").slice(0, 4), ["blocks.1", "8", "<=", "4"]);
+    assert.match(r.out, /note: '<= N' is an adaptive prune's capacity/);
+    const json = await tokr("inspect", "att.tokr", "--policy", "ats.tokr", "--json");
+    const layers = (
+      JSON.parse(json.out) as {
+        layers: { layer: string; tokensAfter: number; tokensAfterAtMost?: boolean }[];
+      }
+    ).layers;
+    assert.deepEqual(
+      layers.filter((l) => l.layer.startsWith("blocks")).map((l) => [l.tokensAfter, l.tokensAfterAtMost]),
+      [
+        [8, undefined],
+        [4, true],
+      ],
+    );
   });
 
   it("fmt prints the canonical layout; --write rewrites the file", async () => {

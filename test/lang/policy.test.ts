@@ -262,6 +262,81 @@ const cases: [string, string, string][] = [
     ),
   ],
   [
+    "adaptive prune: threshold 0",
+    "blocks.0.layer: prune(threshold: 0, keep: 0.5)",
+    lines(
+      "t.tokr:2:36: error: 'threshold' of prune must be a number > 0, got 0",
+      "      blocks.0.layer: prune(threshold: 0, keep: 0.5)",
+      "                                       ^",
+    ),
+  ],
+  [
+    "adaptive prune: a threshold above the CLS-attention scale (shares summing to 1)",
+    "blocks.0.layer: prune(threshold: 1.5, keep: 0.5)",
+    lines(
+      "t.tokr:2:36: error: 'threshold' of prune must be in (0, 1] with score cls (each token's share of the CLS attention; shares sum to 1), got 1.5",
+      "      blocks.0.layer: prune(threshold: 1.5, keep: 0.5)",
+      "                                       ^^^",
+      "  hint: a threshold above every score keeps only the protected tokens",
+    ),
+  ],
+  [
+    "adaptive prune: a threshold above the transition scale",
+    "blocks.0.layer: prune(threshold: 4, budget: 8, score: transition)",
+    lines(
+      "t.tokr:2:36: error: 'threshold' of prune must be in (0, 3] with score transition (the magnitude change is in [0, 1], the direction change in [0, 2]), got 4",
+      "      blocks.0.layer: prune(threshold: 4, budget: 8, score: transition)",
+      "                                       ^",
+      "  hint: a threshold above every score keeps only the protected tokens",
+    ),
+  ],
+  [
+    "adaptive prune: threshold not a number",
+    "blocks.0.layer: prune(threshold: high, keep: 0.5)",
+    lines(
+      "t.tokr:2:36: error: 'threshold' of prune must be a number, got the name 'high'",
+      "      blocks.0.layer: prune(threshold: high, keep: 0.5)",
+      "                                       ^^^^",
+    ),
+  ],
+  [
+    "adaptive prune: a threshold without a capacity",
+    "blocks.0.layer: prune(threshold: 0.02)",
+    lines(
+      "t.tokr:2:19: error: prune needs 'keep' or 'budget'",
+      "      blocks.0.layer: prune(threshold: 0.02)",
+      "                      ^^^^^",
+      "  hint: an adaptive prune keeps at most ceil(keep * N) or budget tokens: give one as its capacity",
+    ),
+  ],
+  [
+    "merge after an adaptive prune, both locations",
+    "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: merge(r: 2)",
+    lines(
+      "t.tokr:3:19: error: merge at scope 'blocks.1.layer' cannot follow the adaptive prune at 2:19 (threshold: a data-dependent token count); only prune may come after it",
+      "      blocks.1.layer: merge(r: 2)",
+      "                      ^^^^^",
+    ),
+  ],
+  [
+    "pool after an adaptive prune",
+    "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: pool(mode: stride)",
+    lines(
+      "t.tokr:3:19: error: pool at scope 'blocks.1.layer' cannot follow the adaptive prune at 2:19 (threshold: a data-dependent token count); only prune may come after it",
+      "      blocks.1.layer: pool(mode: stride)",
+      "                      ^^^^",
+    ),
+  ],
+  [
+    "prune budget above an adaptive prune's capacity (ceil(16 * 0.5) = 8)",
+    "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: prune(budget: 9)",
+    lines(
+      "t.tokr:3:25: error: prune budget 9 at scope 'blocks.1.layer' exceeds the 8 tokens left after prune at 2:19 (the adaptive prune's capacity)",
+      "      blocks.1.layer: prune(budget: 9)",
+      "                            ^^^^^^",
+    ),
+  ],
+  [
     "quantization bits outside the allowed set",
     "blocks.0.layer: kv(bits: 3)",
     lines(
@@ -300,4 +375,15 @@ test("valid composition on static tokens: merge 16 -> 12, then prune budget 12 f
     r2.diagnostics.map((d) => d.message),
     ["prune budget 13 at scope 'blocks.1.layer' exceeds the 12 tokens left after merge at 2:19"],
   );
+});
+
+test("adaptive prune: the threshold reaches the IR policy; key_norm (an unbounded norm) takes any threshold > 0", () => {
+  const r = checkTokr(
+    "policy p {\n  blocks.1.layer: prune(threshold: 50, budget: 8, score: key_norm, fuse: true)\n}\n" +
+      tinyStatic,
+    "t.tokr",
+  );
+  assert.deepEqual(r.diagnostics, []);
+  const p = r.graph!.policies.get("p.0")!.params;
+  assert.deepEqual([p.threshold, p.budget, p.score, p.fuse], [50, 8, "key_norm", true]);
 });

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { runGraph } from "../../backends/cpu/interpreter.js";
-import type { Graph } from "../../compiler/ir/graph.js";
+import type { Graph, Node } from "../../compiler/ir/graph.js";
 import { type Dim, printDim, symbolName } from "../../compiler/ir/sym.js";
 import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
 import { compileTokr } from "../../compiler/lang/check.js";
-import { graphReport } from "../../compiler/report/layers.js";
+import { graphReport, tokensText } from "../../compiler/report/layers.js";
 import { PassManager } from "../../passes/manager.js";
 import { assertClose } from "../util/helpers.js";
 import { fmnistVit, nodesOf, reduce } from "./reduce-fixtures.js";
@@ -171,21 +171,50 @@ describe("what refuses an adaptive prune names the policy rule", () => {
 });
 
 describe("adaptive prune policy on the imported Fashion-MNIST ViT (ONNX)", () => {
+  /** Reshapes after `from` whose constant target still spells `count`. */
+  function stale(g: Graph, from: Node, count: number): string[] {
+    const order = new Map(g.nodes.map((n, i) => [n, i]));
+    return nodesOf(g, "Reshape")
+      .filter((n) => order.get(n)! > order.get(from)!)
+      .filter((n) => Array.from(g.constants.get(n.inputs[1]!)?.data?.data ?? []).includes(count))
+      .map((n) => n.outputs[0].name);
+  }
+
   it("constant Reshape targets that spell 197 read the data-dependent count from a Shape", () => {
     const g = fmnistVit();
     reduce(g, "blocks.3: prune(threshold: 0.005, keep: 0.5, protect: 1)");
     const [prune] = nodesOf(g, "tokens.prune");
     const K = symbolName(prune.outputs[0].type.dims[1])!;
     assert.equal(g.symbols.get(K)?.capacity, 99);
-    const order = new Map(g.nodes.map((n, i) => [n, i]));
-    const after = nodesOf(g, "Reshape").filter((n) => order.get(n)! > order.get(prune)!);
-    assert.ok(after.length > 0);
-    for (const n of after) {
-      // No constant target may still hold 197 (the old count) once the stream has K tokens.
-      const c = g.constants.get(n.inputs[1]!);
-      assert.ok(!c?.data || !Array.from(c.data.data).includes(197), `${n.outputs[0].name} keeps 197`);
-    }
-    const reads = nodesOf(g, "Shape").filter((n) => n.inputs[0] === prune.outputs[0]);
-    assert.equal(reads.length, 1, "one Shape of the prune's output serves every later Reshape");
+    assert.deepEqual(stale(g, prune, 197), []);
+    // Blocks 3..5 each split heads and join them back: their targets read K from a Shape.
+    assert.ok(nodesOf(g, "Shape").length >= 3);
+    const r = graphReport(g, new Map([["batch", 1]]));
+    assert.deepEqual(r.layers.filter((l) => l.layer.startsWith("blocks")).map(tokensText), [
+      "197",
+      "197",
+      "197",
+      "<= 99",
+      "<= 99",
+      "<= 99",
+    ]);
+  });
+
+  it("adaptive prunes at blocks 1..5: each block's targets follow its own count (capacity of a capacity)", () => {
+    const g = fmnistVit();
+    reduce(g, "blocks[1..5]: prune(threshold: 0.004, keep: 0.85, protect: 1)");
+    const prunes = nodesOf(g, "tokens.prune");
+    assert.equal(prunes.length, 5);
+    const r = graphReport(g, new Map([["batch", 1]]));
+    // ceil(197 * 0.85) = 168, then ceil(168 * 0.85) = 143, 122, 104, 89.
+    assert.deepEqual(r.layers.filter((l) => l.layer.startsWith("blocks")).map(tokensText), [
+      "197",
+      "<= 168",
+      "<= 143",
+      "<= 122",
+      "<= 104",
+      "<= 89",
+    ]);
+    assert.deepEqual(stale(g, prunes[0], 197), []);
   });
 });
