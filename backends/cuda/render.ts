@@ -11,6 +11,7 @@ import {
   type SubgroupOp,
   type UnOp,
 } from "../../compiler/kir/types.js";
+import { someInBody } from "../kir-walk.js";
 import { PRELUDE } from "./prelude.js";
 import { pruneDeadRegisters } from "./prune.js";
 
@@ -276,46 +277,7 @@ class KernelRenderer {
 
 /** What a kernel needs from the device: barriers or warp collectives (fiber scheduling on the CPU). */
 export function kernelSyncs(k: Kernel): boolean {
-  const exprSyncs = (e: Expr): boolean => {
-    switch (e.k) {
-      case "subgroup":
-        return true;
-      case "const":
-      case "sym":
-      case "var":
-      case "builtin":
-        return false;
-      case "unary":
-      case "cast":
-        return exprSyncs(e.a);
-      case "binary":
-        return exprSyncs(e.a) || exprSyncs(e.b);
-      case "select":
-        return exprSyncs(e.cond) || exprSyncs(e.a) || exprSyncs(e.b);
-      case "load":
-        return exprSyncs(e.index);
-    }
-  };
-  const stmtSyncs = (s: Stmt): boolean => {
-    switch (s.k) {
-      case "barrier":
-        return true;
-      case "break":
-      case "return":
-        return false;
-      case "decl":
-        return exprSyncs(s.init);
-      case "assign":
-        return exprSyncs(s.value);
-      case "store":
-        return exprSyncs(s.index) || exprSyncs(s.value);
-      case "if":
-        return exprSyncs(s.cond) || s.then.some(stmtSyncs) || s.else.some(stmtSyncs);
-      case "for":
-        return exprSyncs(s.from) || exprSyncs(s.to) || s.body.some(stmtSyncs);
-    }
-  };
-  return k.body.some(stmtSyncs);
+  return someInBody(k.body, { stmt: (s) => s.k === "barrier", expr: (e) => e.k === "subgroup" });
 }
 
 /** Layout of a rendered kernel's arguments, for launchers and runtimes. */

@@ -11,6 +11,7 @@ import type {
   UnOp,
 } from "../../compiler/kir/types.js";
 import { roundF16 } from "../../compiler/ir/tensor.js";
+import { someInBody } from "../kir-walk.js";
 import { HELPERS, type Helper } from "./helpers.js";
 
 /**
@@ -70,26 +71,20 @@ const infix =
     `(${a} ${op} ${b})`;
 
 /**
- * Float ==/!= with IEEE NaN results: Mesa folds `x != x` to false (WGSL lets it assume no NaN),
- * so NaN is tested on the bits.
+ * `plain` for non-floats; for f32/f16 the helper `tokr_<op>_<t>`, which tests NaN on the bits:
+ * Mesa folds `x != x` to false (WGSL lets it assume no NaN), and WGSL min/max may return the
+ * non-NaN operand where KIR's propagate NaN (as ReduceMax and rankings need).
  */
-function floatEq(op: "eq" | "ne", a: string, b: string, t: KType, cx: Ctx): string {
-  if (t !== "f32" && t !== "f16") return `(${a} ${op === "eq" ? "==" : "!="} ${b})`;
-  const h = `tokr_${op}_${t}` as const;
-  cx.helpers.add(h);
-  cx.helpers.add("tokr_isnan_f32");
-  if (t === "f16") cx.helpers.add("tokr_isnan_f16");
-  return `${h}(${a}, ${b})`;
-}
-
-function nanPropagating(f: "min" | "max", a: string, b: string, t: KType, cx: Ctx): string {
-  if (t !== "f32" && t !== "f16") return `${f}(${a}, ${b})`;
-  const h = `tokr_${f}_${t}` as const;
-  cx.helpers.add(h);
-  cx.helpers.add("tokr_isnan_f32");
-  if (t === "f16") cx.helpers.add("tokr_isnan_f16");
-  return `${h}(${a}, ${b})`;
-}
+const nanExact =
+  (op: "eq" | "ne" | "min" | "max", plain: Render2): Render2 =>
+  (a, b, t, cx) => {
+    if (t !== "f32" && t !== "f16") return plain(a, b, t, cx);
+    const h = `tokr_${op}_${t}` as const;
+    cx.helpers.add(h);
+    cx.helpers.add("tokr_isnan_f32");
+    if (t === "f16") cx.helpers.add("tokr_isnan_f16");
+    return `${h}(${a}, ${b})`;
+  };
 
 /** i32 `/` and `%` truncate toward zero in WGSL, as KIR specifies; f32 `%` is the truncated remainder. */
 const BINARY: Record<BinOp, Render2> = {
@@ -98,16 +93,15 @@ const BINARY: Record<BinOp, Render2> = {
   mul: infix("*"),
   div: infix("/"),
   mod: infix("%"),
-  // WGSL min/max may return the non-NaN operand; KIR's propagate NaN (as ReduceMax and rankings need).
-  min: (a, b, t, cx) => nanPropagating("min", a, b, t, cx),
-  max: (a, b, t, cx) => nanPropagating("max", a, b, t, cx),
+  min: nanExact("min", (a, b) => `min(${a}, ${b})`),
+  max: nanExact("max", (a, b) => `max(${a}, ${b})`),
   pow: (a, b, t, cx) => viaF32("tokr_pow", t, cx, a, b),
   lt: infix("<"),
   le: infix("<="),
   gt: infix(">"),
   ge: infix(">="),
-  eq: (a, b, t, cx) => floatEq("eq", a, b, t, cx),
-  ne: (a, b, t, cx) => floatEq("ne", a, b, t, cx),
+  eq: nanExact("eq", infix("==")),
+  ne: nanExact("ne", infix("!=")),
   and: infix("&&"),
   or: infix("||"),
 };
@@ -259,49 +253,13 @@ function stmts(ss: readonly Stmt[], ind: string, cx: Ctx, out: string[]): void {
   }
 }
 
-/** Every KType a kernel mentions (parameters, arrays, registers and expressions). */
+/** Whether a kernel mentions type `t` (parameters, arrays, registers and expressions). */
 function usesType(k: Kernel, t: KType): boolean {
-  const e = (x: Expr): boolean => {
-    if (x.t === t) return true;
-    switch (x.k) {
-      case "const":
-      case "sym":
-      case "var":
-      case "builtin":
-        return false;
-      case "unary":
-      case "cast":
-        return e(x.a);
-      case "binary":
-        return e(x.a) || e(x.b);
-      case "select":
-        return e(x.cond) || e(x.a) || e(x.b);
-      case "load":
-        return e(x.index);
-      case "subgroup":
-        return e(x.a) || (x.arg !== undefined && e(x.arg));
-    }
-  };
-  const s = (ss: readonly Stmt[]): boolean =>
-    ss.some((st) => {
-      switch (st.k) {
-        case "decl":
-          return st.t === t || e(st.init);
-        case "assign":
-          return e(st.value);
-        case "store":
-          return e(st.index) || e(st.value);
-        case "if":
-          return e(st.cond) || s(st.then) || s(st.else);
-        case "for":
-          return e(st.from) || e(st.to) || s(st.body);
-        case "barrier":
-        case "break":
-        case "return":
-          return false;
-      }
-    });
-  return k.params.some((p) => p.t === t) || k.arrays.some((a) => a.t === t) || s(k.body);
+  return (
+    k.params.some((p) => p.t === t) ||
+    k.arrays.some((a) => a.t === t) ||
+    someInBody(k.body, { stmt: (s) => s.k === "decl" && s.t === t, expr: (e) => e.t === t })
+  );
 }
 
 /** Renders one kernel as a WGSL module with entry point `main`. */
