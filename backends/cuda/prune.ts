@@ -1,4 +1,5 @@
-import type { Expr, Stmt } from "../../compiler/kir/types.js";
+import type { Stmt } from "../../compiler/kir/types.js";
+import { forEachInBody } from "../kir-walk.js";
 
 /**
  * Drops registers that are never read (and their assignments), to a fixpoint: nvcc's
@@ -38,66 +39,14 @@ export function pruneDeadRegisters(body: readonly Stmt[]): readonly Stmt[] {
   }
 }
 
+/** Registers some expression reads, plus every loop variable (its own header reads it). */
 function readsIn(ss: readonly Stmt[], out: Set<string>): void {
-  for (const s of ss) {
-    switch (s.k) {
-      case "decl":
-        exprReads(s.init, out);
-        break;
-      case "assign":
-        exprReads(s.value, out);
-        break;
-      case "store":
-        exprReads(s.index, out);
-        exprReads(s.value, out);
-        break;
-      case "if":
-        exprReads(s.cond, out);
-        readsIn(s.then, out);
-        readsIn(s.else, out);
-        break;
-      case "for":
-        out.add(s.v); // the loop variable is always "used" by its own header
-        exprReads(s.from, out);
-        exprReads(s.to, out);
-        readsIn(s.body, out);
-        break;
-      case "barrier":
-      case "break":
-      case "return":
-        break;
-    }
-  }
-}
-
-function exprReads(e: Expr, out: Set<string>): void {
-  switch (e.k) {
-    case "var":
-      out.add(e.name);
-      return;
-    case "const":
-    case "sym":
-    case "builtin":
-      return;
-    case "unary":
-    case "cast":
-      exprReads(e.a, out);
-      return;
-    case "binary":
-      exprReads(e.a, out);
-      exprReads(e.b, out);
-      return;
-    case "select":
-      exprReads(e.cond, out);
-      exprReads(e.a, out);
-      exprReads(e.b, out);
-      return;
-    case "load":
-      exprReads(e.index, out);
-      return;
-    case "subgroup":
-      exprReads(e.a, out);
-      if (e.arg) exprReads(e.arg, out);
-      return;
-  }
+  forEachInBody(ss, {
+    stmt: (s) => {
+      if (s.k === "for") out.add(s.v);
+    },
+    expr: (e) => {
+      if (e.k === "var") out.add(e.name);
+    },
+  });
 }
