@@ -40,6 +40,8 @@ type Layout = readonly (readonly Factor[])[];
 export type ViewStep =
   | { readonly k: "reshape"; readonly dims: readonly Dim[] }
   | { readonly k: "permute"; readonly perm: readonly number[] }
+  /** Index `index` of `axis` (a constant Gather), the axis dropped or (`keep`) left with size 1. */
+  | { readonly k: "pick"; readonly axis: number; readonly index: number; readonly keep: boolean }
   /** Per axis start and step (positive): the output's dims are `dims`. */
   | {
       readonly k: "slice";
@@ -173,6 +175,13 @@ function apply(p: Placed, step: ViewStep): Placed | undefined {
     }
     case "permute":
       return { layout: step.perm.map((a) => p.layout[a]), offset: p.offset };
+    case "pick": {
+      const fs = merged(p.layout[step.axis]);
+      if (fs.length > 1) return undefined;
+      const layout = [...p.layout];
+      layout.splice(step.axis, 1, ...(step.keep ? [[]] : []));
+      return { layout, offset: dimAdd(p.offset, dimMul(step.index, fs[0]?.stride ?? 0)) };
+    }
     case "slice": {
       let offset = p.offset;
       const layout: Factor[][] = [];
@@ -223,8 +232,8 @@ const SENTINEL = 2 ** 31 - 1;
 
 /**
  * The view step of node `n` (its input 0 to its output 0), or undefined when it is not view-like:
- * row-major views (`OpDef.view`), Transpose, and Slices with compile-time starts, axes and
- * positive steps (ends are implied by the output's dims).
+ * row-major views (`OpDef.view`), Transpose, Slices with compile-time starts, axes and
+ * positive steps (ends are implied by the output's dims), and Gathers of one compile-time index.
  */
 export function viewStep(n: Node, vg: ViewGraph): ViewStep | undefined {
   const def = vg.def(n);
@@ -237,11 +246,22 @@ export function viewStep(n: Node, vg: ViewGraph): ViewStep | undefined {
     const p = n.attrs.perm as readonly number[] | undefined;
     return { k: "permute", perm: p ? p.map((a) => (a < 0 ? a + r : a)) : [...Array(r).keys()].reverse() };
   }
-  if (n.op !== "Slice") return undefined;
   const known = (i: number): readonly Dim[] | undefined => {
     const v = n.inputs[i];
     return v ? vg.known(v) : undefined;
   };
+  if (n.op === "Gather") {
+    const ix = known(1);
+    const rank = n.inputs[1]?.type.dims.length;
+    const a0 = typeof n.attrs.axis === "number" ? n.attrs.axis : 0;
+    const axis = a0 < 0 ? a0 + r : a0;
+    const d = x.type.dims[axis];
+    if (!ix || ix.length !== 1 || (rank !== 0 && rank !== 1) || typeof ix[0] !== "number") return undefined;
+    const index = ix[0] < 0 && typeof d === "number" ? ix[0] + d : ix[0];
+    if (index < 0 || (typeof d === "number" && index >= d)) return undefined;
+    return { k: "pick", axis, index, keep: rank === 1 };
+  }
+  if (n.op !== "Slice") return undefined;
   const starts = known(1);
   if (!starts) return undefined;
   const axes = n.inputs[3] ? known(3) : starts.map((_, i) => i);
@@ -277,6 +297,7 @@ function inverse(step: ViewStep, dims: readonly Dim[]): ViewStep | undefined {
       return { k: "permute", perm: inv };
     }
     case "slice":
+    case "pick":
       return undefined;
   }
 }

@@ -111,6 +111,21 @@ describe("strided views: layouts", () => {
     assert.deepEqual(contiguousStrides([3, 1, 4]), [4, 0, 1]);
   });
 
+  it("a Gather of one constant index picks an axis: offset index*stride, the axis dropped or kept", () => {
+    // q, k, v = Gather(Transpose([B, N, 3, H, D] -> [3, B, H, N, D]), i): the IR ViT's head split.
+    const qkv = composeView(
+      [B, 5, 3, 2, 4],
+      [
+        { k: "permute", perm: [2, 0, 3, 1, 4] },
+        { k: "pick", axis: 0, index: 2, keep: false },
+      ],
+    )!;
+    assert.equal(qkv.offset, 2 * 8);
+    assert.deepEqual(dims(qkv.strides), ["120", "4", "24", "1"]);
+    const kept = composeView([4, 3], [{ k: "pick", axis: 1, index: 1, keep: true }])!;
+    assert.deepEqual([kept.offset, ...kept.strides], [1, 3, 0]);
+  });
+
   it("input walks stop at non-view producers, fold Transposes and skip plain Reshape chains", () => {
     const b = new GraphBuilder("walk");
     b.symbol("B");
@@ -248,6 +263,24 @@ describe("strided views: programs on the KIR interpreter", () => {
     assertClose(runProgramOnKir(p, feeds, { target: tiny }).get(y.name)!, runGraph(g, feeds).get(y.name)!);
     // With the default limit the Transpose folds into the Add.
     assert.equal(stepsOf(buildProgram(g, DEFAULT_TARGET), g, "Transpose"), 0);
+  });
+
+  it("Gathers of constant indices after a Transpose feed attention without copies", () => {
+    const b = new GraphBuilder("gather_heads");
+    b.symbol("B");
+    const x = b.input("x", "f32", [B, 5, 3, 2, 4]);
+    const t = b.op("Transpose", [b.op("Relu", [x])], { perm: [2, 0, 3, 1, 4] });
+    const pick = (i: number): Value => b.op("Gather", [t, b.const("i64", [], [i])], { axis: 0 });
+    const a = b.op("attention", [pick(0), pick(1), pick(2), null, null], { scale: 0.5 });
+    const g = b.output(b.op("Transpose", [a], { perm: [0, 2, 1, 3] }));
+    for (const [name, target] of TARGETS) {
+      const p = buildProgram(g, target);
+      assert.equal(p.steps.length, 3, name); // Relu, attention, the output's own Transpose
+      assert.equal(stepsOf(p, g, "Gather"), 0, name);
+      const feeds = new Map([["x", wave([2, 5, 3, 2, 4], 7)]]);
+      const want = runGraph(g, feeds).get(g.outputs[0].name)!;
+      assertClose(runProgramOnKir(p, feeds).get(g.outputs[0].name)!, want, 1e-5, name);
+    }
   });
 
   it("equal strided kernels dedupe; different strides are different kernels", () => {
