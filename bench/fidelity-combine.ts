@@ -7,6 +7,8 @@ import { parseArgs } from "node:util";
 import { frontierSvg, isConstantR, type FrontierPoint } from "./frontier-svg.js";
 
 interface PredsFile {
+  /** Index of the run's first test image (`--first`; absent in older files: 0). */
+  readonly first?: number;
   readonly images: number;
   readonly labels: readonly number[];
   readonly onnxruntime: readonly number[];
@@ -25,6 +27,10 @@ const N = opts.images === undefined ? common : Number(opts.images);
 if (!Number.isInteger(N) || N < 1 || N > common)
   throw new Error(`--images ${opts.images}: need an integer in 1..${common} (images every run covers)`);
 const ref = runs[0].p;
+const first = ref.first ?? 0;
+for (const r of runs)
+  if ((r.p.first ?? 0) !== first)
+    throw new Error(`${r.file} starts at image ${r.p.first ?? 0}, ${runs[0].file} at ${first}`);
 for (const r of runs)
   for (let i = 0; i < N; i++)
     if (r.p.onnxruntime[i] !== ref.onnxruntime[i] || r.p.labels[i] !== ref.labels[i])
@@ -52,7 +58,10 @@ for (const r of runs)
     });
   }
 
-console.log(`# ${runs.length} runs combined on their first N = ${N} images (reference: onnxruntime top-1)`);
+console.log(
+  `# ${runs.length} runs combined on their first N = ${N} images (test images ${first}..${first + N - 1}; ` +
+    "reference: onnxruntime top-1)",
+);
 console.log(`unreduced accuracy ${baseAcc.toFixed(2)}%`);
 console.log("| policy | FLOPs ratio | accuracy | Δ acc (points) | agreement | run |");
 console.log("|---|---|---|---|---|---|");
@@ -80,6 +89,36 @@ for (const budget of [0.8, 0.7, 0.6, 0.5, 0.4, 0.3]) {
           ? "equal"
           : "constant r better";
   console.log(`| <= ${budget} | ${show(c)} | ${show(o)} | ${verdict} |`);
+}
+// Issue #6's goal 2 per constant-r point: the most faithful other policy with no more FLOPs, and the
+// paired standard error of the agreement difference (per image: agrees with onnxruntime or not).
+const top1Of = (name: string): readonly number[] => runs.find((r) => name in r.p.top1)!.p.top1[name];
+const agrees = (name: string, i: number): number => (top1Of(name)[i] === ref.onnxruntime[i] ? 1 : 0);
+console.log(
+  "\n| constant r (FLOPs) | agreement | accuracy | best other with <= FLOPs (FLOPs) | agreement | accuracy | " +
+    "Δ agreement ± SE (points) | images only other / only constant r agrees |",
+);
+console.log("|---|---|---|---|---|---|---|---|");
+for (const c of all.filter((p) => p.c)) {
+  const o = all.filter((p) => !p.c && p.f <= c.f + 1e-9).sort((a, b) => b.a - a.a || a.f - b.f)[0];
+  const head = `| ${c.name} (${c.f.toFixed(3)}) | ${c.a.toFixed(2)}% | ${c.acc.toFixed(2)}% |`;
+  if (!o) {
+    console.log(`${head} none | | | | |`);
+    continue;
+  }
+  let [won, lost, sum2] = [0, 0, 0];
+  for (let i = 0; i < N; i++) {
+    const d = agrees(o.name, i) - agrees(c.name, i);
+    if (d > 0) won++;
+    if (d < 0) lost++;
+    sum2 += d * d;
+  }
+  const mean = (won - lost) / N;
+  const se = Math.sqrt((sum2 / N - mean * mean) / (N - 1));
+  console.log(
+    `${head} ${o.name} (${o.f.toFixed(3)}) | ${o.a.toFixed(2)}% | ${o.acc.toFixed(2)}% | ` +
+      `${(100 * mean).toFixed(2)} ± ${(100 * se).toFixed(2)} | ${won} / ${lost} |`,
+  );
 }
 if (opts.svg) {
   writeFileSync(opts.svg, frontierSvg(all, N));

@@ -1,7 +1,7 @@
 // Token-reduction fidelity and speed on real material: the Fashion-MNIST ViT (197 tokens, 6 blocks, real
 // weights) compiled with every policy in bench/policies/, on the Fashion-MNIST test images. Usage:
 //   npm run bench:fidelity [-- --images N] [--batch 32] [--minutes M] [--policies a,b] [--cpu] [--check 2]
-//                          [--base-every K] [--preds FILE]
+//                          [--base-every K] [--preds FILE] [--first K]
 // Per policy: accuracy, top-1 agreement with the unreduced model, FLOPs ratio (graphReport), and the
 // latency ratio at the batch size, measured side by side: images go in rounds of one batch, every
 // variant runs each batch (in rotated order) so load from other jobs hits all alike; the latency ratio is
@@ -39,6 +39,7 @@ const { values: opts } = parseArgs({
     accuracy: { type: "boolean", default: false },
     "base-every": { type: "string", default: "1" },
     preds: { type: "string" },
+    first: { type: "string", default: "0" },
   },
 });
 const int = (name: string, s: string, min: number): number => {
@@ -51,6 +52,8 @@ const CHECK = int("check", opts.check, 0);
 // K > 1: the unreduced model runs on WGSL every K-th round only (latency pairs and a top-1 check), and the
 // reference top-1 for agreement is onnxruntime's on every image (same model; equal top-1 on all 10k, issue #4).
 const BASE_EVERY = int("base-every", opts["base-every"], 1);
+// Test images FIRST.. (a fresh sample to confirm what a run on the first images suggested).
+const FIRST = int("first", opts.first, 0);
 const MINUTES = opts.minutes === undefined ? Infinity : Number(opts.minutes);
 if (!(MINUTES > 0)) throw new Error(`--minutes ${opts.minutes}: need a positive number`);
 
@@ -59,7 +62,8 @@ const onnxPath = join(root, "examples", "fmnist-vit", "vit_fmnist_opset17.onnx")
 const policyDir = join(root, "bench", "policies");
 const svgPath = opts.svg ?? join(root, "bench", "fidelity-frontier.svg");
 const data = loadTestSet(root);
-const N = Math.min(int("images", opts.images, 1), data.images.count);
+if (FIRST >= data.images.count) throw new Error(`--first ${FIRST}: there are ${data.images.count} images`);
+const N = Math.min(int("images", opts.images, 1), data.images.count - FIRST);
 const t0 = performance.now();
 const elapsedMin = (): number => (performance.now() - t0) / 60000;
 const load = (): string =>
@@ -103,7 +107,9 @@ console.log(
     .map((a) => ` ${a}`)
     .join("")}`,
 );
-console.log(`images: ${data.source} (first ${N}), batch ${BATCH}`);
+console.log(
+  `images: ${data.source} (${FIRST ? `${FIRST}..${FIRST + N - 1}` : `first ${N}`}), batch ${BATCH}`,
+);
 if (backend.kind === "wgsl") console.log(`backend: WGSL on ${backend.description}`);
 else console.log(`backend: CPU reference interpreter (no WGSL: ${backend.why}); slow, use a small --images`);
 
@@ -157,7 +163,7 @@ const ratios = new Map<string, number[]>(live.map((v) => [v.name, []]));
 const ortP: number[] = [];
 let ortDiff = 0;
 let lastBase: Tensor | undefined;
-const labels = data.labels;
+const labels = data.labels.subarray(FIRST);
 const count = (p: readonly number[], f: (c: number, i: number) => boolean): number => p.filter(f).length;
 /** The unreduced model's top-1 on WGSL; -1 where it did not run (`--base-every`). */
 const baseWgsl = preds.get(base.name)!;
@@ -173,7 +179,7 @@ let round = 0;
 const loads: number[] = [];
 while (done < N && elapsedMin() < MINUTES) {
   const n = Math.min(BATCH, N - done);
-  const x = fmnistBatch(data.images, done, n);
+  const x = fmnistBatch(data.images, FIRST + done, n);
   const runBase = round % BASE_EVERY === 0;
   const order = live.map((_, i) => live[(i + round) % live.length]).filter((v) => v !== base || runBase);
   const roundMs = new Map<string, number>();
@@ -203,21 +209,13 @@ while (done < N && elapsedMin() < MINUTES) {
       (runBase ? `unreduced ${(roundMs.get(base.name)! / 1000).toFixed(1)} s/batch, ` : "") +
       `load ${load()}`,
   );
-  if (!opts.accuracy && (round % 5 === 0 || done === N)) writeSvg();
+  if (!opts.accuracy && (round % 5 === 0 || done === N)) {
+    writeSvg();
+    writePreds(); // also mid-run: a run stopped early keeps its images
+  }
 }
 if (done < N) console.log(`stopped after ${done} of ${N} images: --minutes ${MINUTES} reached`);
-// Per-image top-1 of every variant (-1: not run) and onnxruntime's, to combine runs on a common prefix.
-if (opts.preds)
-  writeFileSync(
-    opts.preds,
-    JSON.stringify({
-      images: done,
-      labels: Array.from(labels.slice(0, done)),
-      onnxruntime: ortP,
-      flopsRatio: Object.fromEntries(live.map((v) => [v.name, flopsRatio(v)])),
-      top1: Object.fromEntries(preds),
-    }) + "\n",
-  );
+writePreds();
 
 // ---------- results ----------
 
@@ -340,6 +338,22 @@ for (const r of runners.values()) r.destroy();
 await sess.release();
 if (backend.kind === "wgsl") backend.rt.destroy();
 process.exit(0);
+
+/** Per-image top-1 of every variant (-1: not run) and onnxruntime's, to combine runs on common images. */
+function writePreds(): void {
+  if (!opts.preds) return;
+  writeFileSync(
+    opts.preds,
+    JSON.stringify({
+      first: FIRST,
+      images: done,
+      labels: Array.from(labels.slice(0, done)),
+      onnxruntime: ortP,
+      flopsRatio: Object.fromEntries(live.map((v) => [v.name, flopsRatio(v)])),
+      top1: Object.fromEntries(preds),
+    }) + "\n",
+  );
+}
 
 // ---------- the frontier plot ----------
 
