@@ -79,6 +79,15 @@ export interface NodeOptions {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** What a new node is made of: addNode, insertBefore and insertAfter take these after their anchor. */
+export type NodeArgs = [
+  op: string,
+  inputs: readonly (Value | null)[],
+  outputTypes: readonly TensorType[],
+  attrs?: Attrs,
+  opts?: NodeOptions,
+];
+
 /**
  * A graph in SSA form with nodes in topological order. All edits go through the methods
  * below (the rewriter API), which keep the value-name table consistent.
@@ -133,13 +142,7 @@ export class Graph {
     this.symbols.set(decl.name, decl);
   }
 
-  private makeNode(
-    op: string,
-    inputs: readonly (Value | null)[],
-    outputTypes: readonly TensorType[],
-    attrs: Attrs,
-    opts: NodeOptions,
-  ): Node {
+  private makeNode(...[op, inputs, outputTypes, attrs = {}, opts = {}]: NodeArgs): Node {
     const outputs = outputTypes.map((t, i) => this.newValue(t, opts.names?.[i]));
     const node: Node = {
       id: this.nextId++,
@@ -155,48 +158,28 @@ export class Graph {
   }
 
   /** Appends a node (graph construction in topological order). */
-  addNode(
-    op: string,
-    inputs: readonly (Value | null)[],
-    outputTypes: readonly TensorType[],
-    attrs: Attrs = {},
-    opts: NodeOptions = {},
-  ): Node {
-    const n = this.makeNode(op, inputs, outputTypes, attrs, opts);
+  addNode(...args: NodeArgs): Node {
+    const n = this.makeNode(...args);
     this._nodes.push(n);
     return n;
   }
 
   /** Inserts a new node just before `anchor`. */
-  insertBefore(
-    anchor: Node,
-    op: string,
-    inputs: readonly (Value | null)[],
-    outputTypes: readonly TensorType[],
-    attrs: Attrs = {},
-    opts: NodeOptions = {},
-  ): Node {
-    const i = this._nodes.indexOf(anchor);
-    if (i < 0)
-      throw new Error(`insertBefore: node %${anchor.outputs[0]?.name ?? anchor.id} is not in the graph`);
-    const n = this.makeNode(op, inputs, outputTypes, attrs, opts);
-    this._nodes.splice(i, 0, n);
-    return n;
+  insertBefore(anchor: Node, ...args: NodeArgs): Node {
+    return this.insertNextTo("insertBefore", anchor, 0, args);
   }
 
   /** Inserts a new node just after `anchor`. */
-  insertAfter(
-    anchor: Node,
-    op: string,
-    inputs: readonly (Value | null)[],
-    outputTypes: readonly TensorType[],
-    attrs: Attrs = {},
-    opts: NodeOptions = {},
-  ): Node {
+  insertAfter(anchor: Node, ...args: NodeArgs): Node {
+    return this.insertNextTo("insertAfter", anchor, 1, args);
+  }
+
+  /** Makes a node and puts it at `anchor`'s index plus `offset` (0: before it, 1: after it). */
+  private insertNextTo(what: string, anchor: Node, offset: 0 | 1, args: NodeArgs): Node {
     const i = this._nodes.indexOf(anchor);
-    if (i < 0) throw new Error(`insertAfter: node is not in the graph`);
-    const n = this.makeNode(op, inputs, outputTypes, attrs, opts);
-    this._nodes.splice(i + 1, 0, n);
+    if (i < 0) throw new Error(`${what}: node %${anchor.outputs[0]?.name ?? anchor.id} is not in the graph`);
+    const n = this.makeNode(...args);
+    this._nodes.splice(i + offset, 0, n);
     return n;
   }
 
