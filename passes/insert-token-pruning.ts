@@ -7,6 +7,7 @@ import type { Pass } from "./manager.js";
 import { nodeLabel } from "./rewrite.js";
 import {
   applySite,
+  atCapacity,
   blockOfSite,
   intParam,
   keepCount,
@@ -50,12 +51,19 @@ export const insertTokenPruningPass: Pass = {
       const budget = intParam(s, "budget");
       const keepRatio = s.params.keep;
       const threshold = thresholdParam(s);
+      // After an adaptive prune n is its data-dependent K: ratios apply to K's capacity, so the
+      // count is one number on every backend (not the batch's largest count, which the CPU
+      // reference binds K to) and an example's result does not depend on its batch.
+      const bound = atCapacity(g, n);
       let keep: Dim;
       if (budget !== undefined) keep = budget;
-      else if (typeof keepRatio === "number") keep = keepCount(n, keepRatio);
+      else if (typeof keepRatio === "number") keep = keepCount(bound, keepRatio);
       else throw new Error(`${siteLabel(s)}: needs 'keep' or 'budget'`);
-      if (compareLE(keep, n) === false)
-        throw new Error(`${siteLabel(s)}: keeps ${printDim(keep)} tokens, but only ${printDim(n)} enter`);
+      if (compareLE(keep, bound) === false)
+        throw new Error(
+          `${siteLabel(s)}: keeps ${printDim(keep)} tokens, but only ${printDim(bound)} enter` +
+            (bound === n ? "" : ` (at most: the capacity of ${printDim(n)})`),
+        );
       if (compareLE(protect, keep) === false)
         throw new Error(`${siteLabel(s)}: protects ${protect} tokens but keeps only ${printDim(keep)}`);
       // Keeping every token leaves nothing to fuse: no fused row, so keep 1.0 is the identity

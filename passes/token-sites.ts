@@ -1,7 +1,7 @@
 import { computeKnown, inferNode, type InferMode, symbolicValue } from "../compiler/infer.js";
 import type { AttrValue, Attrs } from "../compiler/ir/attrs.js";
 import type { Graph, Node, NodeOptions, Policy, Value } from "../compiler/ir/graph.js";
-import { type Dim, ceildiv, dimEquals, mul, printDim } from "../compiler/ir/sym.js";
+import { type Dim, ceildiv, dimEquals, freeSymbols, mul, printDim, substitute } from "../compiler/ir/sym.js";
 import { makeTensor } from "../compiler/ir/tensor.js";
 import { tensorType, type TensorType } from "../compiler/ir/types.js";
 import "../compiler/ops/index.js";
@@ -219,6 +219,20 @@ export function streamTokens(s: PendingSite, v: Value): Dim {
       `${siteLabel(s)}: the residual stream %${v.name} has its token axis at ${role}, expected 1 ([B, N, C])`,
     );
   return t.dims[1];
+}
+
+/**
+ * `d` with every data-dependent symbol (an adaptive prune's K) replaced by its capacity: the most
+ * tokens an example may have, the same on every backend. `d` itself when it has none.
+ */
+export function atCapacity(g: Graph, d: Dim): Dim {
+  if (typeof d === "number") return d;
+  const caps = new Map<string, Dim>();
+  for (const s of freeSymbols(d)) {
+    const c = g.symbols.get(s)?.capacity;
+    if (c !== undefined) caps.set(s, c);
+  }
+  return caps.size ? substitute(d, caps) : d;
 }
 
 /** A float in (0, 1] as an exact small fraction (0.7 -> 7/10), so counts are exact integers. */

@@ -48,6 +48,33 @@ describe("adaptive tokens.prune on the KIR interpreter", () => {
   });
 });
 
+describe("two adaptive prunes in a row on the KIR interpreter", () => {
+  it("the second prune's capacity is 70% of the first's capacity (7 -> 5), not of the batch's largest count", () => {
+    const g = smallVit(3);
+    // Counts 5, 4, 4 after the first prune: 70% of the batch's largest (5) would be 4, of the capacity 5.
+    reduce(
+      g,
+      "blocks.1.layer: prune(threshold: 0.08, keep: 0.7, protect: 1)",
+      "blocks.2.layer: prune(threshold: 0.01, keep: 0.7, protect: 1)",
+    );
+    const prunes = nodesOf(g, "tokens.prune");
+    assert.deepEqual(
+      prunes.map((p) => p.attrs.capacity),
+      [7, 5],
+    );
+    const x = images(3, 48);
+    const counts = checkKir(withCounts(g), x);
+    console.log(`# first counts ${counts.join(", ")} (capacity 7, then 5)`);
+    // Batch-independent: each example alone keeps the same tokens (the capacity does not follow the batch).
+    const alone = runGraph(g, new Map([[g.inputs[0].name, leadingBox(x, [1, 3, 48, 48])]]));
+    const batch = runGraph(g, new Map([[g.inputs[0].name, x]]));
+    for (const o of g.outputs.filter((v) => v.type.dtype === "i32"))
+      assert.equal(alone.get(o.name)!.data[0], batch.get(o.name)!.data[0], `${o.name} of example 0`);
+    const logits = g.outputs[0].name;
+    assertClose(leadingBox(batch.get(logits)!, alone.get(logits)!.shape), alone.get(logits)!, 1e-5, "logits");
+  });
+});
+
 describe("adaptive prune after merging on the KIR interpreter", () => {
   it("merge (r = 2) then an adaptive prune: merged sizes follow the prune's index (tokens.gather)", () => {
     const g = smallVit(3);

@@ -56,7 +56,7 @@ function model(rule: string, tail = ""): Graph {
 const X = makeTensor(
   "f32",
   [2, 5, 2],
-  [1, 0, 0, 5, 2, 1, -1, 2, 1, 3, ...Array<number>(5).fill([1, 0]).flat()],
+  [1, 0, 0, 5, 2, 1, -1, 2, 1, 3, ...Array.from({ length: 5 }, () => [1, 0]).flat()],
 );
 
 function run(g: Graph, x: Tensor): { y: Tensor; index: number[]; count: number[] } {
