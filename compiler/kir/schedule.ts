@@ -425,11 +425,6 @@ function lowerUnit(unit: Unit, s: Sched, needed: Set<Value>): Lowered | undefine
   }
 }
 
-/**
- * A lowered unit, or its chunks when it binds a tensor or scratch above the target's binding
- * limit (split.ts): each chunk is the unit lowered again for the chunk's shapes (identical
- * chunks dedupe to one kernel), its chunked values bound as offset views of the whole buffers.
- */
 /** The values a lowered unit binds (with storage types), and those above the binding limit. */
 function bindings(
   l: Lowered,
@@ -460,6 +455,11 @@ function overLimit(l: Lowered, target: Target): boolean {
   return l.unit.k !== "view" && (big.length > 0 || bigScratch.length > 0);
 }
 
+/**
+ * A lowered unit, or its chunks when it binds a tensor or scratch above the target's binding
+ * limit (split.ts): each chunk is the unit lowered again for the chunk's shapes (identical
+ * chunks dedupe to one kernel), its chunked values bound as offset views of the whole buffers.
+ */
 function splitToLimit(
   l: Lowered,
   defs: ReadonlyMap<Node, OpDef | undefined>,
