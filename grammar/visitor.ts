@@ -1,4 +1,5 @@
 import type { CstElement, CstNode, IToken } from "chevrotain";
+import { foldInfix } from "../compiler/ir/text/shared-grammar.js";
 import type {
   Arg,
   BinaryOp,
@@ -67,13 +68,13 @@ function join(a: Pos, b: Pos): Pos {
 
 /** Left-associative chains: operators and operands interleave in source order. */
 function chain(operands: Expr[], ops: IToken[]): Expr {
-  ops.sort((a, b) => a.startOffset - b.startOffset);
-  let acc = operands[0];
-  ops.forEach((o, i) => {
-    const b = operands[i + 1];
-    acc = { k: "binary", op: o.image as BinaryOp, a: acc, b, pos: join(acc.pos, b.pos) };
-  });
-  return acc;
+  return foldInfix(operands, ops, (a, o, b) => ({
+    k: "binary",
+    op: o.image as BinaryOp,
+    a,
+    b,
+    pos: join(a.pos, b.pos),
+  }));
 }
 
 function expr(n: CstNode): Expr {

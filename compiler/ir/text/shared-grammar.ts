@@ -111,3 +111,13 @@ export abstract class DimTypeParser extends CstParser {
     });
   });
 }
+
+/** Folds `operands` left to right with the operator tokens between them (a rule's CST keeps those apart). */
+export function foldInfix<T>(
+  operands: readonly T[],
+  ops: readonly IToken[],
+  apply: (a: T, op: IToken, b: T) => T,
+): T {
+  const inOrder = [...ops].sort((a, b) => a.startOffset - b.startOffset);
+  return inOrder.reduce((acc, op, i) => apply(acc, op, operands[i + 1]), operands[0]);
+}

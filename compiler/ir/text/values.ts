@@ -5,6 +5,7 @@ import type { SourceLoc } from "../graph.js";
 import { add, applyFunc, type Dim, DimError, mul, neg, type SymExpr, sub, sym } from "../sym.js";
 import { AXIS_ROLES, type AxisRole, isAxisRole, tensorType, type TensorType } from "../types.js";
 import { child, fail, needChild, needToken, nodes, token, tokens } from "./cst.js";
+import { foldInfix } from "./shared-grammar.js";
 
 /** CST -> values for the leaves of the grammar: strings, names, numbers and dims, types, attributes, locs. */
 
@@ -52,14 +53,9 @@ function toDim(x: Num): Dim {
 
 export function evalExpr(n: CstNode): Num {
   const terms = nodes(n, "term").map(evalTerm);
-  const ops = [...tokens(n, "Plus"), ...tokens(n, "Minus")].sort((a, b) => a.startOffset - b.startOffset);
-  let acc = terms[0];
-  ops.forEach((op, i) => {
-    const l = acc;
-    const r = terms[i + 1];
-    acc = dimOp(op, () => (op.image === "+" ? add(toDim(l), toDim(r)) : sub(toDim(l), toDim(r))));
-  });
-  return acc;
+  return foldInfix(terms, [...tokens(n, "Plus"), ...tokens(n, "Minus")], (l, op, r) =>
+    dimOp(op, () => (op.image === "+" ? add(toDim(l), toDim(r)) : sub(toDim(l), toDim(r)))),
+  );
 }
 
 function evalTerm(n: CstNode): Num {
