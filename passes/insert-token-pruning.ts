@@ -55,6 +55,11 @@ export const insertTokenPruningPass: Pass = {
       // count is one number on every backend (not the batch's largest count, which the CPU
       // reference binds K to) and an example's result does not depend on its batch.
       const bound = atCapacity(g, n);
+      if (bound !== n && threshold === undefined)
+        throw new Error(
+          `${siteLabel(s)}: a static prune after an adaptive one would give an example with fewer than ` +
+            `its ${printDim(n)} (data-dependent) tokens zero rows that later layers read as tokens; give it a 'threshold'`,
+        );
       let keep: Dim;
       if (budget !== undefined) keep = budget;
       else if (typeof keepRatio === "number") keep = keepCount(bound, keepRatio);

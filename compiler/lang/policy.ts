@@ -202,7 +202,7 @@ export function applyPolicy(
  * Follows the token-reducing sites in graph order (one token path) where the token count is
  * static: merge may remove at most half of the tokens left (bipartite matching), and a prune
  * budget may not exceed the tokens left, naming the earlier reduction's location. An adaptive
- * prune leaves at most its capacity; merge and pool may not follow it.
+ * prune leaves at most its capacity; only adaptive prunes may follow it.
  */
 function checkTokenCounts(g: Graph, claims: ReadonlyMap<Node, Claim>, diags: LangDiagnostic[]): void {
   let left: number | undefined;
@@ -221,7 +221,18 @@ function checkTokenCounts(g: Graph, claims: ReadonlyMap<Node, Claim>, diags: Lan
         pos: c.pos,
         message:
           `${c.dir.name} at scope '${c.scope}' cannot follow the adaptive prune at ${at(adaptive.pos)} ` +
-          `(threshold: a data-dependent token count); only prune may come after it`,
+          `(threshold: a data-dependent token count); only an adaptive prune may come after it`,
+      });
+      return;
+    }
+    // A static count pads an example that has fewer tokens with zero rows, which nothing masks later.
+    if (adaptive && c.dir.name === "prune" && !isAdaptive(c)) {
+      diags.push({
+        pos: c.pos,
+        message:
+          `a static prune at scope '${c.scope}' cannot follow the adaptive prune at ${at(adaptive.pos)}: ` +
+          `an example with fewer tokens than it keeps would get zero rows that later layers read as tokens`,
+        hint: "give it a 'threshold' too (its keep/budget is then the most it keeps)",
       });
       return;
     }

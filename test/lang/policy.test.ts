@@ -313,7 +313,7 @@ const cases: [string, string, string][] = [
     "merge after an adaptive prune, both locations",
     "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: merge(r: 2)",
     lines(
-      "t.tokr:3:19: error: merge at scope 'blocks.1.layer' cannot follow the adaptive prune at 2:19 (threshold: a data-dependent token count); only prune may come after it",
+      "t.tokr:3:19: error: merge at scope 'blocks.1.layer' cannot follow the adaptive prune at 2:19 (threshold: a data-dependent token count); only an adaptive prune may come after it",
       "      blocks.1.layer: merge(r: 2)",
       "                      ^^^^^",
     ),
@@ -322,18 +322,28 @@ const cases: [string, string, string][] = [
     "pool after an adaptive prune",
     "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: pool(mode: stride)",
     lines(
-      "t.tokr:3:19: error: pool at scope 'blocks.1.layer' cannot follow the adaptive prune at 2:19 (threshold: a data-dependent token count); only prune may come after it",
+      "t.tokr:3:19: error: pool at scope 'blocks.1.layer' cannot follow the adaptive prune at 2:19 (threshold: a data-dependent token count); only an adaptive prune may come after it",
       "      blocks.1.layer: pool(mode: stride)",
       "                      ^^^^",
     ),
   ],
   [
     "prune budget above an adaptive prune's capacity (ceil(16 * 0.5) = 8)",
-    "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: prune(budget: 9)",
+    "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: prune(threshold: 0.02, budget: 9)",
     lines(
-      "t.tokr:3:25: error: prune budget 9 at scope 'blocks.1.layer' exceeds the 8 tokens left after prune at 2:19 (the adaptive prune's capacity)",
-      "      blocks.1.layer: prune(budget: 9)",
-      "                            ^^^^^^",
+      "t.tokr:3:42: error: prune budget 9 at scope 'blocks.1.layer' exceeds the 8 tokens left after prune at 2:19 (the adaptive prune's capacity)",
+      "      blocks.1.layer: prune(threshold: 0.02, budget: 9)",
+      "                                             ^^^^^^",
+    ),
+  ],
+  [
+    "a static prune after an adaptive prune",
+    "blocks.0.layer: prune(threshold: 0.02, keep: 0.5)\n  blocks.1.layer: prune(keep: 0.5)",
+    lines(
+      "t.tokr:3:19: error: a static prune at scope 'blocks.1.layer' cannot follow the adaptive prune at 2:19: an example with fewer tokens than it keeps would get zero rows that later layers read as tokens",
+      "      blocks.1.layer: prune(keep: 0.5)",
+      "                      ^^^^^",
+      "  hint: give it a 'threshold' too (its keep/budget is then the most it keeps)",
     ),
   ],
   [

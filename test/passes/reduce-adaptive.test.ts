@@ -164,6 +164,29 @@ describe("what refuses an adaptive prune names the policy rule", () => {
     );
   });
 
+  it("a static prune after an adaptive one (hand-written IR policy) is refused naming its rule", () => {
+    const src =
+      MODEL.replace("repeat 2", "repeat 3") +
+      "policy p {\n  blocks.1.layer: prune(threshold: 0.1, keep: 0.8, protect: 1)\n}\n";
+    const g = compileTokr(src, "m.tokr");
+    // The policy checker refuses this composition; an IR policy object skips it.
+    const site = g.nodes.find((n) => n.scope === "blocks.2.layer")!;
+    const params = {
+      kind: "prune",
+      keep: 0.5,
+      protect: 1,
+      score: "cls",
+      fuse: false,
+      sites: ["blocks.2.layer"],
+    };
+    g.policies.set("q.0", { name: "q.0", params, loc: { file: "q.tokr", line: 4, col: 5 } });
+    g.setPolicy(site, "q.0");
+    assert.throws(
+      () => new PassManager("reduce").run(g),
+      /prune @q\.0 on scope 'blocks\.2\.layer' at q\.tokr:4:5: a static prune after an adaptive one .*give it a 'threshold'/,
+    );
+  });
+
   it("the same model with a static prune is accepted", () => {
     const g = model("blocks.1.layer: prune(keep: 0.8, protect: 1)", "\n  y = ReduceMax(y, axes: [1])");
     assert.equal(printDim(nodesOf(g, "tokens.prune")[0].attrs.keep as Dim), "ceildiv(4*N, 5)");
