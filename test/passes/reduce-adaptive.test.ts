@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { runGraph } from "../../backends/cpu/interpreter.js";
 import type { Graph, Node } from "../../compiler/ir/graph.js";
 import { type Dim, printDim, symbolName } from "../../compiler/ir/sym.js";
 import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
-import { compileTokr } from "../../compiler/lang/check.js";
+import { attachPolicyFile, compileTokr } from "../../compiler/lang/check.js";
 import { graphReport, tokensText } from "../../compiler/report/layers.js";
 import { PassManager } from "../../passes/manager.js";
-import { assertClose } from "../util/helpers.js";
+import { assertClose, repoRoot } from "../util/helpers.js";
 import { fmnistVit, nodesOf, reduce } from "./reduce-fixtures.js";
 
 // Adaptive (ATS-style) pruning from the policy language: `prune(threshold: t, keep|budget: ...)`
@@ -223,9 +225,11 @@ describe("adaptive prune policy on the imported Fashion-MNIST ViT (ONNX)", () =>
     ]);
   });
 
-  it("adaptive prunes at blocks 1..5: each block's targets follow its own count (capacity of a capacity)", () => {
+  it("bench/policies/prune-adaptive.tokr (blocks 1..5): each block's targets follow its own count", () => {
     const g = fmnistVit();
-    reduce(g, "blocks[1..5]: prune(threshold: 0.004, keep: 0.85, protect: 1)");
+    const file = join(repoRoot, "bench", "policies", "prune-adaptive.tokr");
+    attachPolicyFile(g, readFileSync(file, "utf8"), file);
+    new PassManager("reduce").run(g);
     const prunes = nodesOf(g, "tokens.prune");
     assert.equal(prunes.length, 5);
     const r = graphReport(g, new Map([["batch", 1]]));
