@@ -141,11 +141,25 @@ interface GemmOperand {
   readonly sCol: Expr;
   /** A only: offset of row r when rows are not evenly strided (replaces `r*sRow`). */
   readonly row?: (kb: KernelBuilder, r: Expr) => Expr;
+  /** B only: offset of column c when columns are not evenly strided (replaces `c*sCol`). */
+  readonly col?: (kb: KernelBuilder, c: Expr) => Expr;
+  /** Offset of depth index k when not evenly strided (replaces `k*sCol` of A, `k*sRow` of B). */
+  readonly depth?: (kb: KernelBuilder, k: Expr) => Expr;
 }
 
 /** Offset of row `r` of operand `o` (in-range r). */
 function rowOffset(kb: KernelBuilder, o: GemmOperand, r: Expr): Expr {
   return o.row ? o.row(kb, r) : imul(r, o.sRow);
+}
+
+/** Offset of column `c` of operand `o` (in-range c). */
+function colOffset(kb: KernelBuilder, o: GemmOperand, c: Expr): Expr {
+  return o.col ? o.col(kb, c) : imul(c, o.sCol);
+}
+
+/** Offset of depth index `k` (in-range) of A (`a` true: along its columns) or B (along its rows). */
+function depthOffset(kb: KernelBuilder, o: GemmOperand, k: Expr, a: boolean): Expr {
+  return o.depth ? o.depth(kb, k) : imul(k, a ? o.sCol : o.sRow);
 }
 
 /** out[p, i, j] = epilogue(sum_k A[p, i, k] B[p, k, j]), out row-major [batch, M, N]. */
@@ -212,11 +226,16 @@ function gemmKernel(
     const aRow = rowOf.map((e, r) =>
       kb.let(`a_row${r}`, iadd(aBase, rowOffset(kb, pr.a, min(e, sub(M, 1))))),
     );
-    const bCol = colOf.map((e, c) => kb.let(`b_col${c}`, iadd(bBase, imul(min(e, sub(N, 1)), pr.b.sCol))));
+    const bCol = colOf.map((e, c) =>
+      kb.let(`b_col${c}`, iadd(bBase, colOffset(kb, pr.b, min(e, sub(N, 1))))),
+    );
     for (let r = 0; r < v.tm; r++) acc.push(colOf.map((_, c) => kb.var(`acc${r}_${c}`, zero)));
     kb.for("k", 0, K, (k) => {
-      const av = aRow.map((e, r) => kb.let(`av${r}`, ld(aBuf, pr.a, iadd(e, imul(k, pr.a.sCol)))));
-      const bv = bCol.map((e, c) => kb.let(`bv${c}`, ld(bBuf, pr.b, iadd(e, imul(k, pr.b.sRow)))));
+      // Uneven depth offsets are computed once per k for every row / column.
+      const ak = pr.a.depth ? kb.let("a_k", depthOffset(kb, pr.a, k, true)) : imul(k, pr.a.sCol);
+      const bk = pr.b.depth ? kb.let("b_k", depthOffset(kb, pr.b, k, false)) : imul(k, pr.b.sRow);
+      const av = aRow.map((e, r) => kb.let(`av${r}`, ld(aBuf, pr.a, iadd(e, ak))));
+      const bv = bCol.map((e, c) => kb.let(`bv${c}`, ld(bBuf, pr.b, iadd(e, bk))));
       for (let r = 0; r < v.tm; r++)
         for (let c = 0; c < v.tn; c++) kb.set(acc[r][c], add(acc[r][c], mul(av[r], bv[c])));
     });
@@ -261,14 +280,18 @@ function gemmKernel(
           const idx = iadd(
             aBase,
             rowOffset(kb, pr.a, min(gi, sub(M, 1))),
-            imul(min(gk, sub(K, 1)), pr.a.sCol),
+            depthOffset(kb, pr.a, min(gk, sub(K, 1)), true),
           );
           return { ok: and(lt(gi, M), lt(gk, K)), index: ld(aBuf, pr.a, idx) };
         });
         stage(Bs, tk * tileN, tileN, (r, c) => {
           const gk = iadd(k0, r);
           const gj = iadd(colBase, c);
-          const idx = iadd(bBase, imul(min(gk, sub(K, 1)), pr.b.sRow), imul(min(gj, sub(N, 1)), pr.b.sCol));
+          const idx = iadd(
+            bBase,
+            depthOffset(kb, pr.b, min(gk, sub(K, 1)), false),
+            colOffset(kb, pr.b, min(gj, sub(N, 1))),
+          );
           return { ok: and(lt(gk, K), lt(gj, N)), index: ld(bBuf, pr.b, idx) };
         });
         kb.barrier();
@@ -459,7 +482,64 @@ export function lowerMatmulEpilogue(ctx: LowerCtx, epilogue: Epilogue): Lowering
 
 // ---------- Conv ----------
 
-/** `Conv` (1-D/2-D, groups, pads/auto_pad, strides, dilations): one invocation per output element. */
+/**
+ * An ungrouped Conv without padding as a batched GEMM on the target's matmul variant (patch
+ * embeddings: 16x16 stride-16 on ViTs): out[n] [M, oH*oW] = w [M, C*kH*kW] x im2col(x[n]), the
+ * im2col matrix read in place (depth k = (c, kh, kw), column j = (oh, ow)); no read leaves x.
+ */
+function convGemm(
+  ctx: LowerCtx,
+  lift: (d: readonly Dim[]) => Dim[],
+  stride: readonly [number, number],
+  dil: readonly [number, number],
+): Lowering {
+  const x = ctx.inputs[0]!;
+  const w = ctx.inputs[1]!;
+  const bias = ctx.inputs[2] ?? null;
+  const out = ctx.outputs[0];
+  const [Nb, C, H, W] = lift(x.dims);
+  const [M, , kH, kW] = lift(w.dims);
+  const [, , oH, oW] = lift(out.dims);
+  const K = dimMul(C, kH, kW);
+  const target = ctx.target;
+  const at = accType(out.dtype);
+  const pr: GemmProblem = {
+    M,
+    N: dimMul(oH, oW),
+    K,
+    batch: Nb,
+    a: { dtype: w.dtype, base: () => i32(0), sRow: dimExpr(K), sCol: i32(1) },
+    b: {
+      dtype: x.dtype,
+      base: (_kb, p) => imul(p, dimExpr(dimMul(C, H, W))),
+      sRow: i32(1),
+      sCol: i32(1),
+      col: (kb, j) => {
+        const [oh, ow] = unravel(kb, j, [oH, oW], "pj");
+        return iadd(imul(oh, imul(stride[0], dimExpr(W))), imul(ow, stride[1]));
+      },
+      depth: (kb, k) => {
+        const [c, kh, kw] = unravel(kb, k, [C, kH, kW], "pk");
+        return iadd(imul(c, dimExpr(dimMul(H, W))), imul(kh, imul(dil[0], dimExpr(W))), imul(kw, dil[1]));
+      },
+    },
+    out: out.dtype,
+    coords: (kb, p, i, j) => [p, i, ...(out.dims.length === 4 ? unravel(kb, j, [oH, oW], "oc") : [j])],
+    epilogue: (kb) => {
+      const bb = bias ? kb.buffer("bias", storageType(bias.dtype, target), "read") : null;
+      return (i, _j, acc) => (bb ? add(acc, cast(loadAs(kb, bb, i, bias!.dtype, target), at)) : acc);
+    },
+  };
+  const v = defaultMatmulVariant(target);
+  const kernel = gemmKernel(`${ctx.name}_${v.name}`, v, pr, target);
+  // The kernel's A is w and its B is x.
+  return { launches: [{ kernel, args: ioArgs(ctx, bias ? [1, 0, 2] : [1, 0], [0]) }], scratch: [] };
+}
+
+/**
+ * `Conv` (1-D/2-D, groups, pads/auto_pad, strides, dilations): without groups and padding a GEMM
+ * (`convGemm`), else one invocation per output element.
+ */
 export function lowerConv(ctx: LowerCtx): Lowering {
   const x = ctx.inputs[0];
   const w = ctx.inputs[1];
@@ -482,6 +562,8 @@ export function lowerConv(ctx: LowerCtx): Lowering {
   const [, , oH, oW] = outDims;
   const [sh, sw] = sp === 1 ? [1, strides[0]] : strides;
   const [dh, dw] = sp === 1 ? [1, dil[0]] : dil;
+  const unpadded = autoPad === "VALID" || (autoPad === "NOTSET" && pads.every((p) => p === 0));
+  if (group === 1 && unpadded) return convGemm(ctx, lift, [sh, sw], [dh, dw]);
   const Mg = floordiv(M, group);
   const at = accType(out.dtype);
   const target = ctx.target;

@@ -147,6 +147,31 @@ export const cases: OpCase[] = [
     types: [tensorType("f32", [2, 3, T]), tensorType("f32", [4, 3, 4])],
     env: { T: 9 },
   },
+  // Ungrouped, unpadded: the GEMM path (11 output channels: ragged row tiles).
+  {
+    name: "Conv/gemm-patchify-bias",
+    op: "Conv",
+    attrs: { strides: [4, 4] },
+    inputs: [
+      randTensor("f32", [2, 3, 8, 13], 55),
+      randTensor("f32", [11, 3, 4, 4], 56),
+      randTensor("f32", [11], 57),
+    ],
+  },
+  {
+    name: "Conv/gemm-valid-strided-dilated",
+    op: "Conv",
+    attrs: { auto_pad: "VALID", strides: [2, 1], dilations: [2, 1] },
+    inputs: [randTensor("f32", [1, 2, 9, 7], 58), randTensor("f32", [3, 2, 2, 3], 59)],
+  },
+  {
+    name: "Conv/gemm-1d-symbolic-batch",
+    op: "Conv",
+    attrs: { strides: [2] },
+    inputs: [randTensor("f32", [3, 3, 10], 60), randTensor("f32", [4, 3, 3], 61), randTensor("f32", [4], 62)],
+    types: [tensorType("f32", [T, 3, 10]), tensorType("f32", [4, 3, 3]), tensorType("f32", [4])],
+    env: { T: 3 },
+  },
   {
     name: "Conv/1d-valid-dilated",
     op: "Conv",
