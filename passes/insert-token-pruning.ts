@@ -57,8 +57,8 @@ export const insertTokenPruningPass: Pass = {
       const bound = atCapacity(g, n);
       if (bound !== n && threshold === undefined)
         throw new Error(
-          `${siteLabel(s)}: a static prune after an adaptive one would give an example with fewer than ` +
-            `its ${printDim(n)} (data-dependent) tokens zero rows that later layers read as tokens; give it a 'threshold'`,
+          `${siteLabel(s)}: a static prune after an adaptive one keeps a fixed count of the ${printDim(n)} ` +
+            `(data-dependent) tokens: an example with fewer gets zero rows that later layers read as tokens; give it a 'threshold'`,
         );
       let keep: Dim;
       if (budget !== undefined) keep = budget;

@@ -286,7 +286,8 @@ export function snapshot(g: Graph): Map<Value, readonly Dim[]> {
  * Re-infers every node's output types in order after an edit. Reshape targets are constants that
  * may spell an old token count (exported models: `[197, -1, 16]`); with `before` (the dims before
  * the edit), a target entry equal to an old static count that changed is rewritten to the new one,
- * where the old output had that count at that position. `label` prefixes errors.
+ * where the old output had that count at that position; a symbolic new count (an adaptive prune's
+ * K) is read from a Shape instead (`shapeTarget`). `label` prefixes errors.
  */
 export function reinfer(g: Graph, label: string, before?: ReadonlyMap<Value, readonly Dim[]>): void {
   const known = computeKnown(g);
