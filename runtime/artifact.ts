@@ -12,7 +12,7 @@ import type { BufferParam, Kernel, Target } from "../compiler/kir/types.js";
 import { parseSafetensors, serializeSafetensors } from "./safetensors.js";
 
 export const ARTIFACT_FORMAT = "tokr-artifact";
-export const ARTIFACT_VERSION = 1;
+export const ARTIFACT_VERSION = 2;
 export type Backend = "wgsl" | "cuda";
 
 /** A rendered kernel: what a runtime needs to launch it (no KIR body). */
@@ -178,7 +178,12 @@ export function writeProgramArtifact(cp: CompiledProgram, source?: string): Map<
       })),
       buffers,
       kernels,
-      steps: cp.steps.map((s) => ({ kernel: s.kernel, args: [...s.args], nodes: [...s.nodes] })),
+      steps: cp.steps.map((s) => ({
+        kernel: s.kernel,
+        args: [...s.args],
+        nodes: [...s.nodes],
+        ...(s.bind ? { bind: { ...s.bind } } : {}),
+      })),
       inputs: [...cp.inputs],
       outputs: [...cp.outputs],
       ...(cp.batchSymbol !== undefined ? { batchSymbol: cp.batchSymbol } : {}),
@@ -248,7 +253,9 @@ export async function loadProgramArtifact(
   if (typeof m !== "object" || m === null) return fail("not a JSON object");
   if (m.format !== ARTIFACT_FORMAT)
     fail(`format is ${JSON.stringify(m.format)}, expected "${ARTIFACT_FORMAT}"`);
-  if (m.version !== ARTIFACT_VERSION) fail(`version ${JSON.stringify(m.version)} is not supported`);
+  // Version 1 predates per-step symbol bindings (generic kernels): it reads the same way.
+  if (m.version !== ARTIFACT_VERSION && m.version !== 1)
+    fail(`version ${JSON.stringify(m.version)} is not supported`);
   if (m.target !== "wgsl" && m.target !== "cuda")
     fail(`target ${JSON.stringify(m.target)} is not a device artifact`);
   const p = m.program;
@@ -306,6 +313,14 @@ export async function loadProgramArtifact(
     if (!k) fail(`step ${i} names kernel ${s.kernel}, but there are ${kernels.length}`);
     if (s.args.length !== k.params.length || s.args.some((a) => !buffers[a]))
       fail(`step ${i} (kernel ${k.name}) binds ${s.args.length} buffers to ${k.params.length} parameters`);
+    if (s.bind !== undefined && (typeof s.bind !== "object" || s.bind === null))
+      fail(`step ${i} (kernel ${k.name}): 'bind' is not an object`);
+    for (const [n, v] of Object.entries(s.bind ?? {}))
+      if (!Number.isInteger(v) || v < 0 || v >= 2 ** 31)
+        fail(`step ${i} (kernel ${k.name}) binds symbol ${n} to ${JSON.stringify(v)}, not an i32 size`);
+    for (const n of k.symbols)
+      if (!p.symbols.some((x) => x.name === n) && s.bind?.[n] === undefined)
+        fail(`step ${i} (kernel ${k.name}) reads symbol ${n}, which neither the program nor the step binds`);
   }
   for (const k of ["batchSymbol", "batchRefusal"] as const)
     if (p[k] !== undefined && typeof p[k] !== "string") fail(`program.${k} is not a string`);

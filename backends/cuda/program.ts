@@ -6,7 +6,7 @@ import { evalDim, printDim } from "../../compiler/ir/sym.js";
 import { numel, type Tensor } from "../../compiler/ir/tensor.js";
 import { tensorType } from "../../compiler/ir/types.js";
 import { fromDevice, toDevice } from "../../compiler/kir/run.js";
-import type { Program, ProgramBuffer, Step } from "../../compiler/kir/program.js";
+import { type Program, type ProgramBuffer, type Step, stepEnv } from "../../compiler/kir/program.js";
 import type { DType } from "../../compiler/ir/dtype.js";
 import { manifestBuffers } from "../../runtime/artifact.js";
 import { serializeSafetensors } from "../../runtime/safetensors.js";
@@ -199,7 +199,9 @@ export function emulateProgram(
     if ((b.kind === "input" || b.kind === "constant") && !t) throw new RunError(`no data for %${b.name}`);
     bufs.push({ id: b.id, bytes, ...(t ? { data: toBytes(toDevice(t, target), b.storage) } : {}) });
   }
-  const launches = program.steps.map((s) => launchOf(program.kernels[s.kernel], env, s.args.map(root)));
+  const launches = program.steps.map((s) =>
+    launchOf(program.kernels[s.kernel], stepEnv(env, s), s.args.map(root)),
+  );
   const outIds = [...new Set(program.outputs.map(root))];
   const got = emu.run(bufs, launches, outIds, order);
   const out = new Map<string, Tensor>();

@@ -42,6 +42,7 @@ export function lowerCtx(
     readonly inputs?: readonly (ElementStrides | undefined)[];
     readonly output?: ElementStrides;
   } = {},
+  bound?: LowerCtx["bound"],
 ): LowerCtx {
   return {
     op: def.name,
@@ -52,6 +53,7 @@ export function lowerCtx(
     target,
     ...(views.inputs ? { inputViews: views.inputs } : {}),
     ...(views.output ? { outputView: views.output } : {}),
+    ...(bound ? { bound } : {}),
     attr: <T extends AttrValue>(n: string) => attr<T>(def.attrs, attrs, n),
     optAttr: <T extends AttrValue>(n: string) => optAttr<T>(def.attrs, attrs, n),
     fail: (m: string): never => {

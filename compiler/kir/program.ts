@@ -62,4 +62,17 @@ export interface Step {
   readonly args: readonly number[];
   /** The graph node(s) this dispatch computes (a fused chain names all), for errors and profiles. */
   readonly nodes: readonly string[];
+  /**
+   * Values of symbols the kernel reads that are not graph symbols: a generic kernel serves units
+   * that differ in static dims (kir/generic.ts), and each of its steps binds its own values.
+   */
+  readonly bind?: Readonly<Record<string, number>>;
+}
+
+/** The symbol values a step runs with: the run's (from the inputs) plus the step's own binding. */
+export function stepEnv(env: ReadonlyMap<string, number>, step: Step): ReadonlyMap<string, number> {
+  if (!step.bind) return env;
+  const out = new Map(env);
+  for (const [k, v] of Object.entries(step.bind)) out.set(k, v);
+  return out;
 }

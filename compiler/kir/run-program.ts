@@ -4,7 +4,7 @@ import { evalDim } from "../ir/sym.js";
 import { numel, type Tensor } from "../ir/tensor.js";
 import { tensorType } from "../ir/types.js";
 import { type KArray, type RunOptions, runKernel } from "./interp.js";
-import type { Program } from "./program.js";
+import { type Program, stepEnv } from "./program.js";
 import { deviceArray, fromDevice, toDevice } from "./run.js";
 import { DEFAULT_TARGET, type KType, type Target } from "./types.js";
 
@@ -94,7 +94,7 @@ export function runProgramOnKir(
     const arrays: Record<string, KArray> = {};
     k.params.forEach((p, j) => (arrays[p.name] = arrayOf(s.args[j])));
     try {
-      runKernel(k, arrays, env, { subgroupSize: target.subgroupSize, ...opts });
+      runKernel(k, arrays, stepEnv(env, s), { subgroupSize: target.subgroupSize, ...opts });
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       throw new RunError(`step ${i} (kernel ${k.name}, nodes ${s.nodes.join(", ")}): ${msg}`);

@@ -15,6 +15,7 @@ import {
   fusionGroups,
   NodeError,
 } from "./fuse.js";
+import { GenericCopies, type GenericUnit, genericUnits } from "./generic.js";
 import { attachLive, unusedLive } from "./live.js";
 import { lowerCtx, lowerNode } from "./lower.js";
 import { PaddedAxes } from "./padding.js";
@@ -38,6 +39,11 @@ export interface ScheduleOptions {
    * accept them (views.ts; default true). False materialises every chain (comparisons, debugging).
    */
   readonly stridedViews?: boolean;
+  /**
+   * One kernel for units that differ only in static dims (generic.ts; default true): each step
+   * binds the class symbols to its own values. False gives every shape its own kernel.
+   */
+  readonly genericKernels?: boolean;
 }
 
 /** How a node is named in steps and messages: its first output value (unique in the graph). */
@@ -91,12 +97,16 @@ interface Lowered {
   readonly chunk?: string;
   /** View-like nodes the kernels read or write through strides instead of materialising (views.ts). */
   readonly folded: readonly Node[];
+  /** Values of the generic kernel's class symbols for this unit's steps (generic.ts). */
+  readonly bind?: Readonly<Record<string, number>>;
 }
 
 /** The strided views of one scheduling attempt (views.ts). */
 interface Views {
   /** The graph as input walks see it (they stop at capacity-padded values and output targets). */
   readonly graph: ViewGraph;
+  /** The graph as output walks saw it (they stop at capacity-padded values only). */
+  readonly outputGraph: ViewGraph;
   /** Nodes storing output 0 through strides into a later value, and how. */
   readonly outputs: ReadonlyMap<Node, OutputView>;
   /** The nodes of those output chains (not materialised), to the node that writes through them. */
@@ -112,6 +122,10 @@ interface Sched {
   readonly padded: PaddedAxes;
   /** Absent: every kernel reads and writes row-major values (chunks of split units). */
   readonly views?: Views;
+  /** Units lowered as generic kernels (by index in the unit order), with their bindings. */
+  readonly generic?: ReadonlyMap<number, GenericUnit>;
+  /** Upper bounds of symbolic dims for lowerings (generic units: the class maximum). */
+  readonly bound?: (d: Dim) => number | undefined;
 }
 
 /** Plans output views and the graph input walks see; `off` nodes use no views. */
@@ -145,7 +159,13 @@ function planViews(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, off: Re
     for (const c of ov.nodes) chainOwner.set(c, n);
     targets.add(ov.target);
   }
-  return { graph: { ...common, stop: (v) => padded(v) || targets.has(v) }, outputs, chainOwner, off };
+  return {
+    graph: { ...common, stop: (v) => padded(v) || targets.has(v) },
+    outputGraph: { ...common, stop: padded },
+    outputs,
+    chainOwner,
+    off,
+  };
 }
 
 /** Signals that a unit reading through views must be split: it is scheduled again without views. */
@@ -179,15 +199,22 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
 
   // Units that must be split read and write row-major values: scheduled again with views off for them.
   const off = new Set<Node>();
-  let attempt: { lowered: Lowered[]; dispatched: Set<Node> } | undefined;
-  while (!attempt) {
-    try {
-      const views = opts.stridedViews === false ? undefined : planViews(g, defs, off);
-      attempt = scheduleUnits(units, { defs, target, padded, ...(views ? { views } : {}) }, g.outputs);
-    } catch (e) {
-      if (!(e instanceof SplitWithViews)) throw e;
-      for (const n of e.nodes) off.add(n);
-    }
+  const schedule = (generic?: ReadonlyMap<number, GenericUnit>): Attempt => {
+    for (;;)
+      try {
+        const views = opts.stridedViews === false ? undefined : planViews(g, defs, off);
+        const sched = { defs, target, padded, ...(views ? { views } : {}), ...(generic ? { generic } : {}) };
+        return scheduleUnits(units, sched, g.outputs);
+      } catch (e) {
+        if (!(e instanceof SplitWithViews)) throw e;
+        for (const n of e.nodes) off.add(n);
+      }
+  };
+  let attempt = schedule();
+  // Classes are known once the static schedule shows which view chains each unit folds.
+  if (opts.genericKernels !== false) {
+    const generic = genericClasses(g, units, attempt.folded);
+    if (generic.size) attempt = schedule(generic);
   }
   const { lowered, dispatched } = attempt;
   const batch = batchSeparability(g, dispatched, defs, target, nodeLabel);
@@ -197,16 +224,20 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   };
 }
 
+interface Attempt {
+  readonly lowered: Lowered[];
+  readonly dispatched: Set<Node>;
+  /** The view-like nodes each unit (by index) folds into its kernels. */
+  readonly folded: ReadonlyMap<number, readonly Node[]>;
+}
+
 /**
  * Backwards over the units: lowers what is needed, marking the values the kernels actually read.
  * Throws SplitWithViews when a unit reading through views needs a binding-limit split.
  */
-function scheduleUnits(
-  units: readonly Unit[],
-  s: Sched,
-  outputs: readonly Value[],
-): { lowered: Lowered[]; dispatched: Set<Node> } {
+function scheduleUnits(units: readonly Unit[], s: Sched, outputs: readonly Value[]): Attempt {
   const problems: string[] = [];
+  const folded = new Map<number, readonly Node[]>();
   const needed = new Set<Value>(outputs);
   const lowered: Lowered[] = [];
   const dispatched = new Set<Node>();
@@ -214,9 +245,14 @@ function scheduleUnits(
   for (let u = units.length - 1; u >= 0; u--) {
     const unit = units[u];
     try {
-      const l = lowerUnit(unit, s, needed);
-      if (!l) continue;
-      if (l.folded.length && overLimit(l, s.target)) throw new SplitWithViews(unitNodes(unit));
+      const stored = new Set(unitNodes(unit).flatMap((n) => n.outputs.filter((o) => needed.has(o))));
+      const ls = lowerUnit(unit, s, needed);
+      if (!ls) continue;
+      if (ls.folded.length && overLimit(ls, s.target)) throw new SplitWithViews(unitNodes(unit));
+      if (ls.folded.length) folded.set(u, ls.folded);
+      // Not generic where the unit is split by the binding limit (the split needs static sizes).
+      const gu = s.generic?.get(u);
+      const l = (gu && !overLimit(ls, s.target) && lowerGeneric(ls, gu, s, stored)) || ls;
       // Folded views count as computed here (batch separability follows the examples through them).
       for (const n of [...unitNodes(l.unit), ...l.folded]) dispatched.add(n);
       // Chunks are pushed last first: the list is reversed below.
@@ -229,7 +265,7 @@ function scheduleUnits(
     }
   }
   if (problems.length) throw new ScheduleError(problems.reverse());
-  return { lowered: lowered.reverse(), dispatched };
+  return { lowered: lowered.reverse(), dispatched, folded };
 }
 
 function describe(e: unknown, unit: Unit): string {
@@ -237,6 +273,119 @@ function describe(e: unknown, unit: Unit): string {
   if (e instanceof NodeError) return `${nodeLabel(e.node)}: ${msg}`;
   const ns = unitNodes(unit);
   return `${nodeLabel(ns[ns.length - 1])}: ${msg}`;
+}
+
+/**
+ * Generic lowerings of units (generic.ts): a unit's nodes and the view chains its static kernels
+ * fold make up its structure. Units on capacity-padded token axes keep their static kernels
+ * (their masks follow live counts of their own axes).
+ */
+function genericClasses(
+  g: Graph,
+  units: readonly Unit[],
+  folded: ReadonlyMap<number, readonly Node[]>,
+): Map<number, GenericUnit> {
+  const caps = new Set([...g.symbols.values()].filter((x) => x.capacity !== undefined).map((x) => x.name));
+  const padded = (v: Value | null): boolean =>
+    !!v && v.type.dims.some((d) => [...freeSymbols(d)].some((x) => caps.has(x)));
+  return genericUnits(
+    units.map((u, i) => ({
+      kind: u.k,
+      nodes: u.k === "view" ? [] : [...unitNodes(u), ...(folded.get(i) ?? [])],
+    })),
+    (v) => g.constants.has(v),
+    (nodes) => !nodes.some((n) => n.inputs.some(padded) || n.outputs.some(padded)),
+    new Set(g.symbols.keys()),
+  );
+}
+
+/** The strided views as a generic unit's copies see them (walks over copies of the graph). */
+function copyViews(views: Views, c: GenericCopies, nodes: readonly Node[]): Views | undefined {
+  const graph = copyGraph(views.graph, c);
+  const outputGraph = copyGraph(views.outputGraph, c);
+  const outputs = new Map<Node, OutputView>();
+  for (const n of nodes) {
+    if (!views.outputs.has(n)) continue;
+    const ov = outputView(c.value(n.outputs[0]), outputGraph);
+    if (!ov) return undefined;
+    outputs.set(c.node(n), ov);
+  }
+  const off = new Set([...views.off].map((n) => c.node(n)));
+  return { graph, outputGraph, outputs, chainOwner: new Map(), off };
+}
+
+/** A view graph walked over copies (each answer is the graph's for the originals, copied). */
+function copyGraph(vg: ViewGraph, c: GenericCopies): ViewGraph {
+  return {
+    producer: (v) => {
+      const p = vg.producer(c.originalValue(v));
+      return p && c.node(p);
+    },
+    users: (v) => vg.users(c.originalValue(v)).map((n) => c.node(n)),
+    def: (n) => vg.def(c.originalNode(n)),
+    known: (v) => vg.known(c.originalValue(v)),
+    isOutput: (v) => vg.isOutput(c.originalValue(v)),
+    stop: (v) => vg.stop(c.originalValue(v)),
+  };
+}
+
+/**
+ * A statically lowered unit lowered again over its class symbols: the same launches binding the
+ * same values and folding the same views (else undefined: the unit keeps its static kernels),
+ * scratch sized for this member, steps binding its symbol values.
+ */
+function lowerGeneric(
+  l: Lowered,
+  gu: GenericUnit,
+  s: Sched,
+  stored: ReadonlySet<Value>,
+): Lowered | undefined {
+  const c = new GenericCopies(gu);
+  const nodes = unitNodes(l.unit);
+  const copies = nodes.map((n) => c.node(n));
+  const defs = new Map(s.defs);
+  copies.forEach((x, i) => defs.set(x, s.defs.get(nodes[i])));
+  const unit: Unit =
+    l.unit.k === "group"
+      ? { k: "group", nodes: copies }
+      : l.unit.k === "epilogue"
+        ? { k: "epilogue", node: copies[0], nodes: copies.slice(1) }
+        : { k: "node", node: copies[0] };
+  const views = s.views && copyViews(s.views, c, nodes);
+  if (s.views && !views) return undefined;
+  const needed = new Set([...stored].map((v) => c.value(v)));
+  const gl = lowerUnit(unit, { ...s, defs, ...(views ? { views } : {}), bound: gu.bound }, needed);
+  if (!gl) return undefined;
+  const launches = gl.launches.map((la) => ({
+    kernel: la.kernel,
+    args: la.args.map((a) => ("v" in a ? { ...a, v: c.originalValue(a.v) } : a)),
+  }));
+  const folded = gl.folded.map((n) => c.originalNode(n));
+  const same =
+    launches.length === l.launches.length &&
+    launches.every((la, i) => sameArgs(la.args, l.launches[i].args)) &&
+    folded.length === l.folded.length &&
+    folded.every((n, i) => n === l.folded[i]);
+  if (!same) return undefined;
+  const values = new Map(Object.entries(gu.bind).map(([k, v]): [string, Dim] => [k, v]));
+  return {
+    unit: l.unit,
+    folded: l.folded,
+    bind: gu.bind,
+    scratch: gl.scratch.map((x) => ({ ...x, size: substitute(x.size, values) })),
+    launches,
+  };
+}
+
+function sameArgs(a: PendingLaunch["args"], b: PendingLaunch["args"]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((x, i) => {
+      const y = b[i];
+      if ("scratch" in x) return "scratch" in y && x.scratch === y.scratch;
+      return "v" in y && x.v === y.v && x.part === y.part;
+    })
+  );
 }
 
 /** Groups, views and other nodes in an order where every unit follows the units it reads. */
@@ -363,6 +512,8 @@ function lowerUnit(unit: Unit, s: Sched, needed: Set<Value>): Lowered | undefine
         n.inputs.map((v) => v?.type ?? null),
         n.outputs.map((v) => v.type),
         target,
+        {},
+        s.bound,
       );
       // Epilogue inputs are bound after the node's own: `{ kind: "input", index: n.inputs.length + j }`.
       const l = def.lowerEpilogue!(ctx, chain.epilogue);
@@ -396,6 +547,7 @@ function lowerUnit(unit: Unit, s: Sched, needed: Set<Value>): Lowered | undefine
         n.outputs.map((o) => o.type),
         target,
         { ...(iv.some((x) => x) ? { inputs: iv } : {}), ...(ov ? { output: ov } : {}) },
+        s.bound,
       );
       // Live counts are bound after the node's inputs: `{ kind: "input", index: n.inputs.length + j }`.
       const counts = live.map((s) => s.count!);
@@ -707,7 +859,12 @@ function assemble(g: Graph, target: Target, name: string, lowered: readonly Lowe
             `${nodeLabel(nodes[nodes.length - 1])}: kernel ${la.kernel.name} parameter '${p.name}' is ${p.t} but is bound to %${b.name} stored as ${b.storage}`,
           );
       });
-      steps.push({ kernel: kernelOf(la.kernel), args, nodes: stepNodes });
+      steps.push({
+        kernel: kernelOf(la.kernel),
+        args,
+        nodes: stepNodes,
+        ...(l.bind ? { bind: l.bind } : {}),
+      });
     }
   }
   if (problems.length) throw new ScheduleError(problems);

@@ -346,8 +346,10 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
     return w;
   };
   // Keys past the live length are padding: never visited.
-  if (typeof p.Nk === "number" && p.Nk <= ROWS_MAX_PRIVATE_KEYS) {
-    const nkStatic = p.Nk;
+  // Generic kernels (one for several static key counts) size the arrays by the largest count.
+  const nkMax = typeof p.Nk === "number" ? p.Nk : p.ctx.bound?.(p.Nk);
+  if (nkMax !== undefined && nkMax <= ROWS_MAX_PRIVATE_KEYS) {
+    const nkStatic = nkMax;
     const sc = rows.map((_, r) => kb.array(`sc${r}_`, "f32", Math.max(1, nkStatic), "private"));
     kb.for("j", 0, lens.nk, (j) => {
       const kv = kRow(j);

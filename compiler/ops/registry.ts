@@ -78,6 +78,12 @@ export interface LowerCtx {
   readonly inputViews?: readonly (ElementStrides | undefined)[];
   /** Output 0 bound as the storage of a value it is a strided view of (`OpDef.stridedOutput`). */
   readonly outputView?: ElementStrides;
+  /**
+   * The largest value a symbolic dim takes in the runs this kernel serves, when known: generic
+   * kernels (kir/generic.ts) serve several static shapes through symbols, and a fast path that
+   * needs a static size (a private array) can size it by this bound and loop to the real value.
+   */
+  readonly bound?: (d: Dim) => number | undefined;
 }
 
 /** What an elementwise op's scalar rule sees. */

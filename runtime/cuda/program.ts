@@ -11,7 +11,7 @@ import { Graph } from "../../compiler/ir/graph.js";
 import { evalDim, parseDim } from "../../compiler/ir/sym.js";
 import { allocData, type Tensor } from "../../compiler/ir/tensor.js";
 import { tensorType } from "../../compiler/ir/types.js";
-import type { ProgramBuffer } from "../../compiler/kir/program.js";
+import { type ProgramBuffer, stepEnv } from "../../compiler/kir/program.js";
 import { storageType, type Target } from "../../compiler/kir/types.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { planMemory } from "../plan.js";
@@ -177,9 +177,11 @@ export class CudaProgram implements ProgramRunner {
     }
     m.steps.forEach((s) => {
       const k = m.kernels[s.kernel];
-      const grid = k.grid.map((d) => evalDim(parseDim(d), env)) as [number, number, number];
+      // Generic kernels: the step binds its own values of the class symbols.
+      const senv = stepEnv(env, s);
+      const grid = k.grid.map((d) => evalDim(parseDim(d), senv)) as [number, number, number];
       if (grid.some((g) => g === 0)) return;
-      const syms = k.symbols.map((n) => env.get(n)!);
+      const syms = k.symbols.map((n) => senv.get(n)!);
       device(() => this.addon.launch(this.module, k.entry, grid, k.block, s.args.map(ptr), syms));
     });
     device(() => this.addon.synchronize());

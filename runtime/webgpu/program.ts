@@ -3,6 +3,7 @@ import type { DType } from "../../compiler/ir/dtype.js";
 import { type Dim, evalDim, printDim, symbolName } from "../../compiler/ir/sym.js";
 import { allocData, numel, type Tensor } from "../../compiler/ir/tensor.js";
 import { uniformBytes } from "../../backends/wgsl/render.js";
+import { stepEnv } from "../../compiler/kir/program.js";
 import type { CompiledProgram } from "../artifact.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { deviceBytes, type MemoryPlan, planMemory } from "../plan.js";
@@ -337,7 +338,9 @@ export class GpuProgram {
     cp.steps.forEach((s, i) => {
       const k = cp.kernels[s.kernel];
       const where = `kernel ${k.name} (step ${i}: ${s.nodes.join(", ")})`;
-      const grid = k.grid.map((d) => this.eval(d, env, `${where} grid`)) as [number, number, number];
+      // Generic kernels: the step binds its own values of the class symbols.
+      const senv = stepEnv(env, s);
+      const grid = k.grid.map((d) => this.eval(d, senv, `${where} grid`)) as [number, number, number];
       if (grid.some((g) => g > MAX_GROUPS))
         throw new GpuRuntimeError(
           `${cp.name}: ${where}: grid [${grid.join(", ")}] exceeds ${MAX_GROUPS} workgroups per axis`,
@@ -348,7 +351,7 @@ export class GpuProgram {
         resource: { buffer: buffer(id), offset: plan.offsets.get(id)!, size: plan.bytes.get(id)! },
       }));
       if (offsets[i] >= 0) {
-        k.symbols.forEach((sym, j) => (data[offsets[i] / 4 + j] = env.get(sym)!));
+        k.symbols.forEach((sym, j) => (data[offsets[i] / 4 + j] = senv.get(sym)!));
         entries.push({
           binding: k.params.length,
           resource: { buffer: uniforms!, offset: offsets[i], size: uniformBytes(k.symbols.length) },

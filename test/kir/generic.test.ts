@@ -1,0 +1,115 @@
+/**
+ * Generic kernels (compiler/kir/generic.ts): the Fashion-MNIST ViT reduced by a ToMe schedule has
+ * a different static token count in every block; units that differ only in those counts share one
+ * kernel and each step binds its own counts. The program matches the CPU reference on KIR, an
+ * unreduced program is unchanged, and device artifacts round-trip the step bindings.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runGraph } from "../../backends/cpu/interpreter.js";
+import { renderWgsl } from "../../backends/wgsl/render.js";
+import { kernelSymbols } from "../../compiler/kir/builder.js";
+import type { Program } from "../../compiler/kir/program.js";
+import { runProgramOnKir } from "../../compiler/kir/run-program.js";
+import { buildProgram } from "../../compiler/kir/schedule.js";
+import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
+import { fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
+import { compileVariant } from "../../bench/fmnist-eval.js";
+import {
+  ArtifactError,
+  compileProgram,
+  loadProgramArtifact,
+  writeProgramArtifact,
+} from "../../runtime/artifact.js";
+import { repoRoot } from "../util/helpers.js";
+
+const ex = join(repoRoot, "examples", "fmnist-vit");
+const onnx = join(ex, "vit_fmnist_opset17.onnx");
+const policy = join(repoRoot, "bench", "policies", "tome-sched-48-40-16-8.tokr");
+
+function reduced(): ReturnType<typeof compileVariant> {
+  return compileVariant(onnx, "tome", { source: readFileSync(policy, "utf8"), file: policy });
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Symbols each step's kernel reads that the program does not bind: all bound by the step. */
+function assertStepsBind(p: Program): number {
+  const graphSyms = new Set(p.symbols.map((s) => s.name));
+  let generic = 0;
+  for (const s of p.steps) {
+    const own = kernelSymbols(p.kernels[s.kernel]).filter((n) => !graphSyms.has(n));
+    for (const n of own) assert.ok(s.bind?.[n] !== undefined, `step ${s.nodes[0]} leaves ${n} unbound`);
+    if (own.length) generic++;
+  }
+  return generic;
+}
+
+test("tome-sched-48-40-16-8 fmnist ViT: one kernel per class of units, KIR equals the reference", () => {
+  const v = reduced();
+  // Blocks 0-4 have their own token counts (block 5 keeps block 4's).
+  assert.equal(new Set(v.tokens).size, 5, `tokens ${v.tokens.join(",")}`);
+  const perShape = buildProgram(v.graph, DEFAULT_TARGET, { genericKernels: false });
+  const p = buildProgram(v.graph, DEFAULT_TARGET);
+  assert.equal(p.steps.length, perShape.steps.length);
+  assert.ok(
+    p.kernels.length * 2 < perShape.kernels.length,
+    `${p.kernels.length} generic kernels vs ${perShape.kernels.length}`,
+  );
+  const genericSteps = assertStepsBind(p);
+  assert.ok(genericSteps >= 4 * v.tokens.length, `${genericSteps} steps run generic kernels`);
+  // Buffers (sizes, live ranges) do not depend on how the kernels are shared.
+  assert.deepEqual(
+    p.buffers.map((b) => [b.name, b.size, b.firstUse, b.lastUse]),
+    perShape.buffers.map((b) => [b.name, b.size, b.firstUse, b.lastUse]),
+  );
+
+  const x = fmnistBatch(readIdxImages(join(ex, "t500-images-idx3-ubyte.gz")), 0, 2);
+  const feeds = new Map([[v.graph.inputs[0].name, x]]);
+  const want = runGraph(v.graph, feeds).get(v.graph.outputs[0].name)!;
+  for (const order of ["forward", "reverse"] as const) {
+    const got = runProgramOnKir(p, feeds, { order }).get(v.graph.outputs[0].name)!;
+    assert.deepEqual([...got.shape], [...want.shape]);
+    assert.ok(maxAbsDiff(got.data, want.data) < 1e-3, `max diff ${maxAbsDiff(got.data, want.data)}`);
+  }
+});
+
+test("an unreduced program is unchanged by generic kernels (byte-identical kernels and steps)", () => {
+  const v = compileVariant(onnx, "unreduced");
+  const a = buildProgram(v.graph, DEFAULT_TARGET);
+  const b = buildProgram(v.graph, DEFAULT_TARGET, { genericKernels: false });
+  assert.equal(JSON.stringify(a.kernels), JSON.stringify(b.kernels));
+  assert.equal(JSON.stringify(a.steps), JSON.stringify(b.steps));
+  assert.ok(a.steps.every((s) => s.bind === undefined));
+});
+
+test("device artifacts round-trip step bindings; a step that leaves a kernel symbol unbound is refused", async () => {
+  const v = reduced();
+  const p = buildProgram(v.graph, DEFAULT_TARGET);
+  const files = writeProgramArtifact(compileProgram(p, "wgsl", DEFAULT_TARGET, renderWgsl));
+  const get = (n: string): Promise<Uint8Array> => Promise.resolve(files.get(n)!);
+  const back = await loadProgramArtifact(get);
+  assert.deepEqual(
+    back.steps.map((s) => s.bind ?? null),
+    p.steps.map((s) => s.bind ?? null),
+  );
+  assert.ok(back.steps.some((s) => s.bind !== undefined));
+  // Drop one step's binding: the loader names the step and the symbol.
+  const m = JSON.parse(new TextDecoder().decode(files.get("manifest.json")!)) as {
+    program: { steps: { bind?: Record<string, number> }[] };
+  };
+  const i = m.program.steps.findIndex((s) => s.bind !== undefined);
+  delete m.program.steps[i].bind;
+  const broken = new Map(files).set("manifest.json", new TextEncoder().encode(JSON.stringify(m)));
+  await assert.rejects(
+    loadProgramArtifact((n) => Promise.resolve(broken.get(n)!)),
+    (e: unknown) => e instanceof ArtifactError && new RegExp(`step ${i} .*reads symbol g`).test(e.message),
+  );
+});
