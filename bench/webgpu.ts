@@ -12,9 +12,8 @@ import ort from "onnxruntime-node";
 import { renderWgsl } from "../backends/wgsl/render.js";
 import { GraphBuilder } from "../compiler/builder.js";
 import type { Graph } from "../compiler/ir/graph.js";
-import { printDim } from "../compiler/ir/sym.js";
 import { makeTensor, type Tensor } from "../compiler/ir/tensor.js";
-import { buildProgram, nodeName } from "../compiler/kir/schedule.js";
+import { buildProgram } from "../compiler/kir/schedule.js";
 import type { Target } from "../compiler/kir/types.js";
 import { importOnnxFile } from "../compiler/onnx/import.js";
 import { argmaxRows, fmnistBatch, readIdxImages } from "../examples/fmnist-vit/idx.js";
@@ -27,6 +26,7 @@ import type { GpuProgram } from "../runtime/webgpu/program.js";
 import { WebGpuRuntime } from "../runtime/webgpu/runtime.js";
 import { repoRootFrom } from "../scripts/paths.js";
 import { firstLine, maxAbsDiff, median, randomF32 } from "./fmnist-eval.js";
+import { printProfile, profileDispatches } from "./profile.js";
 import { matmulModel } from "./onnx-models.js";
 
 const SECTIONS = ["matmul", "vit", "vit_b_16", "compile"] as const;
@@ -152,13 +152,10 @@ function importStructured(path: string): Graph {
   return g;
 }
 
-/** A graph loaded on the device, and the op of every node by step name (for profiles). */
+/** A graph loaded on the device. */
 interface Loaded {
   readonly g: Graph;
   readonly prog: GpuProgram;
-  readonly opOf: ReadonlyMap<string, string>;
-  /** Printed output dims of every node by step name. */
-  readonly dimsOf: ReadonlyMap<string, string>;
   /** The autotuned matmul style, for the report. */
   readonly tuned: string;
 }
@@ -180,10 +177,6 @@ async function loadGraph(g: Graph, what: string): Promise<Loaded> {
     g,
     prog,
     tuned,
-    opOf: new Map(g.nodes.map((n) => [nodeName(n), n.op])),
-    dimsOf: new Map(
-      g.nodes.map((n) => [nodeName(n), `[${n.outputs[0]?.type.dims.map(printDim).join(",")}]`]),
-    ),
   };
 }
 
@@ -192,74 +185,12 @@ async function tokrRun(l: Loaded, x: Tensor): Promise<Float32Array> {
   return out.get(l.g.outputs[0].name)!.data as Float32Array;
 }
 
-/**
- * Per-dispatch GPU time: every dispatch of the prepared run in its own submit, awaited. The runtime
- * has no profiling hook yet, so this reads GpuProgram's private prepared dispatches (bench-only).
- */
-interface PreparedView {
-  readonly dispatches: readonly {
-    readonly kernel: { readonly pipeline: GPUComputePipeline };
-    readonly group: GPUBindGroup;
-    readonly grid: [number, number, number];
-  }[];
-}
-
+/** Per-dispatch GPU time (bench/profile.ts); every graph symbol is the batch of `x` (for FLOPs). */
 async function profile(l: Loaded, x: Tensor, title: string, reps = 3): Promise<void> {
   if (!rt) return;
   await tokrRun(l, x); // prepares the run for this binding
-  const prep = (l.prog as unknown as { prepared?: PreparedView }).prepared;
-  if (!prep) throw new Error("profile: GpuProgram has no prepared run (runtime internals changed)");
-  const device = rt.device;
-  const submitOne = async (d?: PreparedView["dispatches"][number]): Promise<number> => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    if (d) {
-      pass.setPipeline(d.kernel.pipeline);
-      pass.setBindGroup(0, d.group);
-      pass.dispatchWorkgroups(...d.grid);
-    }
-    pass.end();
-    const t = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return performance.now() - t;
-  };
-  const empty: number[] = [];
-  for (let i = 0; i < 20; i++) empty.push(await submitOne());
-  const base = median(empty);
-  const samples = prep.dispatches.map(() => [] as number[]);
-  for (let r = 0; r < reps; r++)
-    for (const [i, d] of prep.dispatches.entries()) samples[i].push(await submitOne(d));
-  const rows = prep.dispatches.map((d, i) => {
-    // The runtime labels bind groups `kernel NAME (step I: node, node...)`.
-    const m = /^kernel (\S+) \(step (\d+): (.*)\)$/.exec(d.group.label) ?? ["", "?", "?", d.group.label];
-    const nodes = m[3].split(", ");
-    const ops = [...new Set(nodes.map((n) => l.opOf.get(n) ?? "?"))].join("+");
-    const ms = Math.max(0, median(samples[i]) - base);
-    return { kernel: m[1], step: m[2], nodes, ops, grid: d.grid.join("x"), ms };
-  });
-  const total = rows.reduce((a, r) => a + r.ms, 0);
-  const pct = (ms: number): string => `${((100 * ms) / total).toFixed(1)}%`;
-  console.log(`\nprofile: ${title} (${rows.length} dispatches, each its own submit, median of ${reps};`);
-  console.log(
-    `  an empty submit's round trip, ${base.toFixed(3)} ms, is subtracted; sum ${total.toFixed(1)} ms)`,
-  );
-  const byOps = new Map<string, { ms: number; n: number }>();
-  for (const r of rows) {
-    const e = byOps.get(r.ops) ?? { ms: 0, n: 0 };
-    byOps.set(r.ops, { ms: e.ms + r.ms, n: e.n + 1 });
-  }
-  console.log("| op group (fused ops) | dispatches | ms | share |");
-  console.log("|---|---|---|---|");
-  for (const [ops, e] of [...byOps].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8))
-    console.log(`| ${ops} | ${e.n} | ${e.ms.toFixed(2)} | ${pct(e.ms)} |`);
-  console.log("| top dispatches: step | kernel | first node (ops) output dims | grid | ms | share |");
-  console.log("|---|---|---|---|---|---|");
-  for (const r of [...rows].sort((a, b) => b.ms - a.ms).slice(0, 5))
-    console.log(
-      `| ${r.step} | ${r.kernel} | ${r.nodes[0]} (${r.ops}) ${l.dimsOf.get(r.nodes[0]) ?? "?"} | ${r.grid} | ` +
-        `${r.ms.toFixed(2)} | ${pct(r.ms)} |`,
-    );
+  const env = new Map([...l.g.symbols.keys()].map((s) => [s, x.shape[0]]));
+  printProfile(title, await profileDispatches(rt.device, l.g, l.prog, env, reps), reps);
 }
 
 // ---------- header ----------
