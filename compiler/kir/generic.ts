@@ -71,6 +71,8 @@ function shapeOf(kind: string, nodes: readonly Node[], isConstant: (v: Value) =>
     const ds = t.dims.map((d, a) => {
       // Weights keep their shapes: layers of different widths keep their own kernels.
       if (isConstant(v)) return printDim(d);
+      // A 1 broadcasts (index math skips the axis): never in one class with a full-size axis.
+      if (d === 1) return "1";
       if (typeof d === "number") {
         dims.push(d);
         at.push([v, a, -1]);

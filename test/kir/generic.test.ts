@@ -15,6 +15,8 @@ import type { Program } from "../../compiler/kir/program.js";
 import { runProgramOnKir } from "../../compiler/kir/run-program.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
 import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
+import { compileTokr } from "../../compiler/lang/check.js";
+import { makeTensor } from "../../compiler/ir/tensor.js";
 import { fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { compileVariant } from "../../bench/fmnist-eval.js";
 import {
@@ -112,4 +114,35 @@ test("device artifacts round-trip step bindings; a step that leaves a kernel sym
     loadProgramArtifact((n) => Promise.resolve(broken.get(n)!)),
     (e: unknown) => e instanceof ArtifactError && new RegExp(`step ${i} .*reads symbol g`).test(e.message),
   );
+});
+
+test("a broadcast axis (1) and a full-size axis never share a generic kernel", () => {
+  // Add(a[4,8], b[4,1]) and Add(c[4,8], d[4,8]) differ in one static dim, but b's 1 broadcasts.
+  const src = `
+model m(a: f32[4, 8], b: f32[4, 1], c: f32[4, 8], d: f32[4, 8]) -> (y: f32[4, 8], z: f32[4, 8]) {
+  y = exp(a + b)
+  z = exp(c + d)
+}
+`;
+  const g = compileTokr(src, "broadcast.tokr");
+  const p = buildProgram(g, DEFAULT_TARGET);
+  assert.equal(assertStepsBind(p), 0, "no step binds a class symbol");
+  const feeds = new Map(
+    (["a", "b", "c", "d"] as const).map((n, i) => {
+      const shape = n === "b" ? [4, 1] : [4, 8];
+      const len = shape[0] * shape[1];
+      return [
+        n,
+        makeTensor(
+          "f32",
+          shape,
+          Array.from({ length: len }, (_, k) => Math.sin(k + 7 * i)),
+        ),
+      ] as const;
+    }),
+  );
+  const want = runGraph(g, feeds);
+  const got = runProgramOnKir(p, feeds);
+  for (const name of ["y", "z"])
+    assert.ok(maxAbsDiff(got.get(name)!.data, want.get(name)!.data) < 1e-6, name);
 });
