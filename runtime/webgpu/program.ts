@@ -77,6 +77,7 @@ export class GpuProgram {
   private prepared: Prepared | undefined;
   /** Device-time estimates by prepared key (kept when another binding replaces the prepared run). */
   private readonly waits = new Map<string, HostWaitEstimate>();
+  private lastSleep = 0;
 
   constructor(
     readonly runtime: WebGpuRuntime,
@@ -93,6 +94,11 @@ export class GpuProgram {
       device.queue.writeBuffer(buf, 0, bytes);
       this.constants.set(b.id, buf);
     }
+  }
+
+  /** Milliseconds the host slept before awaiting the latest run's readback (`hostWait`). */
+  get lastSleepMs(): number {
+    return this.lastSleep;
   }
 
   /** The memory plan of the latest run (peak device bytes and slot sizes). */
@@ -174,6 +180,7 @@ export class GpuProgram {
     if (p.staging.size > 0) {
       const sleep =
         this.runtime.ctx.hostWait === "sleep" ? p.wait.sleepMs() - (performance.now() - submitted) : 0;
+      this.lastSleep = sleep >= 1 ? sleep : 0;
       if (sleep >= 1) await new Promise((resolve) => setTimeout(resolve, sleep));
       await Promise.all([...p.staging.values()].map((s) => s.mapAsync(GPUMapMode.READ)));
       p.wait.record(performance.now() - submitted);

@@ -64,6 +64,10 @@ describe("WebGPU runtime: sleeping before the readback", () => {
         const got = (await a.run(feeds)).get("y")!;
         assertClose(got, want, 1e-4, `run ${r} vs the CPU reference`);
         assert.deepEqual(got.data, (await b.run(feeds)).get("y")!.data, `run ${r}: sleeping vs polling`);
+        // The first run of a binding has no estimate; later ones sleep (the chain takes well over 4 ms).
+        if (r === 0) assert.equal(a.lastSleepMs, 0);
+        else assert.ok(a.lastSleepMs > 0, `run ${r} slept ${a.lastSleepMs} ms`);
+        assert.equal(b.lastSleepMs, 0, "the polling runtime never sleeps");
       }
     } finally {
       a.destroy();
