@@ -179,7 +179,9 @@ class SplitWithViews extends Error {
  * Schedules a verified graph onto kernels (see docs/backends.md, "Scheduling"): constants become
  * deduplicated constant buffers, views alias their input's storage, pointwise chains fuse into one
  * kernel each, every other op is lowered with `lowerNode`; nodes whose results no kernel reads
- * (shape arithmetic feeding views) are dropped. Every op without a kernel is reported at once.
+ * (shape arithmetic feeding views) are dropped. Units that differ only in static dims (token
+ * counts after a reduction policy) share generic kernels whose steps bind their own values
+ * (generic.ts). Every op without a kernel is reported at once.
  */
 export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {}): Program {
   const problems: string[] = [];
