@@ -38,7 +38,7 @@ const FUNCS = ["floordiv", "ceildiv", "mod", "min", "max"] as const;
 export function sym(name: string): SymExpr {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new DimError(`invalid symbol name '${name}'`);
   if ((FUNCS as readonly string[]).includes(name)) throw new DimError(`'${name}' is reserved`);
-  return atomExpr({ k: "var", name, key: name });
+  return atomDim({ k: "var", name, key: name });
 }
 
 function checkInt(n: number): number {
@@ -46,7 +46,8 @@ function checkInt(n: number): number {
   return n === 0 ? 0 : n; // no -0
 }
 
-function atomExpr(a: Atom): SymExpr {
+/** An atom as a Dim (a one-factor monomial; used when dividing monomials). */
+export function atomDim(a: Atom): SymExpr {
   return makeSum(0, [{ coef: 1, factors: [a], key: a.key }]);
 }
 
@@ -165,7 +166,7 @@ function gcd(a: number, b: number): number {
 }
 
 function divAtom(k: "floordiv" | "ceildiv", a: Dim, b: Dim): SymExpr {
-  return atomExpr({ k, a, b, key: `${k}(${printDim(a)}, ${printDim(b)})` });
+  return atomDim({ k, a, b, key: `${k}(${printDim(a)}, ${printDim(b)})` });
 }
 
 /** floor(a / b); b must be positive. */
@@ -290,7 +291,7 @@ function minmax(k: "min" | "max", args: Dim[]): Dim {
     const kq = printDim(q);
     return kp < kq ? -1 : kp > kq ? 1 : 0;
   });
-  return atomExpr({ k, args: kept, key: `${k}(${kept.map(printDim).join(", ")})` });
+  return atomDim({ k, args: kept, key: `${k}(${kept.map(printDim).join(", ")})` });
 }
 
 // ---------- queries ----------
@@ -373,7 +374,7 @@ export function substitute(d: Dim, map: ReadonlyMap<string, Dim>): Dim {
 function substAtom(a: Atom, map: ReadonlyMap<string, Dim>): Dim {
   switch (a.k) {
     case "var":
-      return map.get(a.name) ?? atomExpr(a);
+      return map.get(a.name) ?? atomDim(a);
     case "floordiv":
       return floordiv(substitute(a.a, map), substitute(a.b, map));
     case "ceildiv":

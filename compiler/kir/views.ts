@@ -1,16 +1,6 @@
 import type { Node, Value } from "../ir/graph.js";
-import {
-  type Atom,
-  type Dim,
-  add as dimAdd,
-  ceildiv,
-  dimEquals,
-  floordiv,
-  max as dimMax,
-  min as dimMin,
-  mul as dimMul,
-  sym,
-} from "../ir/sym.js";
+import { type Dim, add as dimAdd, dimEquals, mul as dimMul } from "../ir/sym.js";
+import { exactDiv } from "../ops/known.js";
 import type { ElementStrides, OpDef } from "../ops/registry.js";
 import { add, dimExpr, i32, mul } from "./expr.js";
 import type { Expr } from "./types.js";
@@ -71,44 +61,7 @@ export interface ViewGraph {
 const isOne = (d: Dim): boolean => d === 1;
 
 /** `a / b` when b divides a for every value of the symbols, else undefined. */
-export function exactDiv(a: Dim, b: Dim): Dim | undefined {
-  if (typeof b === "number") {
-    if (b === 0) return undefined;
-    if (typeof a === "number") return a % b === 0 ? a / b : undefined;
-    if (a.c % b !== 0 || a.terms.some((t) => t.coef % b !== 0)) return undefined;
-    return dimAdd(a.c / b, ...a.terms.map((t) => dimMul(t.coef / b, ...t.factors.map(atomDim))));
-  }
-  if (b.c !== 0 || b.terms.length !== 1 || typeof a === "number" || a.c !== 0) return undefined;
-  const bt = b.terms[0];
-  const parts: Dim[] = [];
-  for (const t of a.terms) {
-    if (t.coef % bt.coef !== 0) return undefined;
-    const rest = [...t.factors];
-    for (const f of bt.factors) {
-      const at = rest.findIndex((r) => r.key === f.key);
-      if (at < 0) return undefined;
-      rest.splice(at, 1);
-    }
-    parts.push(dimMul(t.coef / bt.coef, ...rest.map(atomDim)));
-  }
-  const q = dimAdd(...parts);
-  return dimEquals(dimMul(q, b), a) ? q : undefined;
-}
-
-function atomDim(a: Atom): Dim {
-  switch (a.k) {
-    case "var":
-      return sym(a.name);
-    case "floordiv":
-      return floordiv(a.a, a.b);
-    case "ceildiv":
-      return ceildiv(a.a, a.b);
-    case "min":
-      return dimMin(...a.args);
-    case "max":
-      return dimMax(...a.args);
-  }
-}
+const divide = (a: Dim, b: Dim): Dim | undefined => exactDiv([a], [b]);
 
 /** Row-major layout of dims. */
 function contiguous(dims: readonly Dim[]): Layout {
@@ -132,14 +85,14 @@ function reshape(l: Layout, dims: readonly Dim[]): Layout | undefined {
     while (!isOne(need)) {
       const f = flat[at];
       if (!f) return undefined;
-      const q = exactDiv(need, f.size);
+      const q = divide(need, f.size);
       if (q !== undefined) {
         axis.push(f);
         need = q;
         at++;
         continue;
       }
-      const r = exactDiv(f.size, need);
+      const r = divide(f.size, need);
       if (r === undefined) return undefined;
       axis.push({ size: need, stride: dimMul(f.stride, r) });
       flat[at] = { size: r, stride: f.stride };

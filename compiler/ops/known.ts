@@ -1,9 +1,10 @@
 import { isFloat, type DType } from "../ir/dtype.js";
 import { MAX_KNOWN_ELEMENTS } from "../infer.js";
-import type { Atom, Dim } from "../ir/sym.js";
+import type { Dim } from "../ir/sym.js";
 import {
   DimError,
   add,
+  atomDim,
   ceildiv,
   dimEquals,
   floordiv,
@@ -14,7 +15,6 @@ import {
   printDim,
   provablyNonNeg,
   sub,
-  sym,
 } from "../ir/sym.js";
 import { type Tensor, allocData, numel, stridesOf } from "../ir/tensor.js";
 import type { TensorType } from "../ir/types.js";
@@ -196,22 +196,6 @@ export function stepCount(span: Dim, step: number): Dim {
   if (provablyNonNeg(sym)) return ceildiv(span, step);
   if (provablyNonNeg(neg(sym))) return 0;
   return max(0, ceildiv(span, step));
-}
-
-/** Rebuilds an atom as a Dim (used when dividing monomials). */
-function atomDim(a: Atom): Dim {
-  switch (a.k) {
-    case "var":
-      return sym(a.name);
-    case "floordiv":
-      return floordiv(a.a, a.b);
-    case "ceildiv":
-      return ceildiv(a.a, a.b);
-    case "min":
-      return min(...a.args);
-    case "max":
-      return max(...a.args);
-  }
 }
 
 /**
