@@ -74,7 +74,7 @@ function contiguous(dims: readonly Dim[]): Layout {
   return out;
 }
 
-/** Regroups the factors in row-major order into axes of `dims` (splitting factors where needed). */
+/** Regroups the factors in row-major order into axes of `dims` (splitting and merging factors where needed). */
 function reshape(l: Layout, dims: readonly Dim[]): Layout | undefined {
   const flat = l.flat().filter((f) => !isOne(f.size));
   let at = 0;
@@ -93,7 +93,14 @@ function reshape(l: Layout, dims: readonly Dim[]): Layout | undefined {
         continue;
       }
       const r = divide(f.size, need);
-      if (r === undefined) return undefined;
+      if (r === undefined) {
+        // Merge with the next factor when it is contiguous (always valid in row-major order):
+        // [4, 3] regroups as [6, 2] only through 12. Lazily, so that sums such as B+1 stay whole.
+        const g = flat[at + 1];
+        if (!g || !dimEquals(f.stride, dimMul(g.size, g.stride))) return undefined;
+        flat.splice(at, 2, { size: dimMul(f.size, g.size), stride: g.stride });
+        continue;
+      }
       axis.push({ size: need, stride: dimMul(f.stride, r) });
       flat[at] = { size: r, stride: f.stride };
       need = 1;

@@ -100,6 +100,25 @@ describe("strided views: layouts", () => {
     assert.deepEqual(dims(composeView([5, B, 8], [steps[1]])!.strides), ["8*B", "4", "1"]);
   });
 
+  it("a Reshape across contiguous axes merges them first: [4, 3] as [6, 2] is row-major", () => {
+    assert.deepEqual(composeView([4, 3], [{ k: "reshape", dims: [6, 2] }])?.strides, [2, 1]);
+    // [B, 4, 3] -> [B, 6, 2] -> Transpose [0, 2, 1]: the 4*3 block regroups as 6*2, then swaps.
+    const t = composeView(
+      [B, 4, 3],
+      [
+        { k: "reshape", dims: [B, 6, 2] },
+        { k: "permute", perm: [0, 2, 1] },
+      ],
+    )!;
+    assert.deepEqual([t.offset, ...t.strides], [0, 12, 1, 2]);
+    // Merging needs contiguity: columns 0..2 of [4, 5] (strides 5, 1) do not merge; columns
+    // 0, 2, 4 of [4, 6] (strides 6, 2) do, as one run of stride 2.
+    const cols = { k: "slice", starts: [0, 0], steps: [1, 1], dims: [4, 3] } as const;
+    assert.equal(composeView([4, 5], [cols, { k: "reshape", dims: [6, 2] }]), undefined);
+    const even = { k: "slice", starts: [0, 0], steps: [1, 2], dims: [4, 3] } as const;
+    assert.deepEqual(composeView([4, 6], [even, { k: "reshape", dims: [6, 2] }])?.strides, [4, 2]);
+  });
+
   it("steps and size-1 axes: a Slice with step 2 doubles the stride; size-1 axes get stride 0", () => {
     const v = composeView(
       [6, 1, 10],
@@ -242,6 +261,30 @@ describe("strided views: programs on the KIR interpreter", () => {
         ["x", wave([batch, 4, 6], 3)],
         ["c", wave([batch, 6, 8], 4)],
       ]);
+      assertClose(runProgramOnKir(p, feeds).get(y.name)!, runGraph(g, feeds).get(y.name)!, 1e-6);
+    }
+  });
+
+  it("a Slice, a Reshape regrouping its contiguous axes and a Transpose are read through strides", () => {
+    const b = new GraphBuilder("regroup");
+    b.symbol("B");
+    const x = b.input("x", "f32", [B, 8, 3]);
+    // Rows 2..5 of relu(x) ([B, 4, 3], offset 6), seen as [B, 6, 2] (the 4*3 block regrouped),
+    // transposed, plus 1: one kernel reads relu(x) through strides; no Slice or Transpose copy.
+    const sl = b.op("Slice", [
+      b.op("Relu", [x]),
+      b.const("i64", [1], [2]),
+      b.const("i64", [1], [6]),
+      b.const("i64", [1], [1]),
+    ]);
+    const r = b.op("Reshape", [sl, b.const("i64", [3], [-1, 6, 2])]);
+    const t = b.op("Transpose", [r], { perm: [0, 2, 1] });
+    const y = b.op("Add", [t, b.const("f32", [], [1])]);
+    const g = b.output(y);
+    const p = buildProgram(g, DEFAULT_TARGET);
+    assert.equal(stepsOf(p, g, "Slice") + stepsOf(p, g, "Transpose"), 0);
+    for (const batch of [1, 3]) {
+      const feeds = new Map([["x", wave([batch, 8, 3], 5)]]);
       assertClose(runProgramOnKir(p, feeds).get(y.name)!, runGraph(g, feeds).get(y.name)!, 1e-6);
     }
   });
