@@ -19,7 +19,6 @@ import { runProgramOnKir } from "../../compiler/kir/run-program.js";
 import { buildProgram } from "../../compiler/kir/schedule.js";
 import { DEFAULT_TARGET } from "../../compiler/kir/types.js";
 import { compileTokr } from "../../compiler/lang/check.js";
-import { makeTensor } from "../../compiler/ir/tensor.js";
 import { fmnistBatch, readIdxImages } from "../../examples/fmnist-vit/idx.js";
 import { compileVariant } from "../../bench/fmnist-eval.js";
 import {
