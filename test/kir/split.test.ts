@@ -76,15 +76,33 @@ test("split to a 4 KiB binding limit on KIR: a small ViT block (.tokr, batch 4)"
   const g = compileTokr(SMALL_VIT_BLOCK, "small-vit.tokr");
   const feeds = new Map([["x", seeded("f32", [4, 16, 32], 7)]]);
   const p = checkOnKir(g, feeds, 8, 1e-3);
-  // Every activation is [4, 16, 32] f32 = 8 KiB: each step runs as 2 chunks of 2 images, and the
-  // equal chunks dedupe to the unsplit program's kernels. Split units read no strided views (units
-  // that need no split still do) and are not generic, so the programs compared here materialise
-  // every view chain and give each shape its own kernel.
+  // Every activation is [4, 16, 32] f32 = 8 KiB > 4 KiB, so every unit splits: each step runs as 2
+  // chunks of 2 images. A split unit reads no strided views and gets no generic kernels, so `p` is
+  // exactly the program built without either: 13 units (LayerNorm, 3 QKV MatMuls, 3 head-split
+  // Transposes, attention, its output Transpose, out-proj MatMul+bias+residual, LayerNorm,
+  // MatMul+bias+Gelu, MatMul+bias+residual) x 2 chunks = 26 steps, and the equal chunks dedupe to
+  // the unsplit program's 7 kernels (the QKV MatMuls share one, as do the head-split Transposes, the
+  // LayerNorms and the two residual MatMuls).
   const whole = buildProgram(g, DEFAULT_TARGET, { stridedViews: false, genericKernels: false });
   const split = buildProgram(g, TINY, { stridedViews: false });
-  assert.equal(split.steps.length, 2 * whole.steps.length);
-  assert.equal(split.kernels.length, whole.kernels.length);
-  assert.ok(p.steps.length <= split.steps.length, "strided views only remove steps");
+  const shape = (q: Program): string[] => q.steps.map((s) => `${q.kernels[s.kernel].name}: ${s.nodes}`);
+  assert.equal(whole.steps.length, 13);
+  assert.equal(whole.kernels.length, 7);
+  assert.equal(p.steps.length, 2 * whole.steps.length);
+  assert.equal(p.kernels.length, whole.kernels.length);
+  assert.deepEqual(shape(p), shape(split));
+  for (const s of p.steps)
+    for (const a of s.args) {
+      const b = p.buffers[a];
+      if (b.kind !== "constant")
+        assert.notEqual(b.offset, undefined, `step ${s.nodes} binds %${b.name} whole`);
+    }
+  // Unsplit, the same block folds its four Transposes into strided reads: 13 - 4 = 9 steps.
+  const folded = buildProgram(g, DEFAULT_TARGET);
+  assert.equal(folded.steps.length, 9);
+  const transposes = g.nodes.filter((n) => n.op === "Transpose").map((n) => n.outputs[0].name);
+  assert.equal(transposes.length, 4);
+  assert.ok(folded.steps.every((s) => !transposes.some((t) => s.nodes.includes(t))));
 });
 
 function scheduleError(g: Graph, target: Target = TINY): string {
