@@ -50,7 +50,34 @@ export function compileProgram(
     workgroupSize: k.workgroupSize,
     grid: k.grid,
   }));
+  const unbound = unboundSymbolError(p, kernels);
+  if (unbound) throw new ArtifactError(unbound);
   return { ...p, backend, target, kernels };
+}
+
+/**
+ * The first step whose kernel reads a symbol that neither the program's symbols nor the step's
+ * `bind` give a value (a runner would pass garbage as its uniform), as a message naming the
+ * step, its nodes and the kernel; undefined when every symbol is bound. Steps naming a missing
+ * kernel are the caller's to report.
+ */
+export function unboundSymbolError(
+  p: {
+    readonly name: string;
+    readonly symbols: readonly { readonly name: string }[];
+    readonly steps: readonly Step[];
+  },
+  kernels: readonly { readonly name: string; readonly symbols: readonly string[] }[],
+): string | undefined {
+  const bound = new Set(p.symbols.map((s) => s.name));
+  for (const [i, s] of p.steps.entries())
+    for (const n of kernels[s.kernel]?.symbols ?? [])
+      if (!bound.has(n) && s.bind?.[n] === undefined)
+        return (
+          `${p.name}: step ${i} (nodes ${s.nodes.join(", ")}) runs kernel ${kernels[s.kernel].name}, ` +
+          `which reads symbol ${n}; neither the program nor the step binds it`
+        );
+  return undefined;
 }
 
 interface ManifestKernel {
@@ -318,10 +345,9 @@ export async function loadProgramArtifact(
     for (const [n, v] of Object.entries(s.bind ?? {}))
       if (!Number.isInteger(v) || v < 0 || v >= 2 ** 31)
         fail(`step ${i} (kernel ${k.name}) binds symbol ${n} to ${JSON.stringify(v)}, not an i32 size`);
-    for (const n of k.symbols)
-      if (!p.symbols.some((x) => x.name === n) && s.bind?.[n] === undefined)
-        fail(`step ${i} (kernel ${k.name}) reads symbol ${n}, which neither the program nor the step binds`);
   }
+  const unbound = unboundSymbolError(p, kernels);
+  if (unbound) fail(unbound);
   for (const k of ["batchSymbol", "batchRefusal"] as const)
     if (p[k] !== undefined && typeof p[k] !== "string") fail(`program.${k} is not a string`);
   return {

@@ -14,6 +14,7 @@ import { tensorType } from "../../compiler/ir/types.js";
 import { type ProgramBuffer, stepEnv } from "../../compiler/kir/program.js";
 import { storageType, type Target } from "../../compiler/kir/types.js";
 import { fromDevice, toDevice } from "../device-data.js";
+import { unboundSymbolError } from "../artifact.js";
 import { planMemory } from "../plan.js";
 import { parseSafetensors } from "../safetensors.js";
 import type { ProgramRunner, StateInfo } from "../types.js";
@@ -127,6 +128,8 @@ export class CudaProgram implements ProgramRunner {
     const files = typeof artifact === "string" ? readCudaArtifact(artifact) : artifact;
     const views = offsetViewError(files.manifest.name, offsetViews(files.manifest.buffers));
     if (views) throw new CudaArtifactError(views);
+    const unbound = unboundSymbolError(files.manifest, files.manifest.kernels);
+    if (unbound) throw new CudaArtifactError(unbound);
     const a = addon ?? loadCudaAddon();
     const module = device(() => a.loadModule(files.fatbin));
     const p = new CudaProgram(a, files.manifest, module, files.weights);

@@ -4,7 +4,7 @@ import { type Dim, evalDim, printDim, symbolName } from "../../compiler/ir/sym.j
 import { allocData, numel, type Tensor } from "../../compiler/ir/tensor.js";
 import { uniformBytes } from "../../backends/wgsl/render.js";
 import { stepEnv } from "../../compiler/kir/program.js";
-import type { CompiledProgram } from "../artifact.js";
+import { type CompiledProgram, unboundSymbolError } from "../artifact.js";
 import { fromDevice, toDevice } from "../device-data.js";
 import { deviceBytes, type MemoryPlan, planMemory } from "../plan.js";
 import type { GpuKernel } from "./pipelines.js";
@@ -84,6 +84,8 @@ export class GpuProgram {
     readonly program: CompiledProgram,
     private readonly kernels: readonly GpuKernel[],
   ) {
+    const unbound = unboundSymbolError(program, program.kernels);
+    if (unbound) throw new GpuRuntimeError(unbound);
     const device = runtime.device;
     for (const b of program.buffers) {
       if (b.kind !== "constant" || b.aliasOf !== undefined) continue;
