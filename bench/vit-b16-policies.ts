@@ -170,7 +170,7 @@ if (opts.profile)
     const env = new Map(
       [...l.v.graph.symbols.values()].map((s) => [s.name, typeof s.capacity === "number" ? s.capacity : 1]),
     );
-    const rows = await profileDispatches(rt.device, l.v.graph, l.prog, env);
+    const rows = await profileDispatches(l.v.graph, l.prog, env);
     printProfile(`${l.name} batch 1`, rows, 3, 12);
     profiles[l.name] = rows;
   }

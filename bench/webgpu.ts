@@ -188,9 +188,9 @@ async function tokrRun(l: Loaded, x: Tensor): Promise<Float32Array> {
 /** Per-dispatch GPU time (bench/profile.ts); every graph symbol is the batch of `x` (for FLOPs). */
 async function profile(l: Loaded, x: Tensor, title: string, reps = 3): Promise<void> {
   if (!rt) return;
-  await tokrRun(l, x); // prepares the run for this binding
   const env = new Map([...l.g.symbols.keys()].map((s) => [s, x.shape[0]]));
-  printProfile(title, await profileDispatches(rt.device, l.g, l.prog, env, reps), reps);
+  const inputs = new Map([[l.g.inputs[0].name, x]]);
+  printProfile(title, await profileDispatches(l.g, l.prog, env, reps, inputs), reps);
 }
 
 // ---------- header ----------

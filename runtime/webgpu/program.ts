@@ -54,13 +54,43 @@ export class HostWaitEstimate {
   }
 }
 
+/** One dispatch of a run, timed alone (`GpuProgram.timeDispatches`). */
+export interface DispatchTiming {
+  /** Index into the program's steps. */
+  readonly step: number;
+  readonly kernel: string;
+  readonly nodes: readonly string[];
+  readonly grid: readonly [number, number, number];
+  /** Median ms of the dispatch in its own submit, minus an empty submit's median round trip (>= 0). */
+  readonly ms: number;
+}
+
+export interface TimeDispatchesOptions {
+  /** Timed submits per dispatch (their median is taken); default 3. */
+  readonly repeats?: number;
+  /** Empty submits measuring the round trip (their median is subtracted); default 20. */
+  readonly emptySubmits?: number;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Everything a run with one symbol binding (and one set of state bindings) reuses. */
 interface Prepared {
   readonly key: string;
   readonly env: Map<string, number>;
   readonly plan: MemoryPlan;
   readonly buffer: (id: number) => GPUBuffer;
-  readonly dispatches: readonly { kernel: GpuKernel; group: GPUBindGroup; grid: [number, number, number] }[];
+  /** Steps with an empty grid have none; `step` indexes the program's steps. */
+  readonly dispatches: readonly {
+    kernel: GpuKernel;
+    group: GPUBindGroup;
+    grid: [number, number, number];
+    step: number;
+  }[];
   readonly staging: Map<number, GPUBuffer>;
   readonly uniforms?: GPUBuffer;
   readonly wait: HostWaitEstimate;
@@ -206,17 +236,17 @@ export class GpuProgram {
    */
   async time(inputs: ReadonlyMap<string, Tensor>, repeats: number): Promise<number> {
     const cp = this.program;
-    const p = this.prepare(this.bind(inputs), new Map());
+    const p = await this.prepareTiming(inputs);
+    return (await this.submitTimed(`${cp.name} timing`, p.dispatches, repeats)) / repeats;
+  }
+
+  /** Wall ms of one submit of `dispatches` recorded `repeats` times into one compute pass. */
+  private async submitTimed(label: string, dispatches: Prepared["dispatches"], repeats = 1): Promise<number> {
     const device = this.runtime.device;
-    for (const id of cp.inputs) {
-      const b = cp.buffers[id];
-      device.queue.writeBuffer(p.buffer(id), 0, toDevice(inputs.get(b.name)!, b.storage, b.name));
-    }
-    await device.queue.onSubmittedWorkDone();
-    const enc = device.createCommandEncoder({ label: `${cp.name} timing` });
+    const enc = device.createCommandEncoder({ label });
     const pass = enc.beginComputePass();
     for (let r = 0; r < repeats; r++)
-      for (const d of p.dispatches) {
+      for (const d of dispatches) {
         pass.setPipeline(d.kernel.pipeline);
         pass.setBindGroup(0, d.group);
         pass.dispatchWorkgroups(...d.grid);
@@ -225,7 +255,51 @@ export class GpuProgram {
     const t0 = performance.now();
     device.queue.submit([enc.finish()]);
     await device.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / repeats;
+    return performance.now() - t0;
+  }
+
+  /**
+   * GPU time of every dispatch alone (for profiles): each dispatch in its own submit, awaited,
+   * `repeats` times, minus the median round trip of an empty submit. With `inputs` the run is
+   * prepared for them and they are uploaded; without, the latest run's dispatches are timed as
+   * bound (intermediates hold that run's values).
+   */
+  async timeDispatches(
+    inputs: ReadonlyMap<string, Tensor> | undefined,
+    opts: TimeDispatchesOptions = {},
+  ): Promise<DispatchTiming[]> {
+    const cp = this.program;
+    const p = inputs ? await this.prepareTiming(inputs) : this.prepared;
+    if (!p) throw new GpuRuntimeError(`${cp.name}: timeDispatches without inputs needs a run first`);
+    const [repeats, emptySubmits] = [opts.repeats ?? 3, opts.emptySubmits ?? 20];
+    if (!(repeats >= 1 && emptySubmits >= 1))
+      throw new GpuRuntimeError(`${cp.name}: timeDispatches needs repeats and emptySubmits >= 1`);
+    const submitOne = (d?: Prepared["dispatches"][number]): Promise<number> =>
+      this.submitTimed(`${cp.name} dispatch timing`, d ? [d] : []);
+    const empty: number[] = [];
+    for (let i = 0; i < emptySubmits; i++) empty.push(await submitOne());
+    const base = median(empty);
+    const samples = p.dispatches.map(() => [] as number[]);
+    for (let r = 0; r < repeats; r++)
+      for (const [i, d] of p.dispatches.entries()) samples[i].push(await submitOne(d));
+    return p.dispatches.map((d, i) => {
+      const s = cp.steps[d.step];
+      const ms = Math.max(0, median(samples[i]) - base);
+      return { step: d.step, kernel: cp.kernels[s.kernel].name, nodes: s.nodes, grid: d.grid, ms };
+    });
+  }
+
+  /** Prepares a run for `inputs` and uploads them (timing: no outputs are read back). */
+  private async prepareTiming(inputs: ReadonlyMap<string, Tensor>): Promise<Prepared> {
+    const cp = this.program;
+    const p = this.prepare(this.bind(inputs), new Map());
+    const device = this.runtime.device;
+    for (const id of cp.inputs) {
+      const b = cp.buffers[id];
+      device.queue.writeBuffer(p.buffer(id), 0, toDevice(inputs.get(b.name)!, b.storage, b.name));
+    }
+    await device.queue.onSubmittedWorkDone();
+    return p;
   }
 
   /** Symbol values from input shapes (plus capacities of data-dependent symbols); checks every input. */
@@ -370,6 +444,7 @@ export class GpuProgram {
       dispatches.push({
         kernel,
         grid,
+        step: i,
         group: device.createBindGroup({ layout: kernel.layout, entries, label: where }),
       });
     });
