@@ -161,6 +161,16 @@ const RULES: Readonly<Record<string, Rule>> = {
   },
 };
 
+/**
+ * Whether a value has a capacity-padded axis (a dim over a symbol with a capacity): such values
+ * are masked by live counts along their own layout, so the scheduler neither folds them into
+ * strided views nor shares generic kernels across them.
+ */
+export function capacityPadded(g: Graph): (v: Value | null | undefined) => boolean {
+  const caps = new Set([...g.symbols.values()].filter((x) => x.capacity !== undefined).map((x) => x.name));
+  return (v) => !!v && v.type.dims.some((d) => [...freeSymbols(d)].some((x) => caps.has(x)));
+}
+
 /** The data-dependent symbols of a graph and the checks of their consumers. */
 export class PaddedAxes {
   readonly symbols = new Map<string, PaddedSymbol>();

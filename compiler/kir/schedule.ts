@@ -1,6 +1,6 @@
 import { computeKnown } from "../infer.js";
 import { formatLoc, type Graph, type Node, type Value } from "../ir/graph.js";
-import { type Dim, freeSymbols, mul, printDim, substitute } from "../ir/sym.js";
+import { type Dim, mul, printDim, substitute } from "../ir/sym.js";
 import type { DType } from "../ir/dtype.js";
 import type { Tensor } from "../ir/tensor.js";
 import "../ops/index.js";
@@ -18,7 +18,7 @@ import {
 import { GenericCopies, type GenericUnit, genericUnits } from "./generic.js";
 import { attachLive, unusedLive } from "./live.js";
 import { lowerCtx, lowerNode } from "./lower.js";
-import { PaddedAxes } from "./padding.js";
+import { capacityPadded, PaddedAxes } from "./padding.js";
 import type { Program, ProgramBuffer, Step } from "./program.js";
 import { chunkNodes, type Part, planSplit, staticSize } from "./split.js";
 import { elementBytes, type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
@@ -69,6 +69,19 @@ type Unit =
   | { readonly k: "node"; readonly node: Node }
   /** A node whose kernel applies a pointwise group to its output before storing (`lowerEpilogue`). */
   | { readonly k: "epilogue"; readonly node: Node; readonly nodes: readonly Node[] };
+
+/** `u` computing `copies` (its nodes copied in `unitNodes` order) instead. */
+function copyUnit(u: Unit, copies: readonly Node[]): Unit {
+  switch (u.k) {
+    case "group":
+      return { k: "group", nodes: copies };
+    case "epilogue":
+      return { k: "epilogue", node: copies[0], nodes: copies.slice(1) };
+    case "node":
+    case "view":
+      return { k: u.k, node: copies[0] };
+  }
+}
 
 /** The graph nodes a unit computes, in order. */
 function unitNodes(u: Unit): readonly Node[] {
@@ -137,9 +150,8 @@ function planViews(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, off: Re
     for (const v of n.inputs) if (v && !users.get(v)?.includes(n)) users.set(v, [...(users.get(v) ?? []), n]);
   }
   const outs = new Set(g.outputs);
-  const caps = new Set([...g.symbols.values()].filter((x) => x.capacity !== undefined).map((x) => x.name));
   // Capacity-padded axes are masked by live counts along their own layout: never folded.
-  const padded = (v: Value): boolean => v.type.dims.some((d) => [...freeSymbols(d)].some((x) => caps.has(x)));
+  const padded = capacityPadded(g);
   let known: Map<Value, readonly Dim[]> | undefined;
   const common = {
     producer: (v: Value) => producer.get(v),
@@ -287,9 +299,7 @@ function genericClasses(
   units: readonly Unit[],
   folded: ReadonlyMap<number, readonly Node[]>,
 ): Map<number, GenericUnit> {
-  const caps = new Set([...g.symbols.values()].filter((x) => x.capacity !== undefined).map((x) => x.name));
-  const padded = (v: Value | null): boolean =>
-    !!v && v.type.dims.some((d) => [...freeSymbols(d)].some((x) => caps.has(x)));
+  const padded = capacityPadded(g);
   return genericUnits(
     units.map((u, i) => ({
       kind: u.k,
@@ -347,12 +357,7 @@ function lowerGeneric(
   const copies = nodes.map((n) => c.node(n));
   const defs = new Map(s.defs);
   copies.forEach((x, i) => defs.set(x, s.defs.get(nodes[i])));
-  const unit: Unit =
-    l.unit.k === "group"
-      ? { k: "group", nodes: copies }
-      : l.unit.k === "epilogue"
-        ? { k: "epilogue", node: copies[0], nodes: copies.slice(1) }
-        : { k: "node", node: copies[0] };
+  const unit = copyUnit(l.unit, copies);
   const views = s.views && copyViews(s.views, c, nodes);
   if (s.views && !views) return undefined;
   const needed = new Set([...stored].map((v) => c.value(v)));
@@ -633,13 +638,7 @@ function splitToLimit(
     const needed = new Set<Value>();
     for (const c of copies)
       for (const v of [...c.inputs, ...c.outputs]) if (v && bound.has(origin.get(v)?.v ?? v)) needed.add(v);
-    const unit: Unit =
-      l.unit.k === "group"
-        ? { k: "group", nodes: copies }
-        : l.unit.k === "epilogue"
-          ? { k: "epilogue", node: copies[0], nodes: copies.slice(1) }
-          : { k: "node", node: copies[0] };
-    const c = lower(unit, copyDefs, needed)!;
+    const c = lower(copyUnit(l.unit, copies), copyDefs, needed)!;
     const rows = `[${start}:${Math.min(split.extent, start + split.rows)}]`;
     for (const s of c.scratch)
       if (over([s.size], s.t))
