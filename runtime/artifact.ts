@@ -128,6 +128,8 @@ export interface ProgramManifest {
     /** Program.batchSymbol / batchRefusal (absent in older manifests: not batch-separable). */
     batchSymbol?: string;
     batchRefusal?: string;
+    /** Program.genericRefusals (absent: none). */
+    genericRefusals?: string[];
   };
 }
 
@@ -215,6 +217,7 @@ export function writeProgramArtifact(cp: CompiledProgram, source?: string): Map<
       outputs: [...cp.outputs],
       ...(cp.batchSymbol !== undefined ? { batchSymbol: cp.batchSymbol } : {}),
       ...(cp.batchRefusal !== undefined ? { batchRefusal: cp.batchRefusal } : {}),
+      ...(cp.genericRefusals !== undefined ? { genericRefusals: [...cp.genericRefusals] } : {}),
     },
   };
   files.set(
@@ -350,6 +353,9 @@ export async function loadProgramArtifact(
   if (unbound) fail(unbound);
   for (const k of ["batchSymbol", "batchRefusal"] as const)
     if (p[k] !== undefined && typeof p[k] !== "string") fail(`program.${k} is not a string`);
+  const gr = p.genericRefusals;
+  if (gr !== undefined && !(Array.isArray(gr) && gr.every((x) => typeof x === "string")))
+    fail("program.genericRefusals is not a list of strings");
   return {
     name: p.name,
     backend: m.target,
@@ -365,5 +371,6 @@ export async function loadProgramArtifact(
     outputs: p.outputs,
     ...(p.batchSymbol !== undefined ? { batchSymbol: p.batchSymbol } : {}),
     ...(p.batchRefusal !== undefined ? { batchRefusal: p.batchRefusal } : {}),
+    ...(gr !== undefined ? { genericRefusals: gr } : {}),
   };
 }

@@ -28,6 +28,11 @@ export interface Program {
   readonly batchSymbol?: string;
   /** Why the program is not batch-separable (naming the first node that mixes examples). */
   readonly batchRefusal?: string;
+  /**
+   * Units of a generic class (generic.ts) that kept their static kernels, each `node: why`
+   * (split by the binding limit, or the generic lowering differs). Absent: none.
+   */
+  readonly genericRefusals?: readonly string[];
 }
 
 export interface ProgramBuffer {

@@ -230,11 +230,12 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
     const generic = genericClasses(g, units, attempt.folded);
     if (generic.size) attempt = schedule(generic);
   }
-  const { lowered, dispatched } = attempt;
+  const { lowered, dispatched, genericRefusals } = attempt;
   const batch = batchSeparability(g, dispatched, defs, target, nodeLabel);
   return {
     ...assemble(g, target, opts.name ?? g.name, lowered),
     ...("symbol" in batch ? { batchSymbol: batch.symbol } : { batchRefusal: batch.why }),
+    ...(genericRefusals.length ? { genericRefusals } : {}),
   };
 }
 
@@ -243,6 +244,8 @@ interface Attempt {
   readonly dispatched: Set<Node>;
   /** The view-like nodes each unit (by index) folds into its kernels. */
   readonly folded: ReadonlyMap<number, readonly Node[]>;
+  /** Units of a generic class that kept their static kernels: `node: why`, in unit order. */
+  readonly genericRefusals: string[];
 }
 
 /**
@@ -255,6 +258,7 @@ function scheduleUnits(units: readonly Unit[], s: Sched, outputs: readonly Value
   const needed = new Set<Value>(outputs);
   const lowered: Lowered[] = [];
   const dispatched = new Set<Node>();
+  const genericRefusals: string[] = [];
   const plain: Sched = { defs: s.defs, target: s.target, padded: s.padded };
   for (let u = units.length - 1; u >= 0; u--) {
     const unit = units[u];
@@ -266,7 +270,16 @@ function scheduleUnits(units: readonly Unit[], s: Sched, outputs: readonly Value
       if (ls.folded.length) folded.set(u, ls.folded);
       // Not generic where the unit is split by the binding limit (the split needs static sizes).
       const gu = s.generic?.get(u);
-      const l = (gu && !overLimit(ls, s.target) && lowerGeneric(ls, gu, s, stored)) || ls;
+      const gl = !gu
+        ? ls
+        : overLimit(ls, s.target)
+          ? "split by the binding limit (chunks need static sizes)"
+          : lowerGeneric(ls, gu, s, stored);
+      if (typeof gl === "string") {
+        const ns = unitNodes(unit);
+        genericRefusals.push(`${nodeLabel(ns[ns.length - 1])}: ${gl}`);
+      }
+      const l = typeof gl === "string" ? ls : gl;
       // Folded views count as computed here (batch separability follows the examples through them).
       for (const n of [...unitNodes(l.unit), ...l.folded]) dispatched.add(n);
       // Chunks are pushed last first: the list is reversed below.
@@ -279,7 +292,7 @@ function scheduleUnits(units: readonly Unit[], s: Sched, outputs: readonly Value
     }
   }
   if (problems.length) throw new ScheduleError(problems.reverse());
-  return { lowered: lowered.reverse(), dispatched, folded };
+  return { lowered: lowered.reverse(), dispatched, folded, genericRefusals: genericRefusals.reverse() };
 }
 
 function describe(e: unknown, unit: Unit): string {
@@ -343,15 +356,10 @@ function copyGraph(vg: ViewGraph, c: GenericCopies): ViewGraph {
 
 /**
  * A statically lowered unit lowered again over its class symbols: the same launches binding the
- * same values and folding the same views (else undefined: the unit keeps its static kernels),
+ * same values and folding the same views (else why not: the unit keeps its static kernels),
  * scratch sized for this member, steps binding its symbol values.
  */
-function lowerGeneric(
-  l: Lowered,
-  gu: GenericUnit,
-  s: Sched,
-  stored: ReadonlySet<Value>,
-): Lowered | undefined {
+function lowerGeneric(l: Lowered, gu: GenericUnit, s: Sched, stored: ReadonlySet<Value>): Lowered | string {
   const c = new GenericCopies(gu);
   const nodes = unitNodes(l.unit);
   const copies = nodes.map((n) => c.node(n));
@@ -359,21 +367,21 @@ function lowerGeneric(
   copies.forEach((x, i) => defs.set(x, s.defs.get(nodes[i])));
   const unit = copyUnit(l.unit, copies);
   const views = s.views && copyViews(s.views, c, nodes);
-  if (s.views && !views) return undefined;
+  if (s.views && !views) return "its view chains do not copy over the class symbols";
   const needed = new Set([...stored].map((v) => c.value(v)));
   const gl = lowerUnit(unit, { ...s, defs, ...(views ? { views } : {}), bound: gu.bound }, needed);
-  if (!gl) return undefined;
+  if (!gl) return "the generic lowering computes nothing";
   const launches = gl.launches.map((la) => ({
     kernel: la.kernel,
     args: la.args.map((a) => ("v" in a ? { ...a, v: c.originalValue(a.v) } : a)),
   }));
   const folded = gl.folded.map((n) => c.originalNode(n));
-  const same =
-    launches.length === l.launches.length &&
-    launches.every((la, i) => sameArgs(la.args, l.launches[i].args)) &&
-    folded.length === l.folded.length &&
-    folded.every((n, i) => n === l.folded[i]);
-  if (!same) return undefined;
+  if (launches.length !== l.launches.length)
+    return `${launches.length} generic launches vs ${l.launches.length} static ones`;
+  if (!launches.every((la, i) => sameArgs(la.args, l.launches[i].args)))
+    return "the generic kernels bind other values than the static ones";
+  if (folded.length !== l.folded.length || !folded.every((n, i) => n === l.folded[i]))
+    return "the generic kernels fold other views than the static ones";
   const values = new Map(Object.entries(gu.bind).map(([k, v]): [string, Dim] => [k, v]));
   return {
     unit: l.unit,
