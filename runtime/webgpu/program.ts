@@ -37,20 +37,23 @@ const SLEEP_FRACTION = 0.8;
 
 /**
  * The expected device time of one prepared run (submit to readback), for `hostWait: "sleep"`:
- * the fastest time seen so far, since load from other work only ever makes a run slower. A sleep
- * of 80% of it ends before the device finishes on every run that is not faster than all before,
- * and then the host awaits the rest; a run that is faster costs at most the difference.
+ * the fastest time seen so far, since load from other work only ever makes a run slower. The
+ * first run of a binding is not counted: drivers compile pipelines at their first dispatch
+ * (lavapipe: seconds to minutes for large kernels), so it can be many times a steady run. A sleep
+ * of 80% of the estimate ends before the device finishes on every run that is not faster than all
+ * counted before, and then the host awaits the rest; a faster run costs at most the difference.
  */
 export class HostWaitEstimate {
   private fastest = Infinity;
+  private runs = 0;
 
-  /** Milliseconds to sleep after the submit (0 until a run long enough has been seen). */
+  /** Milliseconds to sleep after the submit (0 until a counted run long enough has been seen). */
   sleepMs(): number {
     return this.fastest >= MIN_SLEEP_RUN_MS && this.fastest < Infinity ? this.fastest * SLEEP_FRACTION : 0;
   }
 
   record(ms: number): void {
-    this.fastest = Math.min(this.fastest, ms);
+    if (this.runs++ > 0) this.fastest = Math.min(this.fastest, ms);
   }
 }
 
