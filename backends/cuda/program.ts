@@ -62,7 +62,7 @@ export interface CudaManifest {
   readonly outputs: readonly number[];
 }
 
-export const CUDA_MANIFEST_FORMAT = "tokr-cuda-1";
+export const CUDA_MANIFEST_FORMAT = "tokr-cuda-2";
 
 /**
  * Buffers that are views at a nonzero offset into their root (a unit split by the WGSL binding

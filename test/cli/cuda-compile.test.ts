@@ -60,7 +60,7 @@ test(
     assert.deepEqual(r, { code: 0, err: "" });
     const art = join(dir, "art");
     const m = JSON.parse(readFileSync(join(art, "manifest.json"), "utf8")) as CudaManifest;
-    assert.equal(m.format, "tokr-cuda-1");
+    assert.equal(m.format, "tokr-cuda-2");
     assert.equal(m.target, "cuda");
     assert.ok(m.fatbin && existsSync(join(art, m.fatbin)));
     assert.match(readFileSync(join(art, m.source), "utf8"), /__global__ void __launch_bounds__/);
