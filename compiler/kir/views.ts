@@ -268,6 +268,24 @@ function savesCopies(nodes: readonly Node[], vg: ViewGraph): boolean {
 }
 
 /**
+ * The longest prefix (k nodes) of a walked chain that saves a copy and composes into plain strides
+ * over its far end `values[k]`: `steps[i]` maps `values[i + 1]` to `values[i]`.
+ */
+function longestComposable(
+  nodes: readonly Node[],
+  values: readonly Value[],
+  steps: readonly ViewStep[],
+  vg: ViewGraph,
+): { readonly k: number; readonly strides: ElementStrides } | undefined {
+  for (let k = nodes.length; k >= 1; k--) {
+    if (!savesCopies(nodes.slice(0, k), vg)) return undefined;
+    const strides = composeView(values[k].type.dims, steps.slice(0, k).reverse());
+    if (strides) return { k, strides };
+  }
+  return undefined;
+}
+
+/**
  * `v` as a strided view of the furthest base that view-like nodes lead back to and that gives
  * plain strides, when the chain holds a node that would otherwise copy (Transpose, Slice).
  */
@@ -285,14 +303,8 @@ export function inputView(v: Value, vg: ViewGraph): StridedView | undefined {
     cur = p.inputs[0]!;
     values.push(cur);
   }
-  for (let k = nodes.length; k >= 1; k--) {
-    const chain = nodes.slice(0, k);
-    if (!savesCopies(chain, vg)) return undefined;
-    const base = values[k];
-    const s = composeView(base.type.dims, steps.slice(0, k).reverse());
-    if (s) return { base, ...s, nodes: chain.reverse() };
-  }
-  return undefined;
+  const r = longestComposable(nodes, values, steps, vg);
+  return r && { base: values[r.k], ...r.strides, nodes: nodes.slice(0, r.k).reverse() };
 }
 
 /** Where an op writes its output directly: `target`'s storage, at strides, instead of its own. */
@@ -325,14 +337,8 @@ export function outputView(v: Value, vg: ViewGraph): OutputView | undefined {
     cur = u.outputs[0];
     values.push(cur);
   }
-  for (let k = nodes.length; k >= 1; k--) {
-    const chain = nodes.slice(0, k);
-    if (!savesCopies(chain, vg)) return undefined;
-    const target = values[k];
-    const s = composeView(target.type.dims, inverses.slice(0, k).reverse());
-    if (s) return { target, ...s, nodes: chain };
-  }
-  return undefined;
+  const r = longestComposable(nodes, values, inverses, vg);
+  return r && { target: values[r.k], ...r.strides, nodes: nodes.slice(0, r.k) };
 }
 
 /**
