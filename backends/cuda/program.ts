@@ -8,7 +8,8 @@ import { tensorType } from "../../compiler/ir/types.js";
 import { fromDevice, toDevice } from "../../compiler/kir/run.js";
 import { type Program, type ProgramBuffer, type Step, stepEnv } from "../../compiler/kir/program.js";
 import type { DType } from "../../compiler/ir/dtype.js";
-import { manifestBuffers } from "../../runtime/artifact.js";
+import { manifestBuffers, unboundSymbolError } from "../../runtime/artifact.js";
+import { kernelSymbols } from "../../compiler/kir/builder.js";
 import { serializeSafetensors } from "../../runtime/safetensors.js";
 import type { Target } from "../../compiler/kir/types.js";
 import type { CudaEmulator, EmuBuffer, ThreadOrder } from "./cpu.js";
@@ -102,6 +103,8 @@ export function compileCudaProgram(
 ): CudaArtifact {
   const views = offsetViewError(program.name, offsetViews(program.buffers));
   if (views) throw new CudaRenderError(views);
+  const unbound = programUnboundSymbol(program);
+  if (unbound) throw new CudaRenderError(unbound);
   const bad = programBindingMismatches(program);
   if (bad.length > 0)
     throw new CudaRenderError(
@@ -147,6 +150,14 @@ export function compileCudaProgram(
   return { dir: outDir, cu, fatbin, manifest, weights, kernels: mod.kernels, resources, nvccSeconds };
 }
 
+/** `unboundSymbolError` over the program's own kernels (the CUDA paths take a Program, not a CompiledProgram). */
+function programUnboundSymbol(program: Program): string | undefined {
+  return unboundSymbolError(
+    program,
+    program.kernels.map((k) => ({ name: k.name, symbols: kernelSymbols(k) })),
+  );
+}
+
 /**
  * Steps whose kernel parameter type differs from the storage of the buffer passed to it: on a
  * device the kernel would read or write elements of the wrong width. Empty when all agree.
@@ -180,6 +191,8 @@ export function emulateProgram(
 ): Map<string, Tensor> {
   const views = offsetViewError(program.name, offsetViews(program.buffers));
   if (views) throw new RunError(views);
+  const unbound = programUnboundSymbol(program);
+  if (unbound) throw new RunError(unbound);
   const sig = new Graph(program.name);
   for (const s of program.symbols) sig.declareSymbol(s);
   for (const id of program.inputs) {

@@ -2,9 +2,17 @@
  * Every symbol a kernel reads must be bound by the program's symbols or the step's `bind`:
  * compileProgram, loadProgramArtifact and the runners refuse a program that leaves one unbound
  * (a runner would otherwise pass an undefined uniform, i.e. 0), naming the step and the kernel.
+ * The CUDA paths (artifact build and the CPU emulator) check the same before any work.
  */
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { RunError } from "../../backends/cpu/interpreter.js";
+import type { CudaEmulator } from "../../backends/cuda/cpu.js";
+import { compileCudaProgram, emulateProgram } from "../../backends/cuda/program.js";
+import { CudaRenderError } from "../../backends/cuda/render.js";
 import { renderWgsl } from "../../backends/wgsl/render.js";
 import { GraphBuilder } from "../../compiler/builder.js";
 import { sym } from "../../compiler/ir/sym.js";
@@ -76,5 +84,28 @@ describe("unbound kernel symbols", () => {
     });
     const out = await (await rt.load(cp)).run(new Map([["x", makeTensor("f32", [1, 4], [-1, 2, -3, 4])]]));
     assert.deepEqual(Array.from([...out.values()][0].data), [0, 2, 0, 4]);
+  });
+
+  it("the CUDA artifact build and the CUDA emulator refuse it before any work", () => {
+    const p = { ...reluProgram(), symbols: [] };
+    const dir = mkdtempSync(join(tmpdir(), "tokr-unbound-"));
+    try {
+      assert.throws(
+        () => compileCudaProgram(p, join(dir, "out"), { nvcc: false }),
+        (e: Error) => e instanceof CudaRenderError && UNBOUND.test(e.message),
+      );
+      assert.equal(existsSync(join(dir, "out")), false, "nothing written for a refused program");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The emulator is never reached: the check runs before buffers are built or kernels launched.
+    const emu = {
+      run: () => assert.fail("the emulator ran a program with an unbound symbol"),
+    } as unknown as CudaEmulator;
+    const x = makeTensor("f32", [1, 4], [-1, 2, -3, 4]);
+    assert.throws(
+      () => emulateProgram(emu, p, new Map([["x", x]])),
+      (e: Error) => e instanceof RunError && UNBOUND.test(e.message),
+    );
   });
 });
