@@ -13,6 +13,7 @@ import {
   ge,
   gt,
   i32,
+  le,
   lit,
   lt,
   max,
@@ -46,6 +47,10 @@ const WG = 64;
 /** tokens.merge match: A tokens per invocation and B tokens per step (register blocking). */
 const MATCH_A = 4;
 const MATCH_B = 4;
+/** Per-example serial launches: small workgroups, so a batch spreads over the cores. */
+const PLAN_WG = 8;
+/** Merge/prune gathers: channels per invocation. */
+const GATHER_C = 4;
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const not = (e: Expr): Expr => unary("not", e);
@@ -87,9 +92,15 @@ class Io {
   }
 }
 
-function launch(ctx: LowerCtx, suffix: string, total: Dim, setup: (io: Io) => (i: Expr) => void): Launch {
+function launch(
+  ctx: LowerCtx,
+  suffix: string,
+  total: Dim,
+  setup: (io: Io) => (i: Expr) => void,
+  wg = WG,
+): Launch {
   let io: Io | undefined;
-  const kernel = elementwiseKernel(`${ctx.name}_${suffix}`, total, WG, (kb) => {
+  const kernel = elementwiseKernel(`${ctx.name}_${suffix}`, total, wg, (kb) => {
     io = new Io(kb, ctx);
     return setup(io);
   });
@@ -127,10 +138,12 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
   const pf = ctx.attr<number>("protect_first");
   const threshold = ctx.optAttr<number>("threshold");
   const adaptive = threshold !== undefined;
-  const limit = adaptive ? ctx.attr<Dim>("capacity") : ctx.attr<Dim>("keep");
-  const lim = dimExpr(limit);
   const y = ctx.outputs[0];
   const rows = y.dims[1];
+  // Static keep is read from the dims (y's rows), so prunes keeping different counts share
+  // generic kernels.
+  const limit = adaptive ? ctx.attr<Dim>("capacity") : dimSub(rows, fuse ? 1 : 0);
+  const lim = dimExpr(limit);
   const n = dimExpr(N);
   const keptS = scratch("kept", "i32", dimMul(B, N));
   const srcS = scratch("src", "i32", dimMul(B, limit));
@@ -193,19 +206,27 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     };
   });
 
-  const slots = launch(ctx, "slots", dimMul(B, N), (io) => {
-    const kept = io.scratch(keptS, "read");
-    const src = io.scratch(srcS, "read_write");
-    const kb = io.kb;
-    return (flat) => {
-      const [b, j] = unravel(kb, flat, [B, N]);
-      kb.if(ne(kb.load(kept, flat), 0), () => {
+  // One invocation per example lists its kept tokens in order (a serial O(N) walk).
+  const slots = launch(
+    ctx,
+    "slots",
+    B,
+    (io) => {
+      const kept = io.scratch(keptS, "read");
+      const src = io.scratch(srcS, "read_write");
+      const kb = io.kb;
+      return (b) => {
         const r = kb.var("slot", i32(0));
-        kb.for("i", 0, j, (i) => kb.set(r, add(r, kb.load(kept, iadd(imul(b, n), i)))));
-        kb.store(src, iadd(imul(b, lim), r), j);
-      });
-    };
-  });
+        kb.for("j", 0, n, (j) =>
+          kb.if(ne(kb.load(kept, iadd(imul(b, n), j)), 0), () => {
+            kb.store(src, iadd(imul(b, lim), r), j);
+            kb.set(r, add(r, 1));
+          }),
+        );
+      };
+    },
+    PLAN_WG,
+  );
 
   const idx = ctx.outputs.length >= 2 ? ctx.outputs[1] : null;
   const w = idx ? idx.dims[1] : 0;
@@ -218,7 +239,9 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     return typeof N === "number" && N > 0 ? c : select(gt(n, 0), c, i32(0));
   };
 
-  const gather = launch(ctx, "gather", dimMul(B, rows, C), (io) => {
+  // GATHER_C channels per invocation share the row's bookkeeping (and the fused row's weights).
+  const nc = ceildiv(C, GATHER_C);
+  const gather = launch(ctx, "gather", dimMul(B, rows, nc), (io) => {
     const xb = io.input(0);
     const sb = fuse ? io.input(1) : null;
     const kept = fuse ? io.scratch(keptS, "read") : null;
@@ -229,28 +252,33 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
     const c_ = dimExpr(C);
     const nl = fuse || !adaptive ? nLive(io) : () => n;
     return (flat) => {
-      const [b, r, c] = unravel(kb, flat, [B, rows, C]);
+      const [b, r, g] = unravel(kb, flat, [B, rows, nc]);
       const nlb = nl(b);
       const count = kb.let(
         "count",
         countOf(io, b, () => nlb),
       );
-      const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype);
+      const c0 = kb.let("c0", imul(g, i32(GATHER_C)));
+      const c1 = typeof C === "number" && C % GATHER_C === 0 ? add(c0, GATHER_C) : min(add(c0, GATHER_C), c_);
+      const yRow = kb.let("y_row", imul(iadd(imul(b, dimExpr(rows)), r), c_));
+      const eachC = (f: (c: Expr, at: Expr) => void): void => kb.for("c", c0, c1, (c) => f(c, iadd(yRow, c)));
+      const xAt = (j: Expr, c: Expr): Expr => io.read(xb, iadd(imul(iadd(imul(b, n), j), c_), c), x.dtype);
       const live = kb.let("live", lt(r, count));
       const j = kb.let(
         "j",
         select(live, kb.load(src, iadd(imul(b, lim), max(min(r, sub(lim, 1)), 0))), i32(-1)),
       );
       if (ib && idx)
-        kb.if(and(eq(c, 0), lt(r, dimExpr(w))), () =>
+        kb.if(and(eq(g, 0), lt(r, dimExpr(w))), () =>
           io.write(ib, iadd(imul(b, dimExpr(w)), r), j, idx.dtype),
         );
+      const zeros = (): void => eachC((_c, at) => io.write(yb, at, f32(0), y.dtype));
       kb.if(
         live,
-        () => io.write(yb, flat, xAt(j), y.dtype),
+        () => eachC((c, at) => io.write(yb, at, xAt(j, c), y.dtype)),
         () => {
           if (!(fuse && sb && kept)) {
-            io.write(yb, flat, i32(0), y.dtype);
+            eachC((_c, at) => io.write(yb, at, i32(0), y.dtype));
             return;
           }
           const fused = (): void => {
@@ -265,16 +293,18 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
                 kb.set(nd, add(nd, 1));
               }),
             );
-            const acc = kb.var("acc", f32(0));
-            kb.for("t", 0, nlb, (t) =>
-              kb.if(dropped(t), () => {
-                const wt = select(ne(wsum, f32(0)), fdiv(s(t), wsum), fdiv(f32(1), toF(nd)));
-                kb.set(acc, add(acc, mul(wt, toF(xAt(t)))));
-              }),
-            );
-            io.write(yb, flat, acc, y.dtype);
+            eachC((c, at) => {
+              const acc = kb.var("acc", f32(0));
+              kb.for("t", 0, nlb, (t) =>
+                kb.if(dropped(t), () => {
+                  const wt = select(ne(wsum, f32(0)), fdiv(s(t), wsum), fdiv(f32(1), toF(nd)));
+                  kb.set(acc, add(acc, mul(wt, toF(xAt(t, c)))));
+                }),
+              );
+              io.write(yb, at, acc, y.dtype);
+            });
           };
-          kb.if(eq(r, count), fused, () => io.write(yb, flat, f32(0), y.dtype));
+          kb.if(eq(r, count), fused, zeros);
         },
       );
     };
@@ -302,13 +332,15 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
 // ---------- tokens.merge ----------
 
 /**
- * `tokens.merge` (ToMe bipartite; MCTF multi-criteria edges), five launches: (1) per-token metric
- * norms (and the normalised importance/size terms), (2) each A token's best B match, register
- * blocked (MATCH_A x MATCH_B dot products per step), (3) the rank of each A token's best edge: the
- * r best are merged, (4) one scan per token over the A tokens: each token's output row
- * (`source`); for a surviving row its token, size and contributor run; merged A tokens listed by
- * (their b, a), (5) y rows as size-weighted means over the row's token and its contributor run
- * (loops as long as the fan-in, not r).
+ * `tokens.merge` (ToMe bipartite; MCTF multi-criteria edges), four launches: (1) per-token metric
+ * norms (MCTF: each example's importance range and largest size, from one invocation per example),
+ * (2) each A token's best B match, register blocked (MATCH_A x MATCH_B dot products per step),
+ * (3) one invocation per example plans the merge serially, O(r * |A| + N): the r best edges (by
+ * r passes each taking the next best), contributor runs by a counting sort of the merged A tokens
+ * by (their b, a), then one walk over the tokens gives each its output row (`source`) and each
+ * surviving row its token, size and run, (4) y rows as size-weighted means over the row's token
+ * and its run, GATHER_C channels per invocation (loops as long as the fan-in, not r).
+ * r is read from the dims (N - output rows), so merges with different r share generic kernels.
  */
 export function lowerMerge(ctx: LowerCtx): Lowering {
   const x = ctx.inputs[0];
@@ -318,23 +350,25 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
   const importance = ctx.inputs[3] ?? null;
   const [B, N, C] = x.dims;
   const Cm = metric.dims[2];
-  const r = ctx.attr<number>("r");
   const pf = ctx.attr<number>("protect_first");
   const mc = ctx.attr<MergeMethod>("method") === "multi_criteria";
+  const y = ctx.outputs[0];
+  const M = y.dims[1];
+  const rD = dimSub(N, M);
   const U = dimSub(N, pf);
   const nA = ceildiv(U, 2);
   const nB = floordiv(U, 2);
-  const M = dimSub(N, r);
   const n = dimExpr(N);
-  const y = ctx.outputs[0];
+  const r_ = dimExpr(rD);
   const normS = scratch("norm", "f32", dimMul(B, N));
-  const infoS = scratch("info", "f32", dimMul(B, N));
-  const relS = scratch("rel", "f32", dimMul(B, N));
+  // Per example: lowest and highest importance, largest size (MCTF).
+  const extS = scratch("extrema", "f32", dimMul(B, 3));
   const bestS = scratch("best", "i32", dimMul(B, nA));
   const simS = scratch("best_sim", "f32", dimMul(B, nA));
-  const mergedS = scratch("merged", "i32", dimMul(B, nA));
+  const bcntS = scratch("b_count", "i32", dimMul(B, nB));
+  const bnextS = scratch("b_next", "i32", dimMul(B, nB));
   // Merged A tokens sorted by (their b, a); per output row: [start in that list, count].
-  const listS = scratch("merged_list", "i32", B === 0 ? 1 : dimMul(B, r));
+  const listS = scratch("merged_list", "i32", B === 0 ? 1 : dimMul(B, rD));
   const srcS = scratch("row_token", "i32", dimMul(B, M));
   const sizeS = scratch("row_size", "f32", dimMul(B, M));
   const metaS = scratch("row_meta", "i32", dimMul(B, M, 2));
@@ -349,39 +383,36 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
     const sb = mc && size ? io.input(2) : null;
     const ib = mc && importance ? io.input(3) : null;
     const nb = io.scratch(normS, "read_write");
-    const info = mc ? io.scratch(infoS, "read_write") : null;
-    const rel = mc ? io.scratch(relS, "read_write") : null;
+    const ext = mc ? io.scratch(extS, "read_write") : null;
     const kb = io.kb;
     return (flat) => {
-      const [b] = unravel(kb, flat, [B, N]);
+      const [b, j0] = unravel(kb, flat, [B, N]);
       const acc = kb.var("acc", f32(0));
       kb.for("c", 0, dimExpr(Cm), (c) => {
         const v = kb.let("v", io.read(mb, iadd(imul(flat, dimExpr(Cm)), c), metric.dtype));
         kb.set(acc, add(acc, mul(v, v)));
       });
       kb.store(nb, flat, unary("sqrt", acc));
-      if (!(info && rel)) return;
-      // Importance min-max normalised and size / max size, over the example's unprotected tokens.
-      const lo = kb.var("lo", lit(Infinity, "f32"));
-      const hi = kb.var("hi", NEG_INF());
-      const top = kb.var("top", NEG_INF());
-      kb.for("j", pf, n, (j) => {
-        if (ib && importance) {
-          const v = kb.let("imp", io.read(ib, tok(b, j), importance.dtype));
-          kb.if(eq(v, v), () => {
-            kb.set(lo, min(lo, v));
-            kb.set(hi, max(hi, v));
-          });
-        }
-        kb.set(top, max(top, szOf(io, sb, b, j)));
+      if (!ext) return;
+      // Importance range and largest size over the example's unprotected tokens, once per example.
+      kb.if(eq(j0, 0), () => {
+        const lo = kb.var("lo", lit(Infinity, "f32"));
+        const hi = kb.var("hi", NEG_INF());
+        const top = kb.var("top", NEG_INF());
+        kb.for("j", pf, n, (j) => {
+          if (ib && importance) {
+            const v = kb.let("imp", io.read(ib, tok(b, j), importance.dtype));
+            kb.if(eq(v, v), () => {
+              kb.set(lo, min(lo, v));
+              kb.set(hi, max(hi, v));
+            });
+          }
+          kb.set(top, max(top, szOf(io, sb, b, j)));
+        });
+        kb.store(ext, imul(b, i32(3)), lo);
+        kb.store(ext, iadd(imul(b, i32(3)), i32(1)), hi);
+        kb.store(ext, iadd(imul(b, i32(3)), i32(2)), top);
       });
-      if (ib && importance) {
-        const v = kb.let("imp_self", io.read(ib, flat, importance.dtype));
-        // NaN stays NaN (select keeps the loaded value); constant importance gives 0.
-        kb.store(info, flat, select(ne(v, v), v, select(gt(hi, lo), div(sub(v, lo), sub(hi, lo)), f32(0))));
-      } else kb.store(info, flat, f32(0));
-      const own = sb ? io.read(sb, flat, "f32") : f32(1);
-      kb.store(rel, flat, select(gt(top, f32(0)), div(own, top), f32(0)));
     };
   });
 
@@ -396,18 +427,40 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
   const gA = ceildiv(nA, MATCH_A);
   const match = launch(ctx, "match", dimMul(B, gA), (io) => {
     const mb = io.input(1);
+    const sb = mc && size ? io.input(2) : null;
+    const ib = mc && importance ? io.input(3) : null;
     const nb = io.scratch(normS, "read");
-    const info = mc ? io.scratch(infoS, "read") : null;
-    const rel = mc ? io.scratch(relS, "read") : null;
+    const ext = mc ? io.scratch(extS, "read") : null;
     const best = io.scratch(bestS, "read_write");
     const sim = io.scratch(simS, "read_write");
     const kb = io.kb;
     return (flat) => {
       const [b, g] = unravel(kb, flat, [B, gA]);
+      // MCTF terms of token t: importance min-max normalised (NaN stays NaN, constant gives 0) and
+      // size / largest size, as the norms launch's extrema give them.
+      let terms: ((t: Expr, s: string) => [Expr, Expr]) | undefined;
+      if (ext) {
+        const lo = kb.let("lo", kb.load(ext, imul(b, i32(3))));
+        const hi = kb.let("hi", kb.load(ext, iadd(imul(b, i32(3)), i32(1))));
+        const top = kb.let("top", kb.load(ext, iadd(imul(b, i32(3)), i32(2))));
+        terms = (t, s) => {
+          let info: Expr = f32(0);
+          if (ib && importance) {
+            const v = kb.let(`imp${s}`, io.read(ib, t, importance.dtype));
+            info = select(ne(v, v), v, select(gt(hi, lo), div(sub(v, lo), sub(hi, lo)), f32(0)));
+          }
+          const own = sb ? io.read(sb, t, "f32") : f32(1);
+          return [
+            kb.let(`info${s}`, info),
+            kb.let(`rel${s}`, select(gt(top, f32(0)), div(own, top), f32(0))),
+          ];
+        };
+      }
       const ai = range(MATCH_A).map((i) => kb.let(`a${i}`, iadd(imul(g, MATCH_A), i32(i))));
       // Tail A slots compute on the last A token and store nothing.
       const ta = ai.map((a, i) => kb.let(`ta${i}`, tok(b, aPos(min(a, sub(na_, 1))))));
       const na = ta.map((t, i) => kb.let(`na${i}`, kb.load(nb, t)));
+      const ta2 = terms ? ta.map((t, i) => terms(t, `a${i}`)) : [];
       const bi = ai.map((_, i) => kb.var(`bi${i}`, i32(0)));
       const bs = ai.map((_, i) => kb.var(`bs${i}`, NEG_INF()));
       kb.for(
@@ -429,16 +482,21 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
           for (const [j, k] of ks.entries()) {
             const nbk = kb.let(`nb${j}`, kb.load(nb, tb[j]));
             const inRange = kb.let(`in${j}`, lt(k, nb_));
+            const tbj = terms ? terms(tb[j], `b${j}`) : undefined;
             for (const [i, row] of dots.entries()) {
               const cos = kb.let(
                 `cos${i}`,
                 select(or(eq(na[i], f32(0)), eq(nbk, f32(0))), f32(0), div(row[j], mul(na[i], nbk))),
               );
               let e = cos;
-              if (info && rel) {
-                const half = (buf: string): Expr =>
-                  mul(add(kb.load(buf, ta[i]), kb.load(buf, tb[j])), f32(0.5));
-                e = sub(sub(mul(f32(wSim), cos), mul(f32(wInfo), half(info))), mul(f32(wSize), half(rel)));
+              if (tbj) {
+                const [infoA, relA] = ta2[i];
+                const [infoB, relB] = tbj;
+                const half = (p: Expr, q: Expr): Expr => mul(add(p, q), f32(0.5));
+                e = sub(
+                  sub(mul(f32(wSim), cos), mul(f32(wInfo), half(infoA, infoB))),
+                  mul(f32(wSize), half(relA, relB)),
+                );
               }
               const s = kb.let(`s${i}`, rankScore(kb.let(`e${i}`, e)));
               const better = kb.let(`better${i}`, and(inRange, gt(s, bs[i])));
@@ -458,88 +516,116 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
     };
   });
 
-  const choose = launch(ctx, "choose", dimMul(B, nA), (io) => {
-    const sim = io.scratch(simS, "read");
-    const merged = io.scratch(mergedS, "read_write");
-    const kb = io.kb;
-    return (flat) => {
-      const [b, a] = unravel(kb, flat, [B, nA]);
-      const sa = kb.let("sa", kb.load(sim, flat));
-      const rank = kb.var("rank", i32(0));
-      kb.for("o", 0, na_, (o) => {
-        const so = kb.load(sim, iadd(imul(b, na_), o));
-        kb.set(rank, add(rank, select(or(gt(so, sa), and(eq(so, sa), lt(o, a))), i32(1), i32(0))));
-      });
-      kb.store(merged, flat, select(lt(rank, r), i32(1), i32(0)));
-    };
-  });
-
-  // One scan over the example's A tokens gives each token its row and each surviving B token its
-  // contributors: the merged A tokens listed by (their b, a), so a row's are a contiguous run.
   const wantSource = ctx.outputs.length >= 3;
   const m_ = dimExpr(M);
-  const rowsL = launch(ctx, "rows", dimMul(B, N), (io) => {
-    const sb = size ? io.input(2) : null;
-    const best = io.scratch(bestS, "read");
-    const merged = io.scratch(mergedS, "read");
-    const list = io.scratch(listS, "read_write");
-    const rowTok = io.scratch(srcS, "read_write");
-    const rowSize = io.scratch(sizeS, "read_write");
-    const meta = io.scratch(metaS, "read_write");
-    const so = wantSource ? io.output(2) : null;
-    const zo = ctx.outputs.length >= 2 ? io.output(1) : null;
-    const kb = io.kb;
-    return (flat) => {
-      const [b, j] = unravel(kb, flat, [B, N]);
-      const u = kb.let("u", sub(j, pf));
-      const odd = kb.let("odd", eq(mod(max(u, 0), 2), 1));
-      const isA = kb.let("is_a", and(ge(u, 0), not(odd)));
-      const a = kb.let("a", min(div(max(u, 0), 2), sub(na_, 1)));
-      const viaB = kb.var("via_b", lit(0, "bool"));
-      const key = kb.var("key", i32(-1));
-      kb.if(isA, () => {
-        kb.set(viaB, ne(kb.load(merged, iadd(imul(b, na_), a)), 0));
-        kb.if(viaB, () => kb.set(key, kb.load(best, iadd(imul(b, na_), a))));
-      });
-      // A B token's contributors have key = its index; a merged A token sorts after equal keys below it.
-      kb.if(and(ge(u, 0), odd), () => kb.set(key, div(u, 2)));
-      const lim = kb.let("lim", select(viaB, a, i32(0)));
-      const target = kb.let("target", select(viaB, bPos(key), j));
-      const before = kb.var("before", i32(0));
-      const pre = kb.var("pre", i32(0));
-      const cnt = kb.var("cnt", i32(0));
-      const total = kb.var("total", szOf(io, sb, b, j));
-      kb.for("o", 0, na_, (o) => {
-        const at = kb.let("at", iadd(imul(b, na_), o));
-        kb.if(ne(kb.load(merged, at), 0), () => {
-          const be = kb.let("be", kb.load(best, at));
-          const t = kb.let("t", aPos(o));
-          kb.set(before, add(before, select(lt(t, target), i32(1), i32(0))));
-          kb.set(pre, add(pre, select(or(lt(be, key), and(eq(be, key), lt(o, lim))), i32(1), i32(0))));
-          kb.if(and(not(viaB), eq(be, key)), () => {
-            kb.set(cnt, add(cnt, 1));
-            kb.set(total, add(total, szOf(io, sb, b, t)));
+  const plan = launch(
+    ctx,
+    "plan",
+    B,
+    (io) => {
+      const sb = size ? io.input(2) : null;
+      const best = io.scratch(bestS, "read");
+      const sim = io.scratch(simS, "read");
+      const bcnt = io.scratch(bcntS, "read_write");
+      const bnext = io.scratch(bnextS, "read_write");
+      const list = io.scratch(listS, "read_write");
+      const rowTok = io.scratch(srcS, "read_write");
+      const rowSize = io.scratch(sizeS, "read_write");
+      const meta = io.scratch(metaS, "read_write");
+      const so = wantSource ? io.output(2) : null;
+      const zo = ctx.outputs.length >= 2 ? io.output(1) : null;
+      const kb = io.kb;
+      return (b) => {
+        const A = (a: Expr): Expr => iadd(imul(b, na_), a);
+        const K = (k: Expr): Expr => iadd(imul(b, nb_), k);
+        // The r-th best edge (ps, pa): r passes, each taking the best edge ranked after the last
+        // (descending similarity, ties to the lower a). pa = -1: none taken yet.
+        const ps = kb.var("ps", NEG_INF());
+        const pa = kb.var("pa", i32(-1));
+        kb.for("t", 0, r_, () => {
+          const cs = kb.var("cs", NEG_INF());
+          const ca = kb.var("ca", i32(-1));
+          kb.for("o", 0, na_, (o) => {
+            const so_ = kb.let("so", kb.load(sim, A(o)));
+            const after = or(lt(pa, 0), or(lt(so_, ps), and(eq(so_, ps), gt(o, pa))));
+            const better = kb.let("better", and(after, or(lt(ca, 0), gt(so_, cs))));
+            kb.set(cs, select(better, so_, cs));
+            kb.set(ca, select(better, o, ca));
+          });
+          kb.set(ps, cs);
+          kb.set(pa, ca);
+        });
+        const mergedAt = (a: Expr): Expr => {
+          const sa = kb.let("sa", kb.load(sim, A(a)));
+          return kb.let("merged", and(ge(pa, 0), or(gt(sa, ps), and(eq(sa, ps), le(a, pa)))));
+        };
+        // Counting sort of the merged A tokens by (their b, a): runs [next - count, next) per b.
+        kb.for("k", 0, nb_, (k) => kb.store(bcnt, K(k), i32(0)));
+        kb.for("a", 0, na_, (a) =>
+          kb.if(mergedAt(a), () => {
+            const at = kb.let("at", K(kb.load(best, A(a))));
+            kb.store(bcnt, at, add(kb.load(bcnt, at), 1));
+          }),
+        );
+        const run = kb.var("run", i32(0));
+        kb.for("k", 0, nb_, (k) => {
+          kb.store(bnext, K(k), run);
+          kb.set(run, add(run, kb.load(bcnt, K(k))));
+        });
+        kb.for("a", 0, na_, (a) =>
+          kb.if(mergedAt(a), () => {
+            const at = kb.let("at", K(kb.load(best, A(a))));
+            const q = kb.let("q", kb.load(bnext, at));
+            kb.store(list, iadd(imul(b, r_), q), a);
+            kb.store(bnext, at, add(q, 1));
+          }),
+        );
+        // Survivors in original order; a B token's row is kept in b_next for its merged A tokens.
+        const next = kb.var("next", i32(0));
+        kb.for("j", 0, n, (j) => {
+          const u = kb.let("u", sub(j, pf));
+          const odd = kb.let("odd", eq(mod(max(u, 0), 2), 1));
+          const isA = kb.let("is_a", and(ge(u, 0), not(odd)));
+          const gone = kb.var("gone", lit(0, "bool"));
+          kb.if(isA, () => kb.set(gone, mergedAt(div(u, 2))));
+          kb.if(not(gone), () => {
+            const row = kb.let("row", next);
+            kb.set(next, add(next, 1));
+            const at = kb.let("row_at", iadd(imul(b, m_), row));
+            const total = kb.var("total", szOf(io, sb, b, j));
+            const start = kb.var("start", i32(0));
+            const cnt = kb.var("cnt", i32(0));
+            kb.if(and(ge(u, 0), odd), () => {
+              const kAt = kb.let("k_at", K(div(u, 2)));
+              kb.set(cnt, kb.load(bcnt, kAt));
+              kb.set(start, sub(kb.load(bnext, kAt), cnt));
+              kb.for("q", start, add(start, cnt), (q) =>
+                kb.set(total, add(total, szOf(io, sb, b, aPos(kb.load(list, iadd(imul(b, r_), q)))))),
+              );
+              kb.store(bnext, kAt, row);
+            });
+            kb.store(rowTok, at, j);
+            kb.store(rowSize, at, total);
+            kb.store(meta, imul(at, i32(2)), start);
+            kb.store(meta, iadd(imul(at, i32(2)), i32(1)), cnt);
+            if (zo) io.write(zo, at, total, "f32");
+            if (so) io.write(so, tok(b, j), row, "i32");
           });
         });
-      });
-      const row = kb.let("row", sub(target, before));
-      kb.if(
-        viaB,
-        () => kb.store(list, iadd(imul(b, r), pre), a),
-        () => {
-          const at = kb.let("row_at", iadd(imul(b, m_), row));
-          kb.store(rowTok, at, j);
-          kb.store(rowSize, at, total);
-          kb.store(meta, imul(at, i32(2)), pre);
-          kb.store(meta, iadd(imul(at, i32(2)), i32(1)), cnt);
-          if (zo) io.write(zo, at, total, "f32");
-        },
-      );
-      if (so) io.write(so, flat, row, "i32");
-    };
-  });
+        if (so)
+          kb.for("a", 0, na_, (a) =>
+            kb.if(mergedAt(a), () =>
+              io.write(so, tok(b, aPos(a)), kb.load(bnext, K(kb.load(best, A(a)))), "i32"),
+            ),
+          );
+      };
+    },
+    PLAN_WG,
+  );
 
-  const gather = launch(ctx, "gather", dimMul(B, M, C), (io) => {
+  // GATHER_C channels per invocation share the row's bookkeeping loads.
+  const nc = ceildiv(C, GATHER_C);
+  const gather = launch(ctx, "gather", dimMul(B, M, nc), (io) => {
     const xb = io.input(0);
     const sb = size ? io.input(2) : null;
     const rowTok = io.scratch(srcS, "read");
@@ -550,33 +636,38 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
     const kb = io.kb;
     const c_ = dimExpr(C);
     return (flat) => {
-      const [b, o, c] = unravel(kb, flat, [B, M, C]);
+      const [b, o, g] = unravel(kb, flat, [B, M, nc]);
       const row = kb.let("row", iadd(imul(b, m_), o));
       const j0 = kb.let("j0", kb.load(rowTok, row));
-      const xAt = (j: Expr): Expr => io.read(xb, iadd(imul(tok(b, j), c_), c), x.dtype);
-      const x0 = kb.let("x0", xAt(j0));
+      const c0 = kb.let("c0", imul(g, i32(GATHER_C)));
+      const c1 = typeof C === "number" && C % GATHER_C === 0 ? add(c0, GATHER_C) : min(add(c0, GATHER_C), c_);
+      const xAt = (j: Expr, c: Expr): Expr => io.read(xb, iadd(imul(tok(b, j), c_), c), x.dtype);
+      const yAt = (c: Expr): Expr => iadd(imul(row, c_), c);
       const cnt = kb.let("cnt", kb.load(meta, iadd(imul(row, i32(2)), i32(1))));
       kb.if(
         eq(cnt, 0),
         // A row with one source is copied exactly.
-        () => io.write(yb, flat, x0, y.dtype),
+        () => kb.for("c", c0, c1, (c) => io.write(yb, yAt(c), xAt(j0, c), y.dtype)),
         () => {
           const total = kb.let("total", kb.load(rowSize, row));
-          const start = kb.let("start", iadd(imul(b, i32(r)), kb.load(meta, imul(row, i32(2)))));
-          const acc = kb.var("acc", mul(div(szOf(io, sb, b, j0), total), x0));
-          kb.for("q", start, add(start, cnt), (q) => {
-            const t = kb.let("t", aPos(kb.load(list, q)));
-            kb.set(acc, add(acc, mul(div(szOf(io, sb, b, t), total), xAt(t))));
+          const start = kb.let("start", iadd(imul(b, r_), kb.load(meta, imul(row, i32(2)))));
+          const w0 = kb.let("w0", div(szOf(io, sb, b, j0), total));
+          kb.for("c", c0, c1, (c) => {
+            const acc = kb.var("acc", mul(w0, xAt(j0, c)));
+            kb.for("q", start, add(start, cnt), (q) => {
+              const t = kb.let("t", aPos(kb.load(list, q)));
+              kb.set(acc, add(acc, mul(div(szOf(io, sb, b, t), total), xAt(t, c))));
+            });
+            io.write(yb, yAt(c), acc, y.dtype);
           });
-          io.write(yb, flat, acc, y.dtype);
         },
       );
     };
   });
 
   return {
-    launches: [norms, match, choose, rowsL, gather],
-    scratch: [normS, ...(mc ? [infoS, relS] : []), bestS, simS, mergedS, listS, srcS, sizeS, metaS],
+    launches: [norms, match, plan, gather],
+    scratch: [normS, ...(mc ? [extS] : []), bestS, simS, bcntS, bnextS, listS, srcS, sizeS, metaS],
   };
 }
 
