@@ -1,5 +1,13 @@
 import type { DType } from "../ir/dtype.js";
-import { type Dim, ceildiv, floordiv, max as dimMax, mul as dimMul, sub as dimSub } from "../ir/sym.js";
+import {
+  type Dim,
+  add as dimAdd,
+  ceildiv,
+  floordiv,
+  max as dimMax,
+  mul as dimMul,
+  sub as dimSub,
+} from "../ir/sym.js";
 import { type KernelBuilder, elementwiseKernel, unravel } from "../kir/builder.js";
 import {
   NEG_INF,
@@ -360,18 +368,19 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
   const nB = floordiv(U, 2);
   const n = dimExpr(N);
   const r_ = dimExpr(rD);
+  const per_ = (b: Expr): Expr => imul(b, dimExpr(dimAdd(dimMul(2, nB), rD)));
+  const listAt = (b: Expr, q: Expr): Expr => iadd(iadd(per_(b), imul(dimExpr(nB), 2)), q);
   const normS = scratch("norm", "f32", dimMul(B, N));
   // Per example: lowest and highest importance, largest size (MCTF).
   const extS = scratch("extrema", "f32", dimMul(B, 3));
   const bestS = scratch("best", "i32", dimMul(B, nA));
   const simS = scratch("best_sim", "f32", dimMul(B, nA));
-  const bcntS = scratch("b_count", "i32", dimMul(B, nB));
-  const bnextS = scratch("b_next", "i32", dimMul(B, nB));
-  // Merged A tokens sorted by (their b, a); per output row: [start in that list, count].
-  const listS = scratch("merged_list", "i32", B === 0 ? 1 : dimMul(B, rD));
-  const srcS = scratch("row_token", "i32", dimMul(B, M));
-  const sizeS = scratch("row_size", "f32", dimMul(B, M));
-  const metaS = scratch("row_meta", "i32", dimMul(B, M, 2));
+  // Per example (few buffers: targets allow 8 per kernel): per B token its contributor count
+  // and next slot, then the merged A tokens sorted by (their b, a).
+  const per = dimAdd(dimMul(2, nB), rD);
+  const workS = scratch("merge_work", "i32", dimMul(B, per));
+  // Per output row: its token, the start of its contributor run, the run's length.
+  const metaS = scratch("row_meta", "i32", dimMul(B, M, 3));
   const tok = (b: Expr, j: Expr): Expr => iadd(imul(b, n), j);
   const aPos = (a: Expr): Expr => iadd(imul(a, 2), pf);
   const bPos = (k: Expr): Expr => iadd(imul(k, 2), pf + 1);
@@ -526,18 +535,16 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
       const sb = size ? io.input(2) : null;
       const best = io.scratch(bestS, "read");
       const sim = io.scratch(simS, "read");
-      const bcnt = io.scratch(bcntS, "read_write");
-      const bnext = io.scratch(bnextS, "read_write");
-      const list = io.scratch(listS, "read_write");
-      const rowTok = io.scratch(srcS, "read_write");
-      const rowSize = io.scratch(sizeS, "read_write");
+      const work = io.scratch(workS, "read_write");
       const meta = io.scratch(metaS, "read_write");
+      const [bcnt, bnext, list] = [work, work, work];
       const so = wantSource ? io.output(2) : null;
       const zo = ctx.outputs.length >= 2 ? io.output(1) : null;
       const kb = io.kb;
       return (b) => {
         const A = (a: Expr): Expr => iadd(imul(b, na_), a);
-        const K = (k: Expr): Expr => iadd(imul(b, nb_), k);
+        const K = (k: Expr): Expr => iadd(per_(b), k);
+        const Kn = (k: Expr): Expr => iadd(iadd(per_(b), nb_), k);
         // The r-th best edge (ps, pa): r passes, each taking the best edge ranked after the last
         // (descending similarity, ties to the lower a). pa = -1: none taken yet.
         const ps = kb.var("ps", NEG_INF());
@@ -569,14 +576,14 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
         );
         const run = kb.var("run", i32(0));
         kb.for("k", 0, nb_, (k) => {
-          kb.store(bnext, K(k), run);
+          kb.store(bnext, Kn(k), run);
           kb.set(run, add(run, kb.load(bcnt, K(k))));
         });
         kb.for("a", 0, na_, (a) =>
           kb.if(mergedAt(a), () => {
-            const at = kb.let("at", K(kb.load(best, A(a))));
+            const at = kb.let("at", Kn(kb.load(best, A(a))));
             const q = kb.let("q", kb.load(bnext, at));
-            kb.store(list, iadd(imul(b, r_), q), a);
+            kb.store(list, listAt(b, q), a);
             kb.store(bnext, at, add(q, 1));
           }),
         );
@@ -596,18 +603,17 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
             const start = kb.var("start", i32(0));
             const cnt = kb.var("cnt", i32(0));
             kb.if(and(ge(u, 0), odd), () => {
-              const kAt = kb.let("k_at", K(div(u, 2)));
-              kb.set(cnt, kb.load(bcnt, kAt));
-              kb.set(start, sub(kb.load(bnext, kAt), cnt));
+              const k = kb.let("k", div(u, 2));
+              kb.set(cnt, kb.load(bcnt, K(k)));
+              kb.set(start, sub(kb.load(bnext, Kn(k)), cnt));
               kb.for("q", start, add(start, cnt), (q) =>
-                kb.set(total, add(total, szOf(io, sb, b, aPos(kb.load(list, iadd(imul(b, r_), q)))))),
+                kb.set(total, add(total, szOf(io, sb, b, aPos(kb.load(list, listAt(b, q)))))),
               );
-              kb.store(bnext, kAt, row);
+              kb.store(bnext, Kn(k), row);
             });
-            kb.store(rowTok, at, j);
-            kb.store(rowSize, at, total);
-            kb.store(meta, imul(at, i32(2)), start);
-            kb.store(meta, iadd(imul(at, i32(2)), i32(1)), cnt);
+            kb.store(meta, imul(at, i32(3)), j);
+            kb.store(meta, iadd(imul(at, i32(3)), i32(1)), start);
+            kb.store(meta, iadd(imul(at, i32(3)), i32(2)), cnt);
             if (zo) io.write(zo, at, total, "f32");
             if (so) io.write(so, tok(b, j), row, "i32");
           });
@@ -615,7 +621,7 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
         if (so)
           kb.for("a", 0, na_, (a) =>
             kb.if(mergedAt(a), () =>
-              io.write(so, tok(b, aPos(a)), kb.load(bnext, K(kb.load(best, A(a)))), "i32"),
+              io.write(so, tok(b, aPos(a)), kb.load(bnext, Kn(kb.load(best, A(a)))), "i32"),
             ),
           );
       };
@@ -628,29 +634,31 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
   const gather = launch(ctx, "gather", dimMul(B, M, nc), (io) => {
     const xb = io.input(0);
     const sb = size ? io.input(2) : null;
-    const rowTok = io.scratch(srcS, "read");
-    const rowSize = io.scratch(sizeS, "read");
     const meta = io.scratch(metaS, "read");
-    const list = io.scratch(listS, "read");
+    const list = io.scratch(workS, "read");
     const yb = io.output(0);
     const kb = io.kb;
     const c_ = dimExpr(C);
     return (flat) => {
       const [b, o, g] = unravel(kb, flat, [B, M, nc]);
       const row = kb.let("row", iadd(imul(b, m_), o));
-      const j0 = kb.let("j0", kb.load(rowTok, row));
+      const j0 = kb.let("j0", kb.load(meta, imul(row, i32(3))));
       const c0 = kb.let("c0", imul(g, i32(GATHER_C)));
       const c1 = typeof C === "number" && C % GATHER_C === 0 ? add(c0, GATHER_C) : min(add(c0, GATHER_C), c_);
       const xAt = (j: Expr, c: Expr): Expr => io.read(xb, iadd(imul(tok(b, j), c_), c), x.dtype);
       const yAt = (c: Expr): Expr => iadd(imul(row, c_), c);
-      const cnt = kb.let("cnt", kb.load(meta, iadd(imul(row, i32(2)), i32(1))));
+      const cnt = kb.let("cnt", kb.load(meta, iadd(imul(row, i32(3)), i32(2))));
       kb.if(
         eq(cnt, 0),
         // A row with one source is copied exactly.
         () => kb.for("c", c0, c1, (c) => io.write(yb, yAt(c), xAt(j0, c), y.dtype)),
         () => {
-          const total = kb.let("total", kb.load(rowSize, row));
-          const start = kb.let("start", iadd(imul(b, r_), kb.load(meta, imul(row, i32(2)))));
+          const start = kb.let("start", listAt(b, kb.load(meta, iadd(imul(row, i32(3)), i32(1)))));
+          // The row's size summed as the plan sums it (its token, then the run in order).
+          const total = kb.var("total", szOf(io, sb, b, j0));
+          kb.for("q", start, add(start, cnt), (q) =>
+            kb.set(total, add(total, szOf(io, sb, b, aPos(kb.load(list, q))))),
+          );
           const w0 = kb.let("w0", div(szOf(io, sb, b, j0), total));
           kb.for("c", c0, c1, (c) => {
             const acc = kb.var("acc", mul(w0, xAt(j0, c)));
@@ -667,7 +675,7 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
 
   return {
     launches: [norms, match, plan, gather],
-    scratch: [normS, ...(mc ? [extS] : []), bestS, simS, bcntS, bnextS, listS, srcS, sizeS, metaS],
+    scratch: [normS, ...(mc ? [extS] : []), bestS, simS, workS, metaS],
   };
 }
 
