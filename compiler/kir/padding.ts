@@ -162,9 +162,8 @@ const RULES: Readonly<Record<string, Rule>> = {
 };
 
 /**
- * Whether a value has a capacity-padded axis (a dim over a symbol with a capacity): such values
- * are masked by live counts along their own layout, so the scheduler neither folds them into
- * strided views nor shares generic kernels across them.
+ * Whether a value has a capacity-padded axis (a dim over a symbol with a capacity): the scheduler
+ * shares no generic kernels across units touching such values (their masks follow live counts).
  */
 export function capacityPadded(g: Graph): (v: Value | null | undefined) => boolean {
   const caps = new Set([...g.symbols.values()].filter((x) => x.capacity !== undefined).map((x) => x.name));

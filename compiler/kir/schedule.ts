@@ -22,7 +22,14 @@ import { capacityPadded, PaddedAxes } from "./padding.js";
 import type { Program, ProgramBuffer, Step } from "./program.js";
 import { chunkNodes, type Part, planSplit, staticSize } from "./split.js";
 import { elementBytes, type KType, type Kernel, type Lowering, type Target, storageType } from "./types.js";
-import { type OutputView, type StridedView, type ViewGraph, inputView, outputView } from "./views.js";
+import {
+  type OutputView,
+  type StridedView,
+  type ViewGraph,
+  inputView,
+  outputView,
+  rowMajorView,
+} from "./views.js";
 
 /** The graph cannot be scheduled (ops without kernels, failing lowerings); lists every problem. */
 export class ScheduleError extends Error {
@@ -116,9 +123,9 @@ interface Lowered {
 
 /** The strided views of one scheduling attempt (views.ts). */
 interface Views {
-  /** The graph as input walks see it (they stop at capacity-padded values and output targets). */
+  /** The graph as input walks see it (they stop at output targets and refused padded views). */
   readonly graph: ViewGraph;
-  /** The graph as output walks saw it (they stop at capacity-padded values only). */
+  /** The graph as output walks saw it (they stop at refused padded views only). */
   readonly outputGraph: ViewGraph;
   /** Nodes storing output 0 through strides into a later value, and how. */
   readonly outputs: ReadonlyMap<Node, OutputView>;
@@ -142,16 +149,39 @@ interface Sched {
 }
 
 /** Plans output views and the graph input walks see; `off` nodes use no views. */
-function planViews(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, off: ReadonlySet<Node>): Views {
+function planViews(
+  g: Graph,
+  defs: ReadonlyMap<Node, OpDef | undefined>,
+  off: ReadonlySet<Node>,
+  padded: PaddedAxes,
+): Views {
   const producer = new Map<Value, Node>();
   const users = new Map<Value, Node[]>();
   for (const n of g.nodes) {
     for (const o of n.outputs) producer.set(o, n);
+    // Shape reads only its input's type (its kernel binds no input): no use for output walks.
+    if (n.op === "Shape") continue;
     for (const v of n.inputs) if (v && !users.get(v)?.includes(n)) users.set(v, [...(users.get(v) ?? []), n]);
   }
   const outs = new Set(g.outputs);
-  // Capacity-padded axes are masked by live counts along their own layout: never folded.
-  const padded = capacityPadded(g);
+  // Views cross capacity-padded values (every kernel indexes them at capacity, and masks by logical
+  // position), but not a view-like node the padded-axis rules refuse: its copy kernel reports it.
+  const refused = new Map<Node, boolean>();
+  const refuses = (n: Node | undefined): boolean => {
+    if (!n || defs.get(n)?.view) return false;
+    let r = refused.get(n);
+    if (r === undefined) {
+      try {
+        padded.require(n);
+        r = false;
+      } catch {
+        r = true;
+      }
+      refused.set(n, r);
+    }
+    return r;
+  };
+  const stop = (v: Value): boolean => refuses(producer.get(v));
   let known: Map<Value, readonly Dim[]> | undefined;
   const common = {
     producer: (v: Value) => producer.get(v),
@@ -165,15 +195,15 @@ function planViews(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>, off: Re
   const targets = new Set<Value>();
   for (const n of g.nodes) {
     if (!defs.get(n)?.stridedOutput || off.has(n) || n.outputs.length === 0) continue;
-    const ov = outputView(n.outputs[0], { ...common, stop: padded });
+    const ov = outputView(n.outputs[0], { ...common, stop });
     if (!ov) continue;
     outputs.set(n, ov);
     for (const c of ov.nodes) chainOwner.set(c, n);
     targets.add(ov.target);
   }
   return {
-    graph: { ...common, stop: (v) => padded(v) || targets.has(v) },
-    outputGraph: { ...common, stop: padded },
+    graph: { ...common, stop: (v) => stop(v) || targets.has(v) },
+    outputGraph: { ...common, stop },
     outputs,
     chainOwner,
     off,
@@ -206,6 +236,7 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   if (problems.length) throw new ScheduleError(problems);
   // Capacity-padded token axes (adaptive tokens.prune): which consumers mask by the live length.
   const padded = new PaddedAxes(g);
+  if (opts.stridedViews !== false) aliasRowMajorViews(g, defs, padded);
 
   const groups = fusionGroups(g, defs, target.maxStorageBuffersPerStage);
   const epilogues = epilogueFusions(g, defs, groups, target.maxStorageBuffersPerStage);
@@ -216,7 +247,7 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   const schedule = (generic?: ReadonlyMap<number, GenericUnit>): Attempt => {
     for (;;)
       try {
-        const views = opts.stridedViews === false ? undefined : planViews(g, defs, off);
+        const views = opts.stridedViews === false ? undefined : planViews(g, defs, off, padded);
         const sched = { defs, target, padded, ...(views ? { views } : {}), ...(generic ? { generic } : {}) };
         return scheduleUnits(units, sched, g.outputs);
       } catch (e) {
@@ -237,6 +268,35 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
     ...("symbol" in batch ? { batchSymbol: batch.symbol } : { batchRefusal: batch.why }),
     ...(genericRefusals.length ? { genericRefusals } : {}),
   };
+}
+
+/**
+ * View-like nodes that keep their input's row-major layout (views.ts `rowMajorView`: a Transpose
+ * of size-1 axes...) become views: no copy kernel, their output aliases their input's storage.
+ * Those the padded-axis rules refuse keep their kernels, so that the refusal is reported.
+ */
+function aliasRowMajorViews(g: Graph, defs: Map<Node, OpDef | undefined>, padded: PaddedAxes): void {
+  const producer = new Map<Value, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  let known: Map<Value, readonly Dim[]> | undefined;
+  const vg: ViewGraph = {
+    producer: (v) => producer.get(v),
+    users: () => [],
+    def: (n) => defs.get(n),
+    known: (v) => (known ??= computeKnown(g)).get(v),
+    isOutput: () => false,
+    stop: () => false,
+  };
+  for (const n of g.nodes) {
+    const def = defs.get(n);
+    if (!def || def.view || def.pointwise || !rowMajorView(n, vg)) continue;
+    try {
+      if (padded.require(n).length) continue;
+    } catch {
+      continue;
+    }
+    defs.set(n, { ...def, view: true });
+  }
 }
 
 interface Attempt {

@@ -54,7 +54,7 @@ export interface ViewGraph {
   /** Compile-time element values of a small integer value (Slice parameters). */
   known(v: Value): readonly Dim[] | undefined;
   isOutput(v: Value): boolean;
-  /** Values the walk may not pass (capacity-padded dims, values materialised for other reasons). */
+  /** Values the walk may not pass (refused padded views, values materialised for other reasons). */
   stop(v: Value): boolean;
 }
 
@@ -244,6 +244,22 @@ export function viewStep(n: Node, vg: ViewGraph): ViewStep | undefined {
     sp[a] = step;
   }
   return { k: "slice", starts: st, steps: sp, dims: out };
+}
+
+/**
+ * Whether view-like node `n` keeps all of its input's elements in row-major order (a Transpose
+ * moving only size-1 axes, a Gather on a size-1 axis, a Slice taking everything): its output can
+ * share its input's storage like a Reshape, for every consumer.
+ */
+export function rowMajorView(n: Node, vg: ViewGraph): boolean {
+  const x = n.inputs[0];
+  const step = viewStep(n, vg);
+  const y = n.outputs[0].type.dims;
+  const v =
+    x && step && dimEquals(dimMul(1, ...x.type.dims), dimMul(1, ...y)) && composeView(x.type.dims, [step]);
+  if (!v || v.offset !== 0) return false;
+  const want = contiguousStrides(y);
+  return v.strides.every((s, a) => dimEquals(s, want[a]));
 }
 
 /** The inverse of a bijective step (node input dims `dims`), for output views. */

@@ -145,6 +145,7 @@ function defineReduce(name: string, kind: Kind, doc: string): void {
     },
     flops: (ctx) => numelDim(input(ctx, 0).dims),
     lower: (ctx) => lowerReduce(ctx, kind),
+    stridedInputs: [0],
   });
 }
 
@@ -205,30 +206,61 @@ function loweredAxes(ctx: LowerCtx): number[] {
   return only === "" ? [] : only.split(",").map(Number);
 }
 
+/** One axis of the reduction's index space: adjacent input axes of one kind, `stride` apart in storage. */
+interface AxisGroup {
+  dim: Dim;
+  readonly reduced: boolean;
+  stride: Dim;
+}
+
 /**
- * Groups of adjacent axes that are all kept or all reduced, with size-1 axes dropped: the
- * innermost group decides the plan (reduced: contiguous rows; kept: strided rows).
+ * Groups of adjacent axes that are all kept or all reduced and step over each other exactly in
+ * storage (always, row-major; a strided input may keep them apart), with size-1 axes dropped:
+ * the innermost group decides the plan (reduced: contiguous rows; kept: strided rows).
  */
-function axisGroups(dims: readonly Dim[], reduced: ReadonlySet<number>): { dim: Dim; reduced: boolean }[] {
-  const out: { dim: Dim; reduced: boolean }[] = [];
+function axisGroups(
+  dims: readonly Dim[],
+  reduced: ReadonlySet<number>,
+  strides: readonly Dim[],
+): AxisGroup[] {
+  const out: AxisGroup[] = [];
   dims.forEach((d, a) => {
     if (d === 1) return;
     const red = reduced.has(a);
     const last = out[out.length - 1];
-    if (last && last.reduced === red) last.dim = mul(last.dim, d);
-    else out.push({ dim: d, reduced: red });
+    if (last && last.reduced === red && dimEquals(last.stride, mul(d, strides[a]))) {
+      last.dim = mul(last.dim, d);
+      last.stride = strides[a];
+    } else out.push({ dim: d, reduced: red, stride: strides[a] });
   });
   return out;
 }
 
-/** One output element per row; its reduced elements are combined in f32 (floats) or i32. */
+/** Row-major strides of dims. */
+function rowMajor(dims: readonly Dim[]): Dim[] {
+  const out: Dim[] = [];
+  let s: Dim = 1;
+  for (let a = dims.length - 1; a >= 0; a--) {
+    out[a] = s;
+    s = mul(s, dims[a]);
+  }
+  return out;
+}
+
+/**
+ * One output element per row; its reduced elements are combined in f32 (floats) or i32. A
+ * strided input (`inputViews[0]`: a Transpose / Slice chain the scheduler folded) is read at
+ * its view's offset and strides instead of being materialised first.
+ */
 function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
   const x = ctx.inputs[0]!;
   const out = ctx.outputs[0];
-  const groups = axisGroups(x.dims, new Set(loweredAxes(ctx)));
+  const view = ctx.inputViews?.[0];
+  const groups = axisGroups(x.dims, new Set(loweredAxes(ctx)), view?.strides ?? rowMajor(x.dims));
   const kept = groups.filter((g) => !g.reduced);
   const red = groups.filter((g) => g.reduced);
-  const strides = foldedStrides(groups.map((g) => g.dim));
+  // Row-major keeps its folded constant strides (unchanged kernels).
+  const strides = view ? groups.map((g) => K.dimExpr(g.stride)) : foldedStrides(groups.map((g) => g.dim));
   const keptStrides = strides.filter((_, k) => !groups[k].reduced);
   const redStrides = strides.filter((_, k) => groups[k].reduced);
   const rows = mul(...kept.map((g) => g.dim));
@@ -252,18 +284,16 @@ function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
         const inner = mul(...x.dims.filter((_, a) => a > 0 && !live.reduced.has(a)));
         lenB = live.len.load(kb)(kb.let("b", K.div(r.row, K.dimExpr(inner))));
       }
-      const base = kb.let(
-        "base",
-        dot(
-          coords(
-            kb,
-            r.row,
-            kept.map((g) => g.dim),
-            "o",
-          ),
-          keptStrides,
+      const at0 = dot(
+        coords(
+          kb,
+          r.row,
+          kept.map((g) => g.dim),
+          "o",
         ),
+        keptStrides,
       );
+      const base = kb.let("base", view && view.offset !== 0 ? K.add(at0, K.dimExpr(view.offset)) : at0);
       const n = K.dimExpr(len);
       const total = r.reduce(op, acc, n, (k) => {
         const at = K.add(

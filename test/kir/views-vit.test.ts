@@ -14,6 +14,7 @@ import { importOnnxFile } from "../../compiler/onnx/import.js";
 import { PassManager } from "../../passes/manager.js";
 import "../../passes/index.js";
 import { repoRoot } from "../util/helpers.js";
+import { fmnistVit, reduce } from "../passes/reduce-fixtures.js";
 
 function stepsOf(p: Program, g: Graph, op: string): number {
   const names = new Set(g.nodes.filter((n) => n.op === op).map((n) => n.outputs[0].name));
@@ -37,5 +38,25 @@ test("fmnist ViT (ONNX import): no Slice and one Transpose dispatch, 56 steps in
     assert.equal(atts.length, 6);
     for (const s of atts) assert.equal(new Set(s.args.slice(0, 3)).size, 1);
     assert.equal(p.batchSymbol, "batch", p.batchRefusal);
+  }
+});
+
+test("fmnist ViT with token reduction: the unreduced program's one Transpose, no Slice (were 12/6 and 26/15)", () => {
+  // Merge kernels bind many buffers; the storage-buffer limit is not what this test is about.
+  const target = { ...DEFAULT_TARGET, maxStorageBuffersPerStage: 16 };
+  const policies: readonly [string, number][] = [
+    // ToMe r = 16: the metric's ReduceMean reads k strided; the size bias's Transpose aliases.
+    ["blocks[0..5]: merge(r: 16)", 6],
+    // Adaptive prune: views cross the capacity-padded values of blocks 1-5.
+    ["blocks[1..5]: prune(threshold: 0.0003, keep: 0.85, score: cls, protect: 1)", 0],
+  ];
+  for (const [rule, means] of policies) {
+    const g = fmnistVit();
+    reduce(g, rule);
+    const p = buildProgram(g, target);
+    assert.equal(stepsOf(p, g, "Transpose"), 1, rule);
+    assert.equal(stepsOf(p, g, "Slice"), 0, rule);
+    assert.equal(stepsOf(p, g, "ReduceMean"), means, rule);
+    assert.equal(stepsOf(p, g, "attention"), means ? 6 : 11, rule);
   }
 });
