@@ -44,6 +44,20 @@ function attrKey(_k: string, v: unknown): unknown {
   return v;
 }
 
+/**
+ * Attributes whose value the op's lowering reads from its dims instead (tokens.merge `r` = N - rows,
+ * a static tokens.prune `keep` = rows (- 1 with fuse)): left out of the key, so members that differ
+ * only there share a kernel. Their dims still tell the members apart.
+ */
+const DIM_DERIVED: Readonly<Record<string, (n: Node) => readonly string[]>> = {
+  "tokens.merge": () => ["r"],
+  "tokens.prune": (n) => (n.attrs.threshold === undefined ? ["keep"] : []),
+};
+
+function fromDims(n: Node, attr: string): boolean {
+  return DIM_DERIVED[n.op]?.(n).includes(attr) ?? false;
+}
+
 function shapeOf(kind: string, nodes: readonly Node[], isConstant: (v: Value) => boolean): Shape {
   const local = new Map<Value, number>();
   const values: Value[] = [];
@@ -60,7 +74,8 @@ function shapeOf(kind: string, nodes: readonly Node[], isConstant: (v: Value) =>
   for (const n of nodes) {
     const ins = n.inputs.map((v) => (v ? id(v) : "-"));
     const outs = n.outputs.map(id);
-    parts.push(`${n.op}(${ins.join(",")})->(${outs.join(",")})${JSON.stringify(n.attrs, attrKey)}`);
+    const attrs = Object.fromEntries(Object.entries(n.attrs).filter(([k]) => !fromDims(n, k)));
+    parts.push(`${n.op}(${ins.join(",")})->(${outs.join(",")})${JSON.stringify(attrs, attrKey)}`);
   }
   const dims: number[] = [];
   const at: (readonly [Value, number, number])[] = [];

@@ -213,3 +213,20 @@ test("tome-sched-48-40-16-8: merges removing 48, 40, 16 and 8 tokens share kerne
   // The three shared merges bind different token counts.
   assert.equal(new Set(generic.binds.filter((b) => b !== "{}")).size, 3);
 });
+
+test("prune-merge: prunes keeping different counts share kernels (keep read from the dims), KIR equals the reference", () => {
+  const file = join(repoRoot, "bench", "policies", "prune-merge.tokr");
+  const v = compileVariant(onnx, "prune-merge", { source: readFileSync(file, "utf8"), file });
+  const prunes = new Set(v.graph.nodes.filter((n) => n.op === "tokens.prune").map((n) => nodeName(n)));
+  assert.equal(prunes.size, 5);
+  const pruneKernels = (p: Program): number =>
+    new Set(p.steps.filter((s) => s.nodes.some((n) => prunes.has(n))).map((s) => s.kernel)).size;
+  assert.equal(pruneKernels(buildProgram(v.graph, DEFAULT_TARGET, { genericKernels: false })), 15);
+  const p = buildProgram(v.graph, DEFAULT_TARGET);
+  assert.equal(pruneKernels(p), 3);
+  const x = fmnistBatch(readIdxImages(join(ex, "t500-images-idx3-ubyte.gz")), 0, 2);
+  const feeds = new Map([[v.graph.inputs[0].name, x]]);
+  const want = runGraph(v.graph, feeds).get(v.graph.outputs[0].name)!;
+  const got = runProgramOnKir(p, feeds).get(v.graph.outputs[0].name)!;
+  assert.ok(maxAbsDiff(got.data, want.data) < 1e-3, `max diff ${maxAbsDiff(got.data, want.data)}`);
+});
