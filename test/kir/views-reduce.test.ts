@@ -15,6 +15,9 @@ import type { Program } from "../../compiler/kir/program.js";
 import { runProgramOnKir } from "../../compiler/kir/run-program.js";
 import { buildProgram, ScheduleError } from "../../compiler/kir/schedule.js";
 import { DEFAULT_TARGET, type Target } from "../../compiler/kir/types.js";
+import { rowMajorView, type ViewGraph } from "../../compiler/kir/views.js";
+import { getOp } from "../../compiler/ops/registry.js";
+import { computeKnown } from "../../compiler/infer.js";
 import "../../compiler/ops/index.js";
 import { assertClose } from "../util/helpers.js";
 import { images, reduce } from "../passes/reduce-fixtures.js";
@@ -123,15 +126,38 @@ describe("view-like nodes that keep row-major order alias their input", () => {
       );
   });
 
-  it("a Transpose that moves an axis of size > 1 is not an alias", () => {
-    const b = new GraphBuilder("real_transpose");
+  it("rowMajorView: which view-like nodes keep every element in row-major order", () => {
+    const b = new GraphBuilder("which");
     const x = b.input("x", "f32", [2, 3, 1]);
-    const t = b.op("Transpose", [b.op("Neg", [x])], { perm: [1, 0, 2] });
-    const g = b.output(b.op("ReduceSum", [b.op("Unsqueeze", [t, ints(b, [0])])], { axes: [3] }), t);
-    const p = buildProgram(g, DEFAULT_TARGET);
-    // t is a graph output: its own buffer, written by the Transpose's copy kernel.
-    assert.equal(stepsOf(p, g, "Transpose"), 1);
-    matchesReference(g, p, new Map([["x", wave([2, 3, 1], 2)]]));
+    const cases: [Value, boolean][] = [
+      [b.op("Transpose", [x], { perm: [0, 2, 1] }), true], // [2, 1, 3]: only the size-1 axis moves
+      [b.op("Transpose", [x], { perm: [2, 0, 1] }), true],
+      [b.op("Transpose", [x], { perm: [1, 0, 2] }), false], // [3, 2, 1]: 2 and 3 swap
+      [b.op("Gather", [x, b.const("i64", [], [0])], { axis: 2 }), true], // [2, 3]
+      [b.op("Gather", [x, b.const("i64", [], [1])], { axis: 0 }), false], // offset 3, a third of x
+      [b.op("Slice", [x, ints(b, [0]), ints(b, [3]), ints(b, [1])]), true], // everything
+      [b.op("Slice", [x, ints(b, [0]), ints(b, [2]), ints(b, [1])]), false], // a prefix: fewer elements
+      [b.op("Slice", [x, ints(b, [1]), ints(b, [3]), ints(b, [1])]), false],
+    ];
+    const g = b.output(...cases.map(([v]) => v));
+    const producer = new Map(g.nodes.map((n) => [n.outputs[0], n]));
+    const known = computeKnown(g);
+    const vg: ViewGraph = {
+      producer: (v) => producer.get(v),
+      users: () => [],
+      def: (n) => getOp(n.op),
+      known: (v) => known.get(v),
+      isOutput: () => false,
+      stop: () => false,
+    };
+    for (const [v, want] of cases) {
+      const n = producer.get(v)!;
+      assert.equal(
+        rowMajorView(n, vg),
+        want,
+        `${n.op} ${JSON.stringify(n.attrs)} -> ${v.type.dims.join(",")}`,
+      );
+    }
   });
 });
 
