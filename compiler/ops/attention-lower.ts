@@ -68,7 +68,11 @@ export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ["rows", "workgro
  * Query rows per workgroup of the `rows` variant (all of one (b, h)): one 8-lane SIMD row of
  * lavapipe, which measured faster than 16 lanes (more, smaller workgroups to spread over threads).
  */
-const ROWS_WG = 8;
+const ROWS_WG_DEFAULT = 8;
+
+/** Scratch of the full probabilities [B, Hq, Nq, Nk] and of query row 0's only [B, Hq, Nk]. */
+const PROBS = "probs";
+const CLS = "cls";
 
 /** Largest static key count whose scores the `rows` variant keeps in private arrays (two passes). */
 export const ROWS_MAX_PRIVATE_KEYS = 512;
@@ -158,25 +162,50 @@ export function lowerAttention(ctx: LowerCtx): Lowering {
   return attentionLowering(ctx, rows ? "rows" : "workgroup");
 }
 
+/**
+ * Knobs of the `rows` kernel, for benchmarks (bench/attention.ts) and tests; absent fields take
+ * the defaults the lowering picks.
+ */
+export interface RowsTuning {
+  /** Query rows per invocation (default `rowsPerInvocation(D, Dv)`). */
+  readonly rows?: number;
+  /** Invocations per workgroup (default `ROWS_WG`). */
+  readonly wg?: number;
+  /** One-pass online softmax even when the scores would fit the private arrays. */
+  readonly online?: boolean;
+  /**
+   * Keys per step of a one-pass softmax without private arrays or branches: the step's scores
+   * stay in registers and the running max, sum and accumulators are rescaled once per step.
+   */
+  readonly keyBlock?: number;
+}
+
 /** The lowering with an explicit variant of the main kernel. */
-export function attentionLowering(ctx: LowerCtx, variant: AttentionVariant): Lowering {
+export function attentionLowering(
+  ctx: LowerCtx,
+  variant: AttentionVariant,
+  tuning: RowsTuning = {},
+): Lowering {
   const p = attnParts(ctx);
-  const rows = dimMul(p.B, p.Hq, p.Nq);
-  const sName = "probs";
-  // The workgroup variant stages exponentials in the scratch; rows only needs it for importance.
-  const needProbs = variant === "workgroup" || p.scores !== "none";
-  const scratch: Scratch[] = needProbs ? [{ name: sName, t: "f32", size: dimMul(rows, p.Nk) }] : [];
-  const kernel = variant === "rows" ? rowsKernel(p, needProbs) : workgroupKernel(p);
+  // The workgroup variant stages exponentials in the full probability scratch; rows only needs it
+  // for colsum / graph. "cls" only keeps query row 0 of each (b, h): [B, Hq, Nk].
+  const full = variant === "workgroup" || p.scores === "colsum" || p.scores === "graph";
+  const cls = p.scores === "cls";
+  const scratch: Scratch[] = [
+    ...(full ? [{ name: PROBS, t: "f32" as const, size: dimMul(p.B, p.Hq, p.Nq, p.Nk) }] : []),
+    ...(cls ? [{ name: CLS, t: "f32" as const, size: dimMul(p.B, p.Hq, p.Nk) }] : []),
+  ];
+  const kernel = variant === "rows" ? rowsKernel(p, tuning) : workgroupKernel(p);
   const present = [0, 1, 2, 3, 4].filter((x) => ctx.inputs[x]);
   const mainArgs: Binding[] = [
     ...present.map((index) => ({ kind: "input" as const, index })),
     { kind: "output", index: 0 },
-    ...(needProbs ? [{ kind: "scratch" as const, name: sName }] : []),
+    ...scratch.map((sc) => ({ kind: "scratch" as const, name: sc.name })),
     ...liveArgs(p),
   ];
   const launches: Launch[] = [{ kernel, args: mainArgs }];
   if (p.scores !== "none") {
-    const imp = importanceLaunches(p, p.scores, sName);
+    const imp = importanceLaunches(p, p.scores, cls ? CLS : PROBS);
     launches.push(...imp.launches);
     scratch.push(...imp.scratch);
   }
@@ -277,13 +306,15 @@ function declareBufs(kb: KernelBuilder, p: AttnParts): Bufs {
  * online softmax that rescales a row when its running max grows. With importance scores, raw
  * scores also go to the scratch row and become probabilities with the final max and sum.
  */
-function rowsKernel(p: AttnParts, probs: boolean): Kernel {
+function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
   const target = p.ctx.target;
   const { D, Dv } = p;
-  const R = rowsPerInvocation(D, Dv);
+  const R = tuning.rows ?? rowsPerInvocation(D, Dv);
+  const ROWS_WG = tuning.wg ?? ROWS_WG_DEFAULT;
   const kb = new KernelBuilder(`${p.ctx.name}_attn_rows`, [ROWS_WG, 1, 1]);
   const bufs = declareBufs(kb, p);
-  const sb = probs ? kb.buffer("probs", "f32", "read_write") : null;
+  const cls = p.scores === "cls";
+  const sb = p.scores === "none" ? null : kb.buffer(cls ? CLS : PROBS, "f32", "read_write");
   const lensAt = liveLens(kb, p);
   // (b, h) come from the workgroup, so key and value addresses are the same for every lane.
   kb.setGrid([ceildiv(p.Nq, ROWS_WG * R), p.Hq, p.B]);
@@ -309,7 +340,12 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
       q: Array.from({ length: D }, (_, d) =>
         kb.let(`q${r}_${d}`, cast(loadAs(kb, bufs.q, rowElem(qv, qOff, d), p.q.dtype, target), "f32")),
       ),
-      sRow: sb ? kb.let(`s_row${r}_`, imul(row, nk)) : null,
+      // Where this row's probabilities go: its own scratch row, or only row 0 for "cls".
+      sRow:
+        !sb || (cls && r > 0)
+          ? null
+          : kb.let(`s_row${r}_`, imul(cls ? iadd(imul(b, dimExpr(p.Hq)), h) : row, nk)),
+      sKeep: cls ? and(lt(i0, nq), eq(i0, i32(0))) : null,
       m: kb.var(`m${r}_`, NEG_INF()),
       l: kb.var(`l${r}_`, f32(0)),
       acc: Array.from({ length: Dv }, (_, e) => kb.var(`acc${r}_${e}`, f32(0))),
@@ -337,7 +373,14 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   // Only valid rows write the scratch: a clamped copy would race with the row it copies.
   const keep = (rw: (typeof rows)[number], j: Expr, s: Expr): void => {
     const sRow = rw.sRow;
-    if (sb && sRow) kb.if(rw.valid, () => kb.store(sb, iadd(sRow, j), s));
+    if (sb && sRow) kb.if(rw.sKeep ?? rw.valid, () => kb.store(sb, iadd(sRow, j), s));
+  };
+  // Probability numerator of row r at key j for the final writes (set by the path taken).
+  let numer = (r: number, j: Expr): Expr => {
+    const rw = rows[r];
+    const sRow = rw.sRow;
+    if (!sb || !sRow) throw new Error("attention rows: no probability scratch row");
+    return select(eq(rw.m, NEG_INF()), f32(0), unary("exp", sub(kb.load(sb, iadd(sRow, j)), rw.m)));
   };
   // m = -inf means every key so far is disallowed: weight 0 (not exp(-inf + inf)).
   const weight = (rw: (typeof rows)[number], r: number, s: Expr): Expr => {
@@ -348,7 +391,49 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
   // Keys past the live length are padding: never visited.
   // Generic kernels (one for several static key counts) size the arrays by the largest count.
   const nkMax = typeof p.Nk === "number" ? p.Nk : p.ctx.bound?.(p.Nk);
-  if (nkMax !== undefined && nkMax <= ROWS_MAX_PRIVATE_KEYS) {
+  const KB = tuning.keyBlock;
+  if (KB !== undefined && KB > 0) {
+    // One step of n keys from j0: scores in registers, one rescale (exp(m - m')) per row.
+    const step = (j0: Expr, n: number): void => {
+      const js = Array.from({ length: n }, (_, t) => (t === 0 ? j0 : kb.let(`j${t}_`, iadd(j0, t))));
+      const kvs = js.map((j) => kRow(j));
+      const ws = rows.map((rw, r) => {
+        const ss = js.map((j, t) => {
+          const s = scoreAt(rw, r, kvs[t], j);
+          keep(rw, j, s);
+          return s;
+        });
+        const mNew = kb.let(
+          `m_new${r}_`,
+          ss.reduce<Expr>((a, s) => max(a, s), rw.m),
+        );
+        // While every key so far is disallowed (m' = -inf), exp(s - 0) = exp(-inf) = 0 and corr = 0.
+        const mSafe = kb.let(`m_safe${r}_`, select(eq(mNew, NEG_INF()), f32(0), mNew));
+        const corr = kb.let(`corr${r}_`, unary("exp", sub(rw.m, mSafe)));
+        const w = ss.map((s) => kb.let(`w${r}_`, unary("exp", sub(s, mSafe))));
+        kb.set(rw.l, add(mul(rw.l, corr), treeSum(w) ?? f32(0)));
+        kb.set(rw.m, mNew);
+        return { corr, w };
+      });
+      const vw = p.views.v;
+      const vOffs = js.map((j) =>
+        kb.let("v_off", vw ? viewRow(vw, p.v.dims, [b, g, j]) : imul(iadd(kBase, j), Dv)),
+      );
+      for (let e = 0; e < Dv; e++) {
+        const vv = vOffs.map((o, t) =>
+          kb.let(`v${t}_${e}`, cast(loadAs(kb, bufs.v, rowElem(vw, o, e), p.v.dtype, target), "f32")),
+        );
+        rows.forEach((rw, r) => {
+          const pv = treeSum(vv.map((x, t) => mul(ws[r].w[t], x))) ?? f32(0);
+          kb.set(rw.acc[e], add(mul(rw.acc[e], ws[r].corr), pv));
+        });
+      }
+    };
+    // Whole steps, then the remaining keys one at a time.
+    const full = lens.nk.k === "const" ? i32(lens.nk.v - (lens.nk.v % KB)) : imul(div(lens.nk, i32(KB)), KB);
+    kb.for("j", 0, full, (j) => step(j, KB), KB);
+    if (KB > 1) kb.for("j", full, lens.nk, (j) => step(j, 1));
+  } else if (!tuning.online && nkMax !== undefined && nkMax <= ROWS_MAX_PRIVATE_KEYS) {
     const nkStatic = nkMax;
     const sc = rows.map((_, r) => kb.array(`sc${r}_`, "f32", Math.max(1, nkStatic), "private"));
     kb.for("j", 0, lens.nk, (j) => {
@@ -356,12 +441,13 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
       rows.forEach((rw, r) => {
         const s = scoreAt(rw, r, kv, j);
         kb.store(sc[r], j, s);
-        keep(rw, j, s);
         kb.set(rw.m, max(rw.m, s));
       });
     });
     // A row with no allowed key has only -inf scores: exp(-inf - 0) = 0 with no per-key test.
     const mSafe = rows.map((rw, r) => kb.let(`m_safe${r}_`, select(eq(rw.m, NEG_INF()), f32(0), rw.m)));
+    // The scores are still in the private arrays: probabilities are written once, at the end.
+    numer = (r, j) => unary("exp", sub(kb.load(sc[r], j), mSafe[r]));
     kb.for("j", 0, lens.nk, (j) =>
       vRow(
         j,
@@ -400,12 +486,11 @@ function rowsKernel(p: AttnParts, probs: boolean): Kernel {
         kb.store(bufs.out, rowElem(ov, oOff, e), toStorage(mul(a, inv), p.out.dtype, target)),
       );
       const sRow = rw.sRow;
-      if (sb && sRow)
-        kb.for("j", 0, lens.nk, (j) => {
-          const at = iadd(sRow, j);
-          const e = select(eq(rw.m, NEG_INF()), f32(0), unary("exp", sub(kb.load(sb, at), rw.m)));
-          kb.store(sb, at, mul(e, inv));
-        });
+      const write = (): void => {
+        if (sb && sRow) kb.for("j", 0, lens.nk, (j) => kb.store(sb, iadd(sRow, j), mul(numer(r, j), inv)));
+      };
+      if (rw.sKeep) kb.if(rw.sKeep, write);
+      else write();
     });
   });
   return kb.build();
@@ -442,7 +527,8 @@ function workgroupKernel(p: AttnParts): Kernel {
   const kb = new KernelBuilder(`${ctx.name}_attn`, [WG, 1, 1]);
   const bufs = declareBufs(kb, p);
   const { q: qb, k: kbuf, v: vb, out: ob } = bufs;
-  const sb = kb.buffer("probs", "f32", "read_write");
+  const sb = kb.buffer(PROBS, "f32", "read_write");
+  const cb = p.scores === "cls" ? kb.buffer(CLS, "f32", "read_write") : null;
   const qw = kb.array("q_row", "f32", Math.max(D, 1), "workgroup");
   const red = kb.array("red", "f32", WG, "workgroup");
   const pw = kb.array("p_chunk", "f32", WG, "workgroup");
@@ -533,7 +619,11 @@ function workgroupKernel(p: AttnParts): Kernel {
       const pj = kb.var("p", f32(0));
       kb.if(inRange, () => {
         kb.set(pj, mul(kb.load(sb, iadd(sRow, j)), inv));
-        if (p.scores !== "none") kb.store(sb, iadd(sRow, j), pj);
+        if (cb) {
+          // Row 0 only (uniform per workgroup): [B, Hq, Nk].
+          const c = cb;
+          kb.if(eq(i, i32(0)), () => kb.store(c, iadd(imul(iadd(imul(b, dimExpr(Hq)), h), nk), j), pj));
+        } else if (p.scores !== "none") kb.store(sb, iadd(sRow, j), pj);
       });
       kb.store(pw, t, pj);
       kb.barrier();
@@ -593,7 +683,8 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
         const sum = (): void =>
           kb.for("h", 0, dimExpr(Hq), (h) => {
             const bh = kb.let("bh", iadd(imul(b, dimExpr(Hq)), h));
-            if (scores === "cls") kb.set(acc, add(acc, kb.load(pb, pAt(bh, i32(0), j))));
+            // "cls" reads the row-0 scratch [B, Hq, Nk]; colsum the full [B, Hq, Nq, Nk].
+            if (scores === "cls") kb.set(acc, add(acc, kb.load(pb, iadd(imul(bh, nk), j))));
             else kb.for("i", 0, lens.nq, (i) => kb.set(acc, add(acc, kb.load(pb, pAt(bh, i, j)))));
           });
         // Padding keys have no probabilities: their importance stays 0.

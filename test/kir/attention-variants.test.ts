@@ -4,7 +4,12 @@ import { lowerCtx } from "../../compiler/kir/lower.js";
 import { runLowered } from "../../compiler/kir/run.js";
 import { makeTensor } from "../../compiler/ir/tensor.js";
 import { DEFAULT_TARGET, type Lowering, type Target } from "../../compiler/kir/types.js";
-import { ATTENTION_VARIANTS, attentionLowering, lowerAttention } from "../../compiler/ops/attention-lower.js";
+import {
+  ATTENTION_VARIANTS,
+  type RowsTuning,
+  attentionLowering,
+  lowerAttention,
+} from "../../compiler/ops/attention-lower.js";
 import { randTensor } from "../backends/cases/types.js";
 import { cases } from "../backends/cases/attention.js";
 import { compare, prepare } from "../backends/cases/run.js";
@@ -13,10 +18,15 @@ import type { OpCase } from "../backends/cases/types.js";
 // Both main-kernel variants on every attention case (the shared runner only sees the default).
 const TILED: Target = { ...DEFAULT_TARGET, matmul: "tiled" };
 
-function lower(c: OpCase, target: Target, variant?: (typeof ATTENTION_VARIANTS)[number]): Lowering {
+function lower(
+  c: OpCase,
+  target: Target,
+  variant?: (typeof ATTENTION_VARIANTS)[number],
+  tuning?: RowsTuning,
+): Lowering {
   const p = prepare(c);
   const ctx = lowerCtx(p.def, "att", c.attrs ?? {}, p.inTypes, p.outTypes, target);
-  return variant ? attentionLowering(ctx, variant) : lowerAttention(ctx);
+  return variant ? attentionLowering(ctx, variant, tuning) : lowerAttention(ctx);
 }
 
 const hasBarrier = (l: Lowering): boolean => JSON.stringify(l.launches[0].kernel.body).includes('"barrier"');
@@ -34,6 +44,28 @@ for (const v of ATTENTION_VARIANTS) {
     }
   });
 }
+
+// Every code path of the rows kernel: key steps of 1 / 3 (a remainder), private-array two pass,
+// branchy online, 1 / 2 rows per invocation, 4-lane workgroups.
+const TUNINGS: readonly RowsTuning[] = [
+  { keyBlock: 1 },
+  { keyBlock: 3, rows: 2 },
+  { keyBlock: 4, rows: 1, wg: 4 },
+  { keyBlock: 0 },
+  { keyBlock: 0, online: true, rows: 2 },
+];
+
+for (const t of TUNINGS)
+  test(`attention rows ${JSON.stringify(t)}: every attention case`, () => {
+    for (const c of cases) {
+      const p = prepare(c);
+      const lowering = lower(c, DEFAULT_TARGET, "rows", t);
+      for (const order of ["forward", "reverse"] as const) {
+        const got = runLowered(lowering, c.inputs, p.outTypes, c.env ?? {}, DEFAULT_TARGET, { order });
+        assert.deepEqual(compare(c, got, p.want), [], `${c.name} (${order})`);
+      }
+    }
+  });
 
 test("attention: register targets take rows (no workgroup memory), tiled targets the workgroup kernel", () => {
   const c = cases[0];

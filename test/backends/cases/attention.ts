@@ -9,6 +9,9 @@ const r = (shape: number[], seed: number) => randTensor("f32", shape, seed);
 /** Mask [1, 1, 3, 6] whose row 1 allows no key (its output must be 0, not NaN). */
 const rowMasked = makeTensor("bool", [1, 1, 3, 6], [1, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1]);
 
+/** Mask [1, 1, 3, 6] whose row 0 (the CLS query) allows no key: "cls" importance is 0. */
+const row0Masked = makeTensor("bool", [1, 1, 3, 6], [0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1]);
+
 /** Bias [3, 6] with -inf on every key of row 2 and on some of row 0. */
 const infBias = makeTensor(
   "f32",
@@ -104,6 +107,39 @@ export const cases: OpCase[] = [
     attrs: { scores: "colsum" },
     numOutputs: 2,
     inputs: [r([1, 2, 7, 4], 29), r([1, 2, 7, 4], 30), r([1, 2, 7, 4], 31)],
+    types: [1, 2, 3].map(() => tensorType("f32", [1, 2, N, 4])),
+    env: { N: 7 },
+    tol: 1e-4,
+  },
+  {
+    name: "attention/cls-mask-row0-partly-empty-bias",
+    op: "attention",
+    attrs: { scores: "cls" },
+    numOutputs: 2,
+    inputs: [
+      r([2, 2, 3, 4], 32),
+      r([2, 2, 6, 4], 33),
+      r([2, 2, 6, 3], 34),
+      makeTensor("bool", [2, 1, 3, 6], [...row0Masked.data, ...rowMasked.data]),
+      r([1, 2, 1, 6], 35),
+    ],
+    tol: 1e-4,
+  },
+  {
+    // Past the private-array limit: the rows variant keeps row 0's raw scores in the cls scratch.
+    name: "attention/cls-keys-past-private-limit",
+    op: "attention",
+    attrs: { scores: "cls" },
+    numOutputs: 2,
+    inputs: [r([1, 2, 3, 2], 36), r([1, 1, 520, 2], 37), r([1, 1, 520, 3], 38)],
+    tol: 1e-4,
+  },
+  {
+    name: "attention/symbolic-tokens-cls-causal",
+    op: "attention",
+    attrs: { scores: "cls", causal: true },
+    numOutputs: 2,
+    inputs: [r([1, 2, 7, 4], 39), r([1, 2, 7, 4], 40), r([1, 2, 7, 4], 41)],
     types: [1, 2, 3].map(() => tensorType("f32", [1, 2, N, 4])),
     env: { N: 7 },
     tol: 1e-4,
