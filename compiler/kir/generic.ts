@@ -1,5 +1,6 @@
 import { type Node, Value } from "../ir/graph.js";
 import { type Dim, add, evalDim, freeSymbols, mul, printDim, sym } from "../ir/sym.js";
+import { getOp } from "../ops/registry.js";
 
 /**
  * Generic kernels: after a token-reduction policy every layer has its own static token count, so
@@ -44,18 +45,9 @@ function attrKey(_k: string, v: unknown): unknown {
   return v;
 }
 
-/**
- * Attributes whose value the op's lowering reads from its dims instead (tokens.merge `r` = N - rows,
- * a static tokens.prune `keep` = rows (- 1 with fuse)): left out of the key, so members that differ
- * only there share a kernel. Their dims still tell the members apart.
- */
-const DIM_DERIVED: Readonly<Record<string, (n: Node) => readonly string[]>> = {
-  "tokens.merge": () => ["r"],
-  "tokens.prune": (n) => (n.attrs.threshold === undefined ? ["keep"] : []),
-};
-
+/** Attributes of `n` its lowering derives from the dims (`OpDef.attrsFromDims`): not part of the key. */
 function fromDims(n: Node, attr: string): boolean {
-  return DIM_DERIVED[n.op]?.(n).includes(attr) ?? false;
+  return getOp(n.op)?.attrsFromDims?.(n.attrs).includes(attr) ?? false;
 }
 
 function shapeOf(kind: string, nodes: readonly Node[], isConstant: (v: Value) => boolean): Shape {

@@ -142,6 +142,12 @@ export interface OpDef {
   readonly stridedInputs?: readonly number[];
   /** The lowering stores output 0 through `LowerCtx.outputView` when given (kir/views.ts). */
   readonly stridedOutput?: boolean;
+  /**
+   * Attributes (of a node with these attrs) that the lowering never reads because it derives them
+   * from the dims (tokens.merge `r` = input rows - output rows): generic kernels (kir/generic.ts)
+   * leave them out of the class key, so layers that differ only there share one kernel.
+   */
+  attrsFromDims?(attrs: Attrs): readonly string[];
 }
 
 const REGISTRY = new Map<string, OpDef>();

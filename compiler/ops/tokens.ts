@@ -90,6 +90,8 @@ export const pruneDef = registerOp({
     protect_first: { kind: "int", default: 0, doc: "The first k positions are always kept." },
   },
   pure: true,
+  // Static mode: the lowering keeps y's rows (minus the fused one); adaptive mode reads `keep`.
+  attrsFromDims: (attrs) => (attrs.threshold === undefined ? ["keep"] : []),
   infer(ctx) {
     const x = tokens3(ctx, 0, "x");
     const [B, N, C] = x.dims;
@@ -270,6 +272,8 @@ export const mergeDef = registerOp({
     w_size: { kind: "float", default: MC_DEFAULTS.wSize, doc: "multi_criteria: weight of the size." },
   },
   pure: true,
+  // The lowering merges input rows - output rows.
+  attrsFromDims: () => ["r"],
   infer(ctx) {
     const x = tokens3(ctx, 0, "x");
     const [B, N, C] = x.dims;
