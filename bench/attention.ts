@@ -1,10 +1,14 @@
 /// <reference types="@webgpu/types" />
 // Fused `attention` kernel micro benchmark on the WebGPU runtime (lavapipe here). Usage:
 //   node --import tsx bench/attention.ts [--runs N] [--reps N] [--shapes s1,s2] [--variants v1,v2]
+//     [--base compiler/ops/attention-lower.base.ts]
 // One-node graphs at the Fashion-MNIST ViT and vit_b_16 shapes, lowered by buildProgram for the
-// runtime's target; every variant of the main kernel (table VARIANTS) is loaded in this one process
+// runtime's target; every variant (table VARIANTS; `base`: the `lowerAttention` of the `--base`
+// file, an older attention-lower.ts saved next to the current one) is loaded in this one process
 // and the variants are timed interleaved (round robin), `--reps` dispatches per submit, median of
 // `--runs` rounds. The first variant is the baseline of the printed ratios. See bench/README.md.
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { renderWgsl } from "../backends/wgsl/render.js";
 import { runGraph } from "../backends/cpu/interpreter.js";
@@ -38,7 +42,7 @@ const SHAPES: readonly Shape[] = [
 ];
 
 /** Lowerings to compare: `default` is what the compiler picks; the others pin a variant / knobs. */
-const VARIANTS: Readonly<Record<string, (ctx: LowerCtx) => Lowering>> = {
+const VARIANTS: Record<string, (ctx: LowerCtx) => Lowering> = {
   default: lowerAttention,
   workgroup: (ctx) => attentionLowering(ctx, "workgroup"),
   ...Object.fromEntries(
@@ -65,19 +69,29 @@ const { values: opts } = parseArgs({
     runs: { type: "string", default: "7" },
     reps: { type: "string", default: "3" },
     shapes: { type: "string" },
-    variants: { type: "string", default: "default,rows-online" },
+    variants: { type: "string" },
+    base: { type: "string" },
   },
 });
+if (opts.base) {
+  const mod = (await import(pathToFileURL(resolve(opts.base)).href)) as {
+    lowerAttention?: (ctx: LowerCtx) => Lowering;
+  };
+  if (!mod.lowerAttention) throw new Error(`--base ${opts.base}: the module exports no lowerAttention`);
+  VARIANTS.base = mod.lowerAttention;
+}
 const RUNS = Number(opts.runs);
 const REPS = Number(opts.reps);
 if (!Number.isInteger(RUNS) || RUNS < 7) throw new Error(`--runs ${opts.runs}: need an integer >= 7`);
 if (!Number.isInteger(REPS) || REPS < 1) throw new Error(`--reps ${opts.reps}: need an integer >= 1`);
 const shapes = opts.shapes ? opts.shapes.split(",").map(pick(SHAPES, "shape")) : SHAPES;
-const variants = opts.variants.split(",").map((v) => {
-  if (!(v in VARIANTS))
-    throw new Error(`--variants: unknown '${v}' (known: ${Object.keys(VARIANTS).join(", ")})`);
-  return v;
-});
+const variants = (opts.variants ?? (opts.base ? "base,default" : "default,rows-online"))
+  .split(",")
+  .map((v) => {
+    if (!(v in VARIANTS))
+      throw new Error(`--variants: unknown '${v}' (known: ${Object.keys(VARIANTS).join(", ")})`);
+    return v;
+  });
 
 function pick<T extends { name: string }>(xs: readonly T[], what: string): (n: string) => T {
   return (n) => {

@@ -511,10 +511,12 @@ function treeSum(xs: readonly Expr[]): Expr | null {
 
 /**
  * Query rows per `rows` invocation: up to 4 while q and the accumulators stay within ~128
- * registers (on lavapipe, head dim 16: 4 rows beat 8, 2 and 1).
+ * registers, but at least 2 (each k / v load serves R rows; bench/attention.ts on lavapipe: head
+ * dim 16, 4 rows beat 8, 2 and 1; head dim 64, 2 rows ran in 0.5-0.6x the time of 1, and 3 or 4
+ * rows, a little faster still, took LLVM 100+ s to compile).
  */
 export function rowsPerInvocation(D: number, Dv: number): number {
-  return Math.max(1, Math.min(4, Math.floor(128 / Math.max(1, D + Dv))));
+  return Math.max(2, Math.min(4, Math.floor(128 / Math.max(1, D + Dv))));
 }
 
 /**
