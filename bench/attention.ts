@@ -38,6 +38,7 @@ const SHAPES: readonly Shape[] = [
   { name: "fmnist-b1", dims: [1, 4, 197, 16], scores: "none" },
   { name: "fmnist-b32", dims: [32, 4, 197, 16], scores: "none" },
   { name: "fmnist-b32-cls", dims: [32, 4, 197, 16], scores: "cls" },
+  { name: "fmnist-b32-colsum", dims: [32, 4, 197, 16], scores: "colsum" },
   { name: "vit_b_16", dims: [1, 12, 197, 64], scores: "none" },
 ];
 
@@ -51,6 +52,7 @@ const VARIANTS: Record<string, (ctx: LowerCtx) => Lowering> = {
         ["rows-r1", { rows: 1 }],
         ["rows-r2", { rows: 2 }],
         ["rows-r4", { rows: 4 }],
+        ["rows-r5", { rows: 5 }],
         ["rows-wg4", { wg: 4 }],
         ["rows-wg16", { wg: 16 }],
         ["rows-online", { online: true }],
