@@ -58,9 +58,6 @@ const VARIANTS: Record<string, (ctx: LowerCtx) => Lowering> = {
         ["rows-online", { online: true }],
         ["rows-r2-wg4", { rows: 2, wg: 4 }],
         ["rows-r3", { rows: 3 }],
-        ["kb1", { keyBlock: 1 }],
-        ["kb4", { keyBlock: 4 }],
-        ["kb4-r2", { keyBlock: 4, rows: 2 }],
       ] as const satisfies readonly (readonly [string, RowsTuning])[]
     ).map(([n, t]) => [n, (ctx: LowerCtx) => attentionLowering(ctx, "rows", t)]),
   ),

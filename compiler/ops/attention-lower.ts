@@ -169,15 +169,10 @@ export function lowerAttention(ctx: LowerCtx): Lowering {
 export interface RowsTuning {
   /** Query rows per invocation (default `rowsPerInvocation(D, Dv)`). */
   readonly rows?: number;
-  /** Invocations per workgroup (default `ROWS_WG`). */
+  /** Invocations per workgroup (default 8, `ROWS_WG_DEFAULT`). */
   readonly wg?: number;
   /** One-pass online softmax even when the scores would fit the private arrays. */
   readonly online?: boolean;
-  /**
-   * Keys per step of a one-pass softmax without private arrays or branches: the step's scores
-   * stay in registers and the running max, sum and accumulators are rescaled once per step.
-   */
-  readonly keyBlock?: number;
 }
 
 /** The lowering with an explicit variant of the main kernel. */
@@ -310,18 +305,18 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
   const target = p.ctx.target;
   const { D, Dv } = p;
   const R = tuning.rows ?? rowsPerInvocation(D, Dv);
-  const ROWS_WG = tuning.wg ?? ROWS_WG_DEFAULT;
-  const kb = new KernelBuilder(`${p.ctx.name}_attn_rows`, [ROWS_WG, 1, 1]);
+  const wg = tuning.wg ?? ROWS_WG_DEFAULT;
+  const kb = new KernelBuilder(`${p.ctx.name}_attn_rows`, [wg, 1, 1]);
   const bufs = declareBufs(kb, p);
   const cls = p.scores === "cls";
   const sb = p.scores === "none" ? null : kb.buffer(cls ? CLS : PROBS, "f32", "read_write");
   const lensAt = liveLens(kb, p);
   // (b, h) come from the workgroup, so key and value addresses are the same for every lane.
-  kb.setGrid([ceildiv(p.Nq, ROWS_WG * R), p.Hq, p.B]);
+  kb.setGrid([ceildiv(p.Nq, wg * R), p.Hq, p.B]);
   const h = kb.let("h", builtin("group_id", 1));
   const b = kb.let("b", builtin("group_id", 2));
   const lens = lensAt(b);
-  const i0 = kb.let("i0", iadd(imul(builtin("group_id", 0), ROWS_WG * R), builtin("local_id", 0)));
+  const i0 = kb.let("i0", iadd(imul(builtin("group_id", 0), wg * R), builtin("local_id", 0)));
   const nq = dimExpr(p.Nq);
   const nk = dimExpr(p.Nk);
   const g = kb.let("g", div(h, dimExpr(floordiv(p.Hq, p.Hkv))));
@@ -329,14 +324,14 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
   const rowBase = kb.let("row_base", imul(iadd(imul(b, dimExpr(p.Hq)), h), nq));
   // Rows past Nq compute a copy of the last row (no branch around the key loop) and store nothing.
   const rows = Array.from({ length: R }, (_, r) => {
-    const i = kb.let(`i${r}_`, min(iadd(i0, r * ROWS_WG), sub(nq, 1)));
+    const i = kb.let(`i${r}_`, min(iadd(i0, r * wg), sub(nq, 1)));
     const row = kb.let(`row${r}_`, iadd(rowBase, i));
     const qv = p.views.q;
     const qOff = kb.let(`q_off${r}_`, qv ? viewRow(qv, p.q.dims, [b, h, i]) : imul(row, D));
     return {
       i,
       row,
-      valid: kb.let(`valid${r}_`, lt(iadd(i0, r * ROWS_WG), nq)),
+      valid: kb.let(`valid${r}_`, lt(iadd(i0, r * wg), nq)),
       q: Array.from({ length: D }, (_, d) =>
         kb.let(`q${r}_${d}`, cast(loadAs(kb, bufs.q, rowElem(qv, qOff, d), p.q.dtype, target), "f32")),
       ),
@@ -391,49 +386,7 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
   // Keys past the live length are padding: never visited.
   // Generic kernels (one for several static key counts) size the arrays by the largest count.
   const nkMax = typeof p.Nk === "number" ? p.Nk : p.ctx.bound?.(p.Nk);
-  const KB = tuning.keyBlock;
-  if (KB !== undefined && KB > 0) {
-    // One step of n keys from j0: scores in registers, one rescale (exp(m - m')) per row.
-    const step = (j0: Expr, n: number): void => {
-      const js = Array.from({ length: n }, (_, t) => (t === 0 ? j0 : kb.let(`j${t}_`, iadd(j0, t))));
-      const kvs = js.map((j) => kRow(j));
-      const ws = rows.map((rw, r) => {
-        const ss = js.map((j, t) => {
-          const s = scoreAt(rw, r, kvs[t], j);
-          keep(rw, j, s);
-          return s;
-        });
-        const mNew = kb.let(
-          `m_new${r}_`,
-          ss.reduce<Expr>((a, s) => max(a, s), rw.m),
-        );
-        // While every key so far is disallowed (m' = -inf), exp(s - 0) = exp(-inf) = 0 and corr = 0.
-        const mSafe = kb.let(`m_safe${r}_`, select(eq(mNew, NEG_INF()), f32(0), mNew));
-        const corr = kb.let(`corr${r}_`, unary("exp", sub(rw.m, mSafe)));
-        const w = ss.map((s) => kb.let(`w${r}_`, unary("exp", sub(s, mSafe))));
-        kb.set(rw.l, add(mul(rw.l, corr), treeSum(w) ?? f32(0)));
-        kb.set(rw.m, mNew);
-        return { corr, w };
-      });
-      const vw = p.views.v;
-      const vOffs = js.map((j) =>
-        kb.let("v_off", vw ? viewRow(vw, p.v.dims, [b, g, j]) : imul(iadd(kBase, j), Dv)),
-      );
-      for (let e = 0; e < Dv; e++) {
-        const vv = vOffs.map((o, t) =>
-          kb.let(`v${t}_${e}`, cast(loadAs(kb, bufs.v, rowElem(vw, o, e), p.v.dtype, target), "f32")),
-        );
-        rows.forEach((rw, r) => {
-          const pv = treeSum(vv.map((x, t) => mul(ws[r].w[t], x))) ?? f32(0);
-          kb.set(rw.acc[e], add(mul(rw.acc[e], ws[r].corr), pv));
-        });
-      }
-    };
-    // Whole steps, then the remaining keys one at a time.
-    const full = lens.nk.k === "const" ? i32(lens.nk.v - (lens.nk.v % KB)) : imul(div(lens.nk, i32(KB)), KB);
-    kb.for("j", 0, full, (j) => step(j, KB), KB);
-    if (KB > 1) kb.for("j", full, lens.nk, (j) => step(j, 1));
-  } else if (!tuning.online && nkMax !== undefined && nkMax <= ROWS_MAX_PRIVATE_KEYS) {
+  if (!tuning.online && nkMax !== undefined && nkMax <= ROWS_MAX_PRIVATE_KEYS) {
     const nkStatic = nkMax;
     const sc = rows.map((_, r) => kb.array(`sc${r}_`, "f32", Math.max(1, nkStatic), "private"));
     kb.for("j", 0, lens.nk, (j) => {

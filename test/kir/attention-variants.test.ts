@@ -45,15 +45,13 @@ for (const v of ATTENTION_VARIANTS) {
   });
 }
 
-// Every code path of the rows kernel: key steps of 1 / 3 (a remainder), private-array two pass,
-// branchy online, 1 / 2 / 3 rows per invocation, 4-lane workgroups.
+// Every code path of the rows kernel: private-array two pass, branchy online, 1 / 2 / 3 rows per
+// invocation, 4-lane workgroups.
 const TUNINGS: readonly RowsTuning[] = [
-  { keyBlock: 1 },
-  { keyBlock: 3, rows: 2 },
-  { keyBlock: 4, rows: 1, wg: 4 },
-  { keyBlock: 0 },
-  { keyBlock: 0, online: true, rows: 2 },
+  { rows: 1 },
+  { rows: 2, wg: 4 },
   { rows: 3 },
+  { online: true, rows: 2 },
 ];
 
 for (const t of TUNINGS)
