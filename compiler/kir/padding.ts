@@ -229,6 +229,16 @@ export class PaddedAxes {
     return [...live.values()];
   }
 
+  /** Why `require(n)` refuses `n` (its message), or undefined when `n` can run on padded inputs. */
+  refusal(n: Node): string | undefined {
+    try {
+      this.require(n);
+      return undefined;
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
+    }
+  }
+
   /**
    * Why the reference cannot run `n` per example: an op with no rule (or a refusing one) reads an
    * adaptive prune's padded axis, so its result would mix an example's padding rows. Undefined when

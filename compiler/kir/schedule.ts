@@ -148,53 +148,49 @@ interface Sched {
   readonly bound?: (d: Dim) => number | undefined;
 }
 
-/** Plans output views and the graph input walks see; `off` nodes use no views. */
-function planViews(
-  g: Graph,
-  defs: ReadonlyMap<Node, OpDef | undefined>,
-  off: ReadonlySet<Node>,
-  padded: PaddedAxes,
-): Views {
+/** The graph as view walks see it, before any stop rule (built once per `buildProgram`). */
+type ViewBase = Omit<ViewGraph, "stop">;
+
+function viewBase(g: Graph, defs: ReadonlyMap<Node, OpDef | undefined>): ViewBase {
   const producer = new Map<Value, Node>();
   const users = new Map<Value, Node[]>();
   for (const n of g.nodes) {
     for (const o of n.outputs) producer.set(o, n);
-    // Shape reads only its input's type (its kernel binds no input): no use for output walks.
-    if (n.op === "Shape") continue;
+    // Ops that read only their inputs' types bind no input: no use for output walks.
+    if (defs.get(n)?.typeOnly) continue;
     for (const v of n.inputs) if (v && !users.get(v)?.includes(n)) users.set(v, [...(users.get(v) ?? []), n]);
   }
   const outs = new Set(g.outputs);
+  let known: Map<Value, readonly Dim[]> | undefined;
+  return {
+    producer: (v) => producer.get(v),
+    users: (v) => users.get(v) ?? [],
+    def: (n) => defs.get(n),
+    known: (v) => (known ??= computeKnown(g)).get(v),
+    isOutput: (v) => outs.has(v),
+  };
+}
+
+/** Plans output views and the graph input walks see; `off` nodes use no views. */
+function planViews(g: Graph, common: ViewBase, off: ReadonlySet<Node>, padded: PaddedAxes): Views {
   // Views cross capacity-padded values (every kernel indexes them at capacity, and masks by logical
   // position), but not a view-like node the padded-axis rules refuse: its copy kernel reports it.
   const refused = new Map<Node, boolean>();
   const refuses = (n: Node | undefined): boolean => {
-    if (!n || defs.get(n)?.view) return false;
+    if (!n || common.def(n)?.view) return false;
     let r = refused.get(n);
     if (r === undefined) {
-      try {
-        padded.require(n);
-        r = false;
-      } catch {
-        r = true;
-      }
+      r = padded.refusal(n) !== undefined;
       refused.set(n, r);
     }
     return r;
   };
-  const stop = (v: Value): boolean => refuses(producer.get(v));
-  let known: Map<Value, readonly Dim[]> | undefined;
-  const common = {
-    producer: (v: Value) => producer.get(v),
-    users: (v: Value) => users.get(v) ?? [],
-    def: (n: Node) => defs.get(n),
-    known: (v: Value) => (known ??= computeKnown(g)).get(v),
-    isOutput: (v: Value) => outs.has(v),
-  };
+  const stop = (v: Value): boolean => refuses(common.producer(v));
   const outputs = new Map<Node, OutputView>();
   const chainOwner = new Map<Node, Node>();
   const targets = new Set<Value>();
   for (const n of g.nodes) {
-    if (!defs.get(n)?.stridedOutput || off.has(n) || n.outputs.length === 0) continue;
+    if (!common.def(n)?.stridedOutput || off.has(n) || n.outputs.length === 0) continue;
     const ov = outputView(n.outputs[0], { ...common, stop });
     if (!ov) continue;
     outputs.set(n, ov);
@@ -236,7 +232,8 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   if (problems.length) throw new ScheduleError(problems);
   // Capacity-padded token axes (adaptive tokens.prune): which consumers mask by the live length.
   const padded = new PaddedAxes(g);
-  if (opts.stridedViews !== false) aliasRowMajorViews(g, defs, padded);
+  const base = viewBase(g, defs);
+  if (opts.stridedViews !== false) aliasRowMajorViews(g, defs, base, padded);
 
   const groups = fusionGroups(g, defs, target.maxStorageBuffersPerStage);
   const epilogues = epilogueFusions(g, defs, groups, target.maxStorageBuffersPerStage);
@@ -247,7 +244,7 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
   const schedule = (generic?: ReadonlyMap<number, GenericUnit>): Attempt => {
     for (;;)
       try {
-        const views = opts.stridedViews === false ? undefined : planViews(g, defs, off, padded);
+        const views = opts.stridedViews === false ? undefined : planViews(g, base, off, padded);
         const sched = { defs, target, padded, ...(views ? { views } : {}), ...(generic ? { generic } : {}) };
         return scheduleUnits(units, sched, g.outputs);
       } catch (e) {
@@ -275,26 +272,17 @@ export function buildProgram(g: Graph, target: Target, opts: ScheduleOptions = {
  * of size-1 axes...) become views: no copy kernel, their output aliases their input's storage.
  * Those the padded-axis rules refuse keep their kernels, so that the refusal is reported.
  */
-function aliasRowMajorViews(g: Graph, defs: Map<Node, OpDef | undefined>, padded: PaddedAxes): void {
-  const producer = new Map<Value, Node>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
-  let known: Map<Value, readonly Dim[]> | undefined;
-  const vg: ViewGraph = {
-    producer: (v) => producer.get(v),
-    users: () => [],
-    def: (n) => defs.get(n),
-    known: (v) => (known ??= computeKnown(g)).get(v),
-    isOutput: () => false,
-    stop: () => false,
-  };
+function aliasRowMajorViews(
+  g: Graph,
+  defs: Map<Node, OpDef | undefined>,
+  base: ViewBase,
+  padded: PaddedAxes,
+): void {
+  const vg: ViewGraph = { ...base, stop: () => false };
   for (const n of g.nodes) {
     const def = defs.get(n);
     if (!def || def.view || def.pointwise || !rowMajorView(n, vg)) continue;
-    try {
-      if (padded.require(n).length) continue;
-    } catch {
-      continue;
-    }
+    if (padded.refusal(n) !== undefined || padded.require(n).length) continue;
     defs.set(n, { ...def, view: true });
   }
 }

@@ -126,6 +126,8 @@ export interface OpDef {
    * elements, already loaded in register types (`registerType`). Chains of these fuse into one kernel.
    */
   pointwise?(args: readonly Expr[], ctx: PointwiseCtx): Expr;
+  /** Reads only its inputs' types (dims), never their data (Shape): its kernels bind no input. */
+  readonly typeOnly?: boolean;
   /** Output 0 is input 0's elements in the same row-major order (Reshape...): no kernel, shared storage. */
   readonly view?: boolean;
   /** Kernels computing the outputs from the inputs (ops that are not pointwise or views). */

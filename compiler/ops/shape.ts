@@ -321,6 +321,7 @@ registerOp({
   outputs: [{ name: "shape" }],
   attrs: { start: { kind: "int", default: 0 }, end: { kind: "int", optional: true } },
   pure: true,
+  typeOnly: true,
   infer(ctx) {
     const [s, e] = shapeRange(input(ctx, 0).dims.length, ctx.attr("start"), ctx.optAttr("end"));
     return [tensorType("i64", [e - s])];
