@@ -1,6 +1,7 @@
 import { type Dim, dimEquals, mul, printDim } from "../ir/sym.js";
 import * as K from "../kir/expr.js";
 import { liveCounts, liveLength } from "../kir/live.js";
+import { contiguousStrides } from "../kir/views.js";
 import { type Expr, type Lowering, registerType } from "../kir/types.js";
 import {
   type AccType,
@@ -236,17 +237,6 @@ function axisGroups(
   return out;
 }
 
-/** Row-major strides of dims. */
-function rowMajor(dims: readonly Dim[]): Dim[] {
-  const out: Dim[] = [];
-  let s: Dim = 1;
-  for (let a = dims.length - 1; a >= 0; a--) {
-    out[a] = s;
-    s = mul(s, dims[a]);
-  }
-  return out;
-}
-
 /**
  * One output element per row; its reduced elements are combined in f32 (floats) or i32. A
  * strided input (`inputViews[0]`: a Transpose / Slice chain the scheduler folded) is read at
@@ -256,7 +246,7 @@ function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
   const x = ctx.inputs[0]!;
   const out = ctx.outputs[0];
   const view = ctx.inputViews?.[0];
-  const groups = axisGroups(x.dims, new Set(loweredAxes(ctx)), view?.strides ?? rowMajor(x.dims));
+  const groups = axisGroups(x.dims, new Set(loweredAxes(ctx)), view?.strides ?? contiguousStrides(x.dims));
   const kept = groups.filter((g) => !g.reduced);
   const red = groups.filter((g) => g.reduced);
   // Row-major keeps its folded constant strides (unchanged kernels).
