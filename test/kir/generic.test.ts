@@ -11,7 +11,7 @@ import { test } from "node:test";
 import { runGraph } from "../../backends/cpu/interpreter.js";
 import { renderWgsl } from "../../backends/wgsl/render.js";
 import { GraphBuilder } from "../../compiler/builder.js";
-import type { Value } from "../../compiler/ir/graph.js";
+import type { Graph, Value } from "../../compiler/ir/graph.js";
 import { makeTensor, type Tensor } from "../../compiler/ir/tensor.js";
 import { kernelSymbols } from "../../compiler/kir/builder.js";
 import type { Program } from "../../compiler/kir/program.js";
@@ -56,6 +56,20 @@ function assertStepsBind(p: Program): number {
   return generic;
 }
 
+/** Distinct kernels per op family: the sorted ops of a step's nodes, joined by "+". */
+function familyKernels(g: Graph, p: Program): Record<string, number> {
+  const opOf = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o.name, n.op] as const)));
+  const fams = new Map<string, Set<number>>();
+  for (const s of p.steps) {
+    const key = [...new Set(s.nodes.map((n) => opOf.get(n) ?? "?"))].sort().join("+");
+    fams.set(key, (fams.get(key) ?? new Set()).add(s.kernel));
+  }
+  return Object.fromEntries([...fams].map(([k, ks]) => [k, ks.size]));
+}
+
+/** Families with one unit each in the reduced fmnist ViT (before block 0 or unreduced). */
+const shared = { Concat: 1, Conv: 1, Expand: 1, Gather: 1, Transpose: 1 };
+
 test("tome-sched-48-40-16-8 fmnist ViT: one kernel per class of units, KIR equals the reference", () => {
   const v = reduced();
   // Blocks 0-4 have their own token counts (block 5 keeps block 4's).
@@ -63,11 +77,34 @@ test("tome-sched-48-40-16-8 fmnist ViT: one kernel per class of units, KIR equal
   const perShape = buildProgram(v.graph, DEFAULT_TARGET, { genericKernels: false });
   const p = buildProgram(v.graph, DEFAULT_TARGET);
   assert.equal(p.steps.length, perShape.steps.length);
-  // At most 55%: the per-shape Transpose / Slice copies that halved well are folded away (S5-B).
-  assert.ok(
-    p.kernels.length * 20 <= perShape.kernels.length * 11,
-    `${p.kernels.length} generic kernels vs ${perShape.kernels.length}`,
-  );
+  // Distinct kernels per op family (the ops of a step's nodes): per shape, one per block's token
+  // count; generic, one per class (a family with two classes has units that differ in more than
+  // their token counts). An exact count, so a class split or a lost fold shows.
+  assert.deepEqual(familyKernels(v.graph, perShape), {
+    ...shared,
+    "Add+Gelu+MatMul": 4,
+    "Add+MatMul": 9,
+    Add: 6,
+    Gemm: 6,
+    LayerNormalization: 5,
+    Log: 4,
+    ReduceMean: 4,
+    attention: 5,
+    "tokens.merge": 16,
+  });
+  assert.deepEqual(familyKernels(v.graph, p), {
+    ...shared,
+    "Add+Gelu+MatMul": 1,
+    "Add+MatMul": 2,
+    Add: 2,
+    Gemm: 2,
+    LayerNormalization: 1,
+    Log: 1,
+    ReduceMean: 1,
+    attention: 2,
+    "tokens.merge": 8,
+  });
+  assert.equal(p.kernels.length, 25);
   const genericSteps = assertStepsBind(p);
   assert.ok(genericSteps >= 4 * v.tokens.length, `${genericSteps} steps run generic kernels`);
   // Buffers (sizes, live ranges) do not depend on how the kernels are shared.
