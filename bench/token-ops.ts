@@ -4,7 +4,8 @@
 //   node --import tsx bench/token-ops.ts [--batch 1,32] [--runs 7] [--profile] [--base FILE]
 // --base FILE: a module exporting lowerMerge / lowerPrune (e.g. an older compiler/ops/tokens-lower.ts
 // saved as compiler/ops/tokens-lower.base.ts) timed against the current lowering in the same process,
-// runs alternating. Reports per case the median wall time of a run (upload + dispatches + readback)
+// runs alternating, after checking that both give the same outputs (within 1e-6; refuses to time a
+// mismatch). Reports per case the median wall time of a run (upload + dispatches + readback)
 // and the median summed GPU time of its dispatches (each dispatch in its own submit).
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
@@ -23,7 +24,7 @@ import { compileProgram } from "../runtime/artifact.js";
 import { nodeGpu } from "../runtime/webgpu/node.js";
 import type { GpuProgram } from "../runtime/webgpu/program.js";
 import { WebGpuRuntime } from "../runtime/webgpu/runtime.js";
-import { median, randomF32 } from "./fmnist-eval.js";
+import { maxAbsDiff, median, randomF32 } from "./fmnist-eval.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -121,6 +122,7 @@ const cases: Case[] = [
   mergeCase(16, false),
   mergeCase(24, false),
   mergeCase(24, true),
+  mergeCase(48, false),
   pruneCase(Math.ceil(0.85 * N)),
 ];
 
@@ -140,7 +142,15 @@ for (const b of batches)
     const inputs = c.inputs(b);
     const wall = progs.map(() => [] as number[]);
     const gpu = progs.map(() => [] as number[]);
-    for (const p of progs) await p.run(inputs); // first run: pipelines, buffers
+    // First run (pipelines, buffers) doubles as the check that the variants agree.
+    const outs = [];
+    for (const p of progs) outs.push(await p.run(inputs));
+    for (const [k, o] of outs.entries())
+      for (const [name, t] of o) {
+        const err = maxAbsDiff(t.data, outs[0].get(name)?.data ?? []);
+        if (!(err <= 1e-6))
+          throw new Error(`B=${b} ${c.name}: ${variants[k].name} output ${name} differs by ${err}`);
+      }
     for (let i = 0; i < RUNS; i++)
       for (const [k, p] of progs.entries()) {
         const t = performance.now();

@@ -8,11 +8,12 @@ import {
   mul as dimMul,
   sub as dimSub,
 } from "../ir/sym.js";
-import { type KernelBuilder, elementwiseKernel, unravel } from "../kir/builder.js";
+import { KernelBuilder, elementwiseKernel, flatGrid, unravel } from "../kir/builder.js";
 import {
   NEG_INF,
   add,
   and,
+  builtin,
   cast,
   dimExpr,
   div,
@@ -45,10 +46,10 @@ import type { ScoreMethod } from "./tokens-score.js";
 import type { MergeMethod } from "./tokens.js";
 
 /**
- * Kernel lowerings of the token ops. All are one-invocation-per-item launches (no float atomics,
- * no scatter of float sums): rankings are O(N^2) rank counts per token (ties to the lower
- * position, as the references), compactions write each kept token's slot from a prefix count,
- * and every output row gathers its sources. Launch order carries the dependencies.
+ * Kernel lowerings of the token ops. No float atomics and no scatter of float sums: rankings are
+ * O(N) rank counts per token (ties to the lower position, as the references), compactions are a
+ * serial O(N) walk per example (prune slots, merge plan), and every output row gathers its
+ * sources. Launch order carries the dependencies.
  */
 
 const WG = 64;
@@ -57,6 +58,10 @@ const MATCH_A = 4;
 const MATCH_B = 4;
 /** Per-example serial launches: small workgroups, so a batch spreads over the cores. */
 const PLAN_WG = 8;
+/** tokens.merge plan: lanes of the one workgroup per example that rank the A tokens. */
+const PLAN_LANES = 32;
+/** tokens.merge plan: A tokens each lane ranks in one pass over the edges. */
+const RANK_A = 4;
 /** Merge/prune gathers: channels per invocation. */
 const GATHER_C = 4;
 
@@ -116,6 +121,32 @@ function launch(
   return { kernel, args: [...io.args] };
 }
 
+/** The two phases of a one-workgroup-per-example launch, split by a workgroup barrier. */
+interface PlanPhases {
+  /** Run by every lane of example b's workgroup. */
+  readonly ranked: (b: Expr, lane: Expr) => void;
+  /** Run by lane 0 after the barrier. */
+  readonly serial: (b: Expr) => void;
+}
+
+/** One workgroup of PLAN_LANES lanes per example (grid folded past the per-axis limit). */
+function planLaunch(ctx: LowerCtx, B: Dim, setup: (io: Io) => PlanPhases): Launch {
+  const kb = new KernelBuilder(`${ctx.name}_plan`, [PLAN_LANES, 1, 1]);
+  const io = new Io(kb, ctx);
+  const phases = setup(io);
+  const { grid } = flatGrid(B, 1);
+  kb.setGrid(grid);
+  const b = kb.let("b", add(builtin("group_id", 0), mul(builtin("group_id", 1), builtin("num_groups", 0))));
+  const lane = kb.let("lane", builtin("local_id", 0));
+  // b is uniform per workgroup, so the barrier stays in uniform control flow.
+  kb.if(lt(b, dimExpr(B)), () => {
+    phases.ranked(b, lane);
+    kb.barrier();
+    kb.if(eq(lane, 0), () => phases.serial(b));
+  });
+  return { kernel: kb.build(), args: [...io.args] };
+}
+
 /** A scratch buffer of at least one element (devices reject empty buffers). */
 function scratch(name: string, t: Exclude<KType, "bool">, size: Dim): Scratch {
   return { name, t, size: dimMax(1, size) };
@@ -132,7 +163,7 @@ const toF = (e: Expr): Expr => cast(e, "f32");
 /**
  * `tokens.prune`, static and adaptive, three launches: (1) each token's rank by an O(N) count and
  * its kept flag (adaptive: the same scan counts the candidates, which gives the per-example
- * count), (2) each kept token's output slot (count of kept tokens before it), (3) y rows gathered
+ * count), (2) the kept tokens' output slots, by one serial walk per example, (3) y rows gathered
  * from their source tokens (plus the EViT fused row) and, when C is a static positive size, the
  * index output from the same invocations (else a fourth launch). Static mode keeps exactly `keep`.
  */
@@ -343,11 +374,11 @@ export function lowerPrune(ctx: LowerCtx): Lowering {
  * `tokens.merge` (ToMe bipartite; MCTF multi-criteria edges), four launches: (1) per-token metric
  * norms (MCTF: each example's importance range and largest size, from one invocation per example),
  * (2) each A token's best B match, register blocked (MATCH_A x MATCH_B dot products per step),
- * (3) one invocation per example plans the merge serially, O(r * |A| + N): the r best edges (by
- * r passes each taking the next best), contributor runs by a counting sort of the merged A tokens
- * by (their b, a), then one walk over the tokens gives each its output row (`source`) and each
- * surviving row its token, size and run, (4) y rows as size-weighted means over the row's token
- * and its run, GATHER_C channels per invocation (loops as long as the fan-in, not r).
+ * (3) one workgroup per example plans the merge: its lanes rank the A tokens' best edges (O(|A|)
+ * each) to find the r-th best, then after a barrier one lane, O(N): contributor runs by a counting
+ * sort of the merged A tokens by (their b, a), then one walk over the tokens gives each its output
+ * row (`source`) and each surviving row its token, size and run, (4) y rows as size-weighted means
+ * over the row's token and its run, GATHER_C channels per invocation (loops as long as the fan-in).
  * r is read from the dims (N - output rows), so merges with different r share generic kernels.
  */
 export function lowerMerge(ctx: LowerCtx): Lowering {
@@ -527,40 +558,59 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
 
   const wantSource = ctx.outputs.length >= 3;
   const m_ = dimExpr(M);
-  const plan = launch(
-    ctx,
-    "plan",
-    B,
-    (io) => {
-      const sb = size ? io.input(2) : null;
-      const best = io.scratch(bestS, "read");
-      const sim = io.scratch(simS, "read");
-      const work = io.scratch(workS, "read_write");
-      const meta = io.scratch(metaS, "read_write");
-      const [bcnt, bnext, list] = [work, work, work];
-      const so = wantSource ? io.output(2) : null;
-      const zo = ctx.outputs.length >= 2 ? io.output(1) : null;
-      const kb = io.kb;
-      return (b) => {
+  const plan = planLaunch(ctx, B, (io) => {
+    const sb = size ? io.input(2) : null;
+    const best = io.scratch(bestS, "read");
+    const sim = io.scratch(simS, "read");
+    const work = io.scratch(workS, "read_write");
+    const meta = io.scratch(metaS, "read_write");
+    const [bcnt, bnext, list] = [work, work, work];
+    const so = wantSource ? io.output(2) : null;
+    const zo = ctx.outputs.length >= 2 ? io.output(1) : null;
+    const kb = io.kb;
+    // The r-th best edge (ps, pa) in workgroup memory (storage writes are not ordered by barriers).
+    const cutS = kb.array("cut_sim", "f32", 1, "workgroup");
+    const cutA = kb.array("cut_a", "i32", 1, "workgroup");
+    return {
+      // Each lane ranks its A tokens' best edges (descending similarity, ties to the lower a: the
+      // scores are rankScore'd, so never NaN); the one ranked r - 1 is the cut.
+      ranked: (b, lane) => {
+        const A = (a: Expr): Expr => iadd(imul(b, na_), a);
+        // RANK_A tokens per lane share each load of the other edges (register blocking).
+        kb.for(
+          "a0",
+          0,
+          na_,
+          (a0) => {
+            const as = range(RANK_A).map((i) => kb.let(`a${i}`, iadd(iadd(a0, lane), i32(i * PLAN_LANES))));
+            const ss = as.map((a, i) => kb.let(`sa${i}`, kb.load(sim, A(min(a, sub(na_, 1))))));
+            const ranks = as.map((_, i) => kb.var(`rank${i}`, i32(0)));
+            kb.for("o", 0, na_, (o) => {
+              const so_ = kb.let("so", kb.load(sim, A(o)));
+              for (const [i, a] of as.entries()) {
+                const before = or(gt(so_, ss[i]), and(eq(so_, ss[i]), lt(o, a)));
+                kb.set(ranks[i], add(ranks[i], select(before, i32(1), i32(0))));
+              }
+            });
+            for (const [i, a] of as.entries())
+              kb.if(and(lt(a, na_), eq(ranks[i], sub(r_, 1))), () => {
+                kb.store(cutS, i32(0), ss[i]);
+                kb.store(cutA, i32(0), a);
+              });
+          },
+          PLAN_LANES * RANK_A,
+        );
+      },
+      serial: (b) => {
         const A = (a: Expr): Expr => iadd(imul(b, na_), a);
         const K = (k: Expr): Expr => iadd(per_(b), k);
         const Kn = (k: Expr): Expr => iadd(iadd(per_(b), nb_), k);
-        // The r-th best edge (ps, pa): r passes, each taking the best edge ranked after the last
-        // (descending similarity, ties to the lower a). pa = -1: none taken yet.
-        const ps = kb.var("ps", NEG_INF());
+        // r = 0 merges nothing (no lane wrote the cut): pa = -1.
         const pa = kb.var("pa", i32(-1));
-        kb.for("t", 0, r_, () => {
-          const cs = kb.var("cs", NEG_INF());
-          const ca = kb.var("ca", i32(-1));
-          kb.for("o", 0, na_, (o) => {
-            const so_ = kb.let("so", kb.load(sim, A(o)));
-            const after = or(lt(pa, 0), or(lt(so_, ps), and(eq(so_, ps), gt(o, pa))));
-            const better = kb.let("better", and(after, or(lt(ca, 0), gt(so_, cs))));
-            kb.set(cs, select(better, so_, cs));
-            kb.set(ca, select(better, o, ca));
-          });
-          kb.set(ps, cs);
-          kb.set(pa, ca);
+        const ps = kb.var("ps", NEG_INF());
+        kb.if(gt(r_, 0), () => {
+          kb.set(pa, kb.load(cutA, i32(0)));
+          kb.set(ps, kb.load(cutS, i32(0)));
         });
         const mergedAt = (a: Expr): Expr => {
           const sa = kb.let("sa", kb.load(sim, A(a)));
@@ -624,10 +674,9 @@ export function lowerMerge(ctx: LowerCtx): Lowering {
               io.write(so, tok(b, aPos(a)), kb.load(bnext, Kn(kb.load(best, A(a)))), "i32"),
             ),
           );
-      };
-    },
-    PLAN_WG,
-  );
+      },
+    };
+  });
 
   // GATHER_C channels per invocation share the row's bookkeeping loads.
   const nc = ceildiv(C, GATHER_C);

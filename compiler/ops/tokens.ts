@@ -90,7 +90,8 @@ export const pruneDef = registerOp({
     protect_first: { kind: "int", default: 0, doc: "The first k positions are always kept." },
   },
   pure: true,
-  // Static mode: the lowering keeps y's rows (minus the fused one); adaptive mode reads `keep`.
+  // Static mode: the lowering keeps y's rows (minus the fused one); adaptive mode has no keep (the
+  // lowering reads capacity).
   attrsFromDims: (attrs) => (attrs.threshold === undefined ? ["keep"] : []),
   infer(ctx) {
     const x = tokens3(ctx, 0, "x");

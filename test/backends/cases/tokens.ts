@@ -252,6 +252,15 @@ merge.push(
     numOutputs: 3,
     inputs: [r([2, 12, 2], 38), paletteMetric(2, 12, 39), r([2, 12, 1], 46, 1, 3), r([2, 12], 47)],
   },
+  {
+    // The plan ranks 32 lanes x 4 A tokens per pass: |A| = 130 needs a second, partial pass; the
+    // palette metric ties many best edges around the cut.
+    name: "tokens.merge/plan-rank-passes-ties",
+    op: "tokens.merge",
+    attrs: { r: 100, protect_first: 1 },
+    numOutputs: 3,
+    inputs: [r([2, 260, 2], 48), paletteMetric(2, 260, 49), r([2, 260, 1], 50, 0.5, 3)],
+  },
 );
 
 const score: OpCase[] = [
