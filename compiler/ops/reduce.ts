@@ -217,7 +217,7 @@ interface AxisGroup {
 /**
  * Groups of adjacent axes that are all kept or all reduced and step over each other exactly in
  * storage (always, row-major; a strided input may keep them apart), with size-1 axes dropped:
- * the innermost group decides the plan (reduced: contiguous rows; kept: strided rows).
+ * the innermost group in storage decides the plan (reduced: contiguous rows; kept: strided rows).
  */
 function axisGroups(
   dims: readonly Dim[],
@@ -238,6 +238,19 @@ function axisGroups(
 }
 
 /**
+ * The group innermost in storage: the smallest stride when all are static, else the logical last
+ * (row-major inputs, where the two agree).
+ */
+function innermost(groups: readonly AxisGroup[]): AxisGroup | undefined {
+  const last = groups[groups.length - 1];
+  if (!groups.every((g) => typeof g.stride === "number")) return last;
+  return groups.reduce<AxisGroup | undefined>(
+    (best, g) => (!best || (g.stride as number) < (best.stride as number) ? g : best),
+    undefined,
+  );
+}
+
+/**
  * One output element per row; its reduced elements are combined in f32 (floats) or i32. A
  * strided input (`inputViews[0]`: a Transpose / Slice chain the scheduler folded) is read at
  * its view's offset and strides instead of being materialised first.
@@ -255,9 +268,9 @@ function lowerReduce(ctx: LowerCtx, kind: Kind): Lowering {
   const redStrides = strides.filter((_, k) => groups[k].reduced);
   const rows = mul(...kept.map((g) => g.dim));
   const len = mul(...red.map((g) => g.dim));
-  const last = groups[groups.length - 1];
+  const inner = innermost(groups);
   // Contiguous rows, or strided ones whose tiny inner span would leave a serial thread idle-waiting.
-  const cooperative = !last || last.reduced || (typeof last.dim === "number" && last.dim <= 4);
+  const cooperative = !inner || inner.reduced || (typeof inner.dim === "number" && inner.dim <= 4);
   const plan = rowPlan(len, ctx.target, cooperative);
   const acc: AccType = x.dtype === "f32" || x.dtype === "f16" || x.dtype === "f64" ? "f32" : "i32";
   const op: Combine = kind === "max" ? "max" : "add";

@@ -65,6 +65,34 @@ describe("reductions read strided inputs", () => {
     assert.equal(stepsOf(buildProgram(g, DEFAULT_TARGET, { stridedViews: false }), g, "Transpose"), 1);
   });
 
+  it("the axis innermost in storage picks the plan: a reduced axis transposed out of last place is cooperative", () => {
+    // x [2, 8, 64] transposed to [2, 64, 8] (strides [512, 1, 64]), summed over the 64: the logical
+    // last axis is kept (8) but the reduced one is contiguous, so a workgroup shares each row.
+    const b = new GraphBuilder("inner");
+    const x = b.input("x", "f32", [2, 8, 64]);
+    const t = b.op("Transpose", [b.op("Neg", [x])], { perm: [0, 2, 1] });
+    const y = b.op("ReduceSum", [t], { axes: [1], keepdims: 0 });
+    const g = b.output(y);
+    const gpu: Target = { ...DEFAULT_TARGET, matmul: "tiled" };
+    const p = buildProgram(g, gpu);
+    assert.equal(stepsOf(p, g, "Transpose"), 0);
+    const red = p.kernels[p.steps[p.steps.length - 1].kernel];
+    assert.ok(red.workgroupSize[0] > 1 && red.grid[0] === 16, JSON.stringify([red.workgroupSize, red.grid]));
+    // Summed over the 8 instead (stride 64; the kept 64 is contiguous): one invocation per row.
+    const b2 = new GraphBuilder("strided_rows");
+    const x2 = b2.input("x", "f32", [2, 8, 64]);
+    const t2 = b2.op("Transpose", [b2.op("Neg", [x2])], { perm: [0, 2, 1] });
+    const y2 = b2.op("ReduceSum", [t2], { axes: [2], keepdims: 0 });
+    const g2 = b2.output(y2);
+    const p2 = buildProgram(g2, gpu);
+    const red2 = p2.kernels[p2.steps[p2.steps.length - 1].kernel];
+    assert.equal(stepsOf(p2, g2, "Transpose"), 0);
+    assert.ok(red2.grid[0] < 128, JSON.stringify([red2.workgroupSize, red2.grid]));
+    const feeds = new Map([["x", wave([2, 8, 64], 3)]]);
+    matchesReference(g, p, feeds);
+    matchesReference(g2, p2, feeds);
+  });
+
   it("ReduceMean / ReduceSum / ReduceMax over kept and reduced axes of Transpose and Slice chains", () => {
     const b = new GraphBuilder("reduces");
     b.symbol("B");
