@@ -316,7 +316,11 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
   const h = kb.let("h", builtin("group_id", 1));
   const b = kb.let("b", builtin("group_id", 2));
   const lens = lensAt(b);
-  const i0 = kb.let("i0", iadd(imul(builtin("group_id", 0), wg * R), builtin("local_id", 0)));
+  const first = kb.let("first_row", imul(builtin("group_id", 0), wg * R));
+  const i0 = kb.let("i0", iadd(first, builtin("local_id", 0)));
+  // A workgroup whose rows are all padding (past the example's live query count) visits no key:
+  // its rows come out 0 like rows with no allowed key. The bound is uniform per workgroup.
+  const nkLoop = p.liveQ ? kb.let("nk_wg", select(lt(first, lens.nq), lens.nk, i32(0))) : lens.nk;
   const nq = dimExpr(p.Nq);
   const nk = dimExpr(p.Nk);
   const g = kb.let("g", div(h, dimExpr(floordiv(p.Hq, p.Hkv))));
@@ -389,7 +393,7 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
   if (!tuning.online && nkMax !== undefined && nkMax <= ROWS_MAX_PRIVATE_KEYS) {
     const nkStatic = nkMax;
     const sc = rows.map((_, r) => kb.array(`sc${r}_`, "f32", Math.max(1, nkStatic), "private"));
-    kb.for("j", 0, lens.nk, (j) => {
+    kb.for("j", 0, nkLoop, (j) => {
       const kv = kRow(j);
       rows.forEach((rw, r) => {
         const s = scoreAt(rw, r, kv, j);
@@ -401,7 +405,7 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
     const mSafe = rows.map((rw, r) => kb.let(`m_safe${r}_`, select(eq(rw.m, NEG_INF()), f32(0), rw.m)));
     // The scores are still in the private arrays: probabilities are written once, at the end.
     numer = (r, j) => unary("exp", sub(kb.load(sc[r], j), mSafe[r]));
-    kb.for("j", 0, lens.nk, (j) =>
+    kb.for("j", 0, nkLoop, (j) =>
       vRow(
         j,
         rows.map((rw, r) => {
@@ -412,7 +416,7 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
       ),
     );
   } else
-    kb.for("j", 0, lens.nk, (j) => {
+    kb.for("j", 0, nkLoop, (j) => {
       const kv = kRow(j);
       const ws = rows.map((rw, r) => {
         const s = scoreAt(rw, r, kv, j);
@@ -440,7 +444,7 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
       );
       const sRow = rw.sRow;
       const write = (): void => {
-        if (sb && sRow) kb.for("j", 0, lens.nk, (j) => kb.store(sb, iadd(sRow, j), mul(numer(r, j), inv)));
+        if (sb && sRow) kb.for("j", 0, nkLoop, (j) => kb.store(sb, iadd(sRow, j), mul(numer(r, j), inv)));
       };
       if (rw.sKeep) kb.if(rw.sKeep, write);
       else write();

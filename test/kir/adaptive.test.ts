@@ -250,3 +250,43 @@ test("an example's outputs after adaptive prunes are the same alone and in any b
   }
   assert.ok(unequal >= 3, `only ${unequal} of 6 batches had unequal counts`);
 });
+
+// The rows attention kernel covers 8 * 4 query rows per workgroup at head dim 4; with capacity 70
+// an example keeping 6 tokens leaves two workgroups of padding only, which visit no key. Their
+// rows (and for importance, the rows the launches read) must still match the reference.
+test("attention after an adaptive prune: workgroups of padding rows only give 0 rows and the reference's importance", () => {
+  const N = 80;
+  for (const scores of ["none", "cls", "colsum", "graph"] as const) {
+    const b = new GraphBuilder(`adaptive-padding-${scores}`);
+    const x = b.input("x", "f32", [2, N, 4]);
+    const s = b.input("s", "f32", [2, N]);
+    const [y, , count] = b.ops("tokens.prune", [x, s], { threshold: 0.5, capacity: 70, protect_first: 1 }, 3);
+    const t = b.op("Unsqueeze", [y, b.const("i64", [1], [1])]);
+    const outs = b.ops("attention", [t, t, t], { scores }, scores === "none" ? 1 : 2);
+    const g = b.output(count, ...outs);
+    // Example 0 keeps CLS + 5 tokens; example 1 keeps CLS + the 60 tokens scoring 0.9.
+    const sv = new Float32Array(2 * N);
+    for (let i = 0; i < N; i++) {
+      sv[i] = i >= 10 && i < 15 ? 0.9 : 0.1;
+      sv[N + i] = i >= 5 && i < 65 ? 0.9 : 0.1;
+    }
+    const feeds = new Map([
+      ["x", randTensor("f32", [2, N, 4], 7)],
+      ["s", makeTensor("f32", [2, N], sv)],
+    ]);
+    const want = runGraph(g, feeds);
+    assert.deepEqual(Array.from(want.get(g.outputs[0].name)!.data), [6, 61]);
+    const got = runProgramOnKir(buildProgram(g, DEFAULT_TARGET), feeds);
+    for (const v of g.outputs)
+      assertClose(
+        leadingBox(got.get(v.name)!, want.get(v.name)!.shape),
+        want.get(v.name)!,
+        1e-5,
+        `${scores}: ${v.name}`,
+      );
+    // Example 0's padding rows (6..69) of the attention output are 0 (-0 where a row was computed and scaled by 0).
+    const o = got.get(g.outputs[1].name)!;
+    for (let r = 6; r < 70; r++)
+      for (let c = 0; c < 4; c++) assert.ok(o.data[r * 4 + c] === 0, `${scores}: padding row ${r}`);
+  }
+});
