@@ -35,12 +35,12 @@ import { stridedOffset } from "../kir/views.js";
 import type { ElementStrides, LowerCtx } from "./registry.js";
 
 /**
- * Lowering of the fused `attention` op, in two variants of the main kernel: `rows` (one
- * invocation per query row, online softmax in registers, no barriers: CPU drivers) and
- * `workgroup` (one workgroup per query row, tree reductions, staged P·V: GPUs). Probabilities
- * are kept in a scratch row per (b, h, i); an invocation only reads back the entries it wrote
- * itself (workgroup barriers do not order storage writes), and later launches reduce them into
- * the importance output.
+ * Lowering of the fused `attention` op, in two variants of the main kernel: `rows` (R query
+ * rows per invocation, scores in registers / private arrays, no barriers: CPU drivers) and
+ * `workgroup` (one workgroup per query row, tree reductions, staged P·V: GPUs). With importance
+ * scores, probabilities go to a scratch ([B, Hq, Nq, Nk]; the rows variant keeps only query row 0
+ * for "cls", [B, Hq, Nk]); an invocation only reads back the entries it wrote itself (workgroup
+ * barriers do not order storage writes), and later launches reduce them into the importance output.
  */
 
 const WG = 64;
@@ -182,10 +182,12 @@ export function attentionLowering(
   tuning: RowsTuning = {},
 ): Lowering {
   const p = attnParts(ctx);
-  // The workgroup variant stages exponentials in the full probability scratch; rows only needs it
-  // for colsum / graph. "cls" only keeps query row 0 of each (b, h): [B, Hq, Nk].
+  // The workgroup variant stages exponentials in the full probability scratch (and keeps row 0's
+  // probabilities there for "cls"); rows only needs it for colsum / graph, and for "cls" keeps
+  // query row 0 of each (b, h) in its own [B, Hq, Nk] scratch (a second buffer would push the
+  // workgroup variant past 8 storage buffers with a mask, a bias and a live count).
   const full = variant === "workgroup" || p.scores === "colsum" || p.scores === "graph";
-  const cls = p.scores === "cls";
+  const cls = p.scores === "cls" && variant === "rows";
   const scratch: Scratch[] = [
     ...(full ? [{ name: PROBS, t: "f32" as const, size: dimMul(p.B, p.Hq, p.Nq, p.Nk) }] : []),
     ...(cls ? [{ name: CLS, t: "f32" as const, size: dimMul(p.B, p.Hq, p.Nk) }] : []),
@@ -298,8 +300,9 @@ function declareBufs(kb: KernelBuilder, p: AttnParts): Bufs {
  * of per-lane gathers. With a static key count of at most `ROWS_MAX_PRIVATE_KEYS`, a first pass
  * keeps every score in a private array and takes the row max, and a second pass exponentiates
  * against that final max: no data-dependent branch. Otherwise keys are visited once with an
- * online softmax that rescales a row when its running max grows. With importance scores, raw
- * scores also go to the scratch row and become probabilities with the final max and sum.
+ * online softmax that rescales a row when its running max grows. With importance scores, the
+ * two-pass path writes probabilities at the end from the private scores; the one-pass path stores
+ * raw scores during the pass and turns them into probabilities with the final max and sum.
  */
 function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
   const target = p.ctx.target;
@@ -487,7 +490,6 @@ function workgroupKernel(p: AttnParts): Kernel {
   const bufs = declareBufs(kb, p);
   const { q: qb, k: kbuf, v: vb, out: ob } = bufs;
   const sb = kb.buffer(PROBS, "f32", "read_write");
-  const cb = p.scores === "cls" ? kb.buffer(CLS, "f32", "read_write") : null;
   const qw = kb.array("q_row", "f32", Math.max(D, 1), "workgroup");
   const red = kb.array("red", "f32", WG, "workgroup");
   const pw = kb.array("p_chunk", "f32", WG, "workgroup");
@@ -578,11 +580,9 @@ function workgroupKernel(p: AttnParts): Kernel {
       const pj = kb.var("p", f32(0));
       kb.if(inRange, () => {
         kb.set(pj, mul(kb.load(sb, iadd(sRow, j)), inv));
-        if (cb) {
-          // Row 0 only (uniform per workgroup): [B, Hq, Nk].
-          const c = cb;
-          kb.if(eq(i, i32(0)), () => kb.store(c, iadd(imul(iadd(imul(b, dimExpr(Hq)), h), nk), j), pj));
-        } else if (p.scores !== "none") kb.store(sb, iadd(sRow, j), pj);
+        // "cls" reads only row 0 (a uniform test: one workgroup is one query row).
+        if (p.scores === "cls") kb.if(eq(i, i32(0)), () => kb.store(sb, iadd(sRow, j), pj));
+        else if (p.scores !== "none") kb.store(sb, iadd(sRow, j), pj);
       });
       kb.store(pw, t, pj);
       kb.barrier();
@@ -642,8 +642,9 @@ function importanceLaunches(p: AttnParts, scores: Exclude<ScoreKind, "none">, pr
         const sum = (): void =>
           kb.for("h", 0, dimExpr(Hq), (h) => {
             const bh = kb.let("bh", iadd(imul(b, dimExpr(Hq)), h));
-            // "cls" reads the row-0 scratch [B, Hq, Nk]; colsum the full [B, Hq, Nq, Nk].
-            if (scores === "cls") kb.set(acc, add(acc, kb.load(pb, iadd(imul(bh, nk), j))));
+            // "cls" reads row 0: the rows variant's [B, Hq, Nk] scratch or the full [B, Hq, Nq, Nk] one.
+            if (scores === "cls")
+              kb.set(acc, add(acc, kb.load(pb, probs === CLS ? iadd(imul(bh, nk), j) : pAt(bh, i32(0), j))));
             else kb.for("i", 0, lens.nq, (i) => kb.set(acc, add(acc, kb.load(pb, pAt(bh, i, j)))));
           });
         // Padding keys have no probabilities: their importance stays 0.

@@ -288,5 +288,47 @@ test("attention after an adaptive prune: workgroups of padding rows only give 0 
     const o = got.get(g.outputs[1].name)!;
     for (let r = 6; r < 70; r++)
       for (let c = 0; c < 4; c++) assert.ok(o.data[r * 4 + c] === 0, `${scores}: padding row ${r}`);
+    // Rows 32..69 fill workgroups of padding only: they visit no key, so their accumulators stay +0
+    // (a row that visited keys and was scaled by 0 gives -0 wherever its sum was negative).
+    for (let r = 32; r < 70; r++)
+      for (let c = 0; c < 4; c++)
+        assert.ok(Object.is(o.data[r * 4 + c], 0), `${scores}: padding-only workgroup row ${r} visited keys`);
   }
+});
+
+// GPU targets take the `workgroup` attention variant: with "cls" scores, a mask, a bias and a live
+// count it must still fit the WebGPU default of 8 storage buffers (row 0's probabilities stay in
+// the full scratch) and match the reference.
+test("workgroup attention with cls scores, mask, bias and a live count fits 8 storage buffers", () => {
+  const N = 12;
+  const target = { ...DEFAULT_TARGET, matmul: "tiled" as const };
+  const b = new GraphBuilder("cls-buffers");
+  const x = b.input("x", "f32", [2, N, 4]);
+  const s = b.input("s", "f32", [2, N]);
+  const [y, , count] = b.ops("tokens.prune", [x, s], { threshold: 0.5, capacity: 10, protect_first: 1 }, 3);
+  const t = b.op("Unsqueeze", [y, b.const("i64", [1], [1])]);
+  const mask = b.input("mask", "bool", [1, 1, 1, 1]);
+  const bias = b.input("bias", "f32", [1, 1, 1, 1]);
+  const g = b.output(count, ...b.ops("attention", [t, t, t, mask, bias], { scores: "cls" }, 2));
+  const feeds = new Map([
+    ["x", randTensor("f32", [2, N, 4], 3)],
+    [
+      "s",
+      makeTensor(
+        "f32",
+        [2, N],
+        new Float32Array(2 * N).map((_, i) => (i % 3 === 0 ? 0.9 : 0.1)),
+      ),
+    ],
+    ["mask", makeTensor("bool", [1, 1, 1, 1], [1])],
+    ["bias", makeTensor("f32", [1, 1, 1, 1], [0.5])],
+  ]);
+  const p = buildProgram(g, target);
+  const attn = p.kernels.filter((k) => k.name.endsWith("_attn"));
+  assert.equal(attn.length, 1, "the workgroup variant's main kernel");
+  assert.equal(attn[0].params.length, 8, attn[0].params.map((q) => q.name).join(", "));
+  const want = runGraph(g, feeds);
+  const got = runProgramOnKir(p, feeds);
+  for (const v of g.outputs)
+    assertClose(leadingBox(got.get(v.name)!, want.get(v.name)!.shape), want.get(v.name)!, 1e-5, v.name);
 });
