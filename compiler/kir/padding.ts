@@ -170,6 +170,9 @@ export function capacityPadded(g: Graph): (v: Value | null | undefined) => boole
   return (v) => !!v && v.type.dims.some((d) => [...freeSymbols(d)].some((x) => caps.has(x)));
 }
 
+/** A node that cannot run on capacity-padded inputs (thrown by `PaddedAxes.require`). */
+export class PaddingRefusal extends Error {}
+
 /** The data-dependent symbols of a graph and the checks of their consumers. */
 export class PaddedAxes {
   readonly symbols = new Map<string, PaddedSymbol>();
@@ -204,7 +207,7 @@ export class PaddedAxes {
       v?.type.dims.forEach((dim, axis) => {
         for (const s of freeSymbols(dim)) {
           if (this.unsourced.has(s))
-            throw new Error(
+            throw new PaddingRefusal(
               `reads ${v.name}, whose axis ${axis} has the data-dependent length ${s}, which runs at its capacity ` +
                 "with no adaptive tokens.prune count to mask the padding by",
             );
@@ -213,13 +216,13 @@ export class PaddedAxes {
           const use = this.use(n, input, axis, dim, src);
           if (use === "live") {
             if (!src.count)
-              throw new Error(
+              throw new PaddingRefusal(
                 `reads ${v.name}, whose axis ${axis} has the data-dependent length ${s}; its kernels mask padding ` +
                   `by the live count, so the adaptive tokens.prune %${src.prune.outputs[0].name} needs its count output`,
               );
             live.set(s, src);
           } else if (use !== "rows")
-            throw new Error(
+            throw new PaddingRefusal(
               `reads ${v.name}, whose axis ${axis} has the data-dependent length ${s} (adaptive tokens.prune ` +
                 `%${src.prune.outputs[0].name}; devices run it at its capacity with padding rows): ${n.op} ${use.refuse}`,
             );
@@ -235,7 +238,9 @@ export class PaddedAxes {
       this.require(n);
       return undefined;
     } catch (e) {
-      return e instanceof Error ? e.message : String(e);
+      // Only the rules' refusals: anything else is a bug and must surface.
+      if (e instanceof PaddingRefusal) return e.message;
+      throw e;
     }
   }
 
