@@ -39,7 +39,7 @@ describe("HostWaitEstimate", () => {
 
 // A chain of matmuls long enough (tens of ms on lavapipe) for the sleep to happen from run 2 on.
 const SRC = `
-dim = 192
+dim = 256
 model m(x: f32[dim, dim]) -> (y: f32[dim, dim]) {
   param w: f32[dim, dim] = normal(std: 0.07)
   y = matmul(matmul(matmul(matmul(x, w), w), w), w)
@@ -61,18 +61,24 @@ describe("WebGPU runtime: sleeping before the readback", () => {
       ),
     );
     try {
+      const slept: number[] = [];
       for (let r = 0; r < 5; r++) {
-        const feeds = new Map([["x", seeded("f32", [192, 192], 11 + r)]]);
+        const feeds = new Map([["x", seeded("f32", [256, 256], 11 + r)]]);
         const want = runGraph(g, feeds).get("y")!;
         const got = (await a.run(feeds)).get("y")!;
         assertClose(got, want, 1e-4, `run ${r} vs the CPU reference`);
         assert.deepEqual(got.data, (await b.run(feeds)).get("y")!.data, `run ${r}: sleeping vs polling`);
         // The first two runs of a binding have no estimate (the first is not counted); later ones
-        // sleep (the chain takes well over 4 ms).
+        // may sleep (the chain takes well over 4 ms). A run whose submit and error-scope checks
+        // already took 80% of the estimate (a loaded machine) awaits at once, so only some must.
         if (r < 2) assert.equal(a.lastSleepMs, 0, `run ${r}`);
-        else assert.ok(a.lastSleepMs > 0, `run ${r} slept ${a.lastSleepMs} ms`);
+        else slept.push(a.lastSleepMs);
         assert.equal(b.lastSleepMs, 0, "the polling runtime never sleeps");
       }
+      assert.ok(
+        slept.some((ms) => ms > 0),
+        `runs 2-4 slept ${slept.join(", ")} ms`,
+      );
     } finally {
       a.destroy();
       b.destroy();
