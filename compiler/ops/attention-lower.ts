@@ -347,7 +347,7 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
         !sb || (cls && r > 0)
           ? null
           : kb.let(`s_row${r}_`, imul(cls ? iadd(imul(b, dimExpr(p.Hq)), h) : row, nk)),
-      sKeep: cls ? and(lt(i0, nq), eq(i0, i32(0))) : null,
+      sKeep: cls && r === 0 ? and(lt(i0, nq), eq(i0, i32(0))) : null,
       m: kb.var(`m${r}_`, NEG_INF()),
       l: kb.var(`l${r}_`, f32(0)),
       acc: Array.from({ length: Dv }, (_, e) => kb.var(`acc${r}_${e}`, f32(0))),
@@ -412,7 +412,7 @@ function rowsKernel(p: AttnParts, tuning: RowsTuning): Kernel {
       vRow(
         j,
         rows.map((rw, r) => {
-          const w = kb.let(`w${r}_`, unary("exp", sub(kb.load(sc[r], j), mSafe[r])));
+          const w = kb.let(`w${r}_`, numer(r, j));
           kb.set(rw.l, add(rw.l, w));
           return w;
         }),
